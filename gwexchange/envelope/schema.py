@@ -1,0 +1,97 @@
+"""Validation of the 公文 XML against ``schemas/gongwen.xsd``.
+
+Two validators over one schema file: libxml2 (through lxml) is the fast gate on every read; when it refuses, the
+pure-Python xmlschema validates again to explain, and the message names the element in Chinese.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import xmlschema
+from lxml import etree
+
+from gwexchange.errors import DocumentError
+
+# Chinese names of the schema's elements and attributes, for clerk-facing messages.
+CHINESE_NAMES = {
+    "Document": "公文",
+    "Kind": "文种",
+    "CopyNumber": "份号",
+    "Classification": "密级",
+    "period": "保密期限",
+    "Urgency": "紧急程度",
+    "Issuers": "发文机关",
+    "IssuerMark": "发文机关标志",
+    "DocNumber": "发文字号",
+    "Signer": "签发人",
+    "Title": "标题",
+    "MainRecipients": "主送机关",
+    "line": "主送机关",
+    "Department": "机关",
+    "code": "机关代码",
+    "Body": "正文",
+    "P": "正文段落",
+    "AttachmentNote": "附件说明",
+    "Item": "附件说明",
+    "SignatureName": "发文机关署名",
+    "Date": "成文日期",
+    "Note": "附注",
+    "Attachments": "附件",
+    "Attachment": "附件",
+    "CopyRecipients": "抄送机关",
+    "Printer": "印发机关",
+    "PrintDate": "印发日期",
+    "Signing": "签署",
+}
+
+
+def schema_path() -> Path:
+    """``schemas/gongwen.xsd``: beside the package in a source tree, inside it in an installed wheel."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "schemas" / "gongwen.xsd", here.parent / "schemas" / "gongwen.xsd"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("schemas/gongwen.xsd is missing from this installation")
+
+
+@functools.cache
+def _libxml2_schema() -> etree.XMLSchema:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    return etree.XMLSchema(etree.parse(str(schema_path()), parser))
+
+
+@functools.cache
+def _xmlschema_schema() -> Any:
+    return xmlschema.XMLSchema(str(schema_path()))
+
+
+def check(root: etree._Element) -> None:
+    """Raise ``DocumentError`` unless ``root`` is a valid 公文 element (draft or signed)."""
+    if _libxml2_schema().validate(root):
+        return
+    for error in _xmlschema_schema().iter_errors(root):
+        raise DocumentError(_element_name(error), f"不符合公文格式规范：{_reason(error)}")
+    # Both validators implement XSD 1.0; if only libxml2 objects, report its words.
+    last = _libxml2_schema().error_log.last_error
+    raise DocumentError("公文", f"不符合公文格式规范：{last.message if last else 'schema validation failed'}")
+
+
+def _element_name(error: Any) -> str:
+    path = str(getattr(error, "path", "") or "")
+    steps = [re.sub(r"^.*[:}]|\[\d+\]$", "", step) for step in path.split("/") if step]
+    reason = str(getattr(error, "reason", "") or "")
+    attribute = re.search(r"attribute (\w+)=", reason)
+    if attribute and attribute.group(1) in CHINESE_NAMES:
+        return CHINESE_NAMES[attribute.group(1)]
+    for step in reversed(steps):
+        if step in CHINESE_NAMES:
+            return CHINESE_NAMES[step]
+    return "公文"
+
+
+def _reason(error: Any) -> str:
+    return str(getattr(error, "reason", None) or error).replace("\n", " ")

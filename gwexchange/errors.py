@@ -1,0 +1,56 @@
+"""The one error tree of gwexchange.
+
+Every failure the library reports is a ``GwxError``; foreign exceptions (lxml, cryptography, xmlschema) are
+wrapped at the boundary where they happen, never leaked. The tree is split by whose fault it is:
+
+    GwxError
+    ├── InputError              the caller handed us something wrong: fix the input
+    │   ├── DocumentError       a 公文 element breaks GB/T 9704 or our schema (names the element in Chinese)
+    │   ├── XmlInputError       bytes that are not acceptable XML (DTD, entities, too large, too deep, …)
+    │   └── ConfigError         a file, passphrase or option the user supplied is missing or unusable
+    └── VerificationError       a signature, certificate or digest does not prove what it claims
+        ├── SignatureError      the XML-DSig is outside our profile or does not verify
+        └── TrustError          the certificate does not chain to the root, is expired, revoked or misused
+
+The CLI prints ``str(error)`` as one plain line; the message is written for the clerk, in Chinese where it
+names a document element.
+"""
+
+from __future__ import annotations
+
+
+class GwxError(Exception):
+    """Base of every error gwexchange raises on purpose."""
+
+
+class InputError(GwxError):
+    """The input is wrong; the same call with corrected input will work."""
+
+
+class DocumentError(InputError):
+    """A document element is missing or malformed. ``element`` is its Chinese name (份号, 密级, …)."""
+
+    def __init__(self, element: str, problem: str) -> None:
+        self.element = element
+        self.problem = problem
+        super().__init__(f"{element}：{problem}")
+
+
+class XmlInputError(InputError):
+    """Bytes that the hardened XML parser refuses (malformed, DTD, entities, oversized, too deep)."""
+
+
+class ConfigError(InputError):
+    """A key, certificate, passphrase or option the user supplied cannot be used."""
+
+
+class VerificationError(GwxError):
+    """Something signed does not verify. Never caught and ignored: a caller either handles it or fails."""
+
+
+class SignatureError(VerificationError):
+    """The XML signature is outside the accepted profile, or its digest or value does not match."""
+
+
+class TrustError(VerificationError):
+    """The signer's certificate is not trusted for this use at this time (path, validity, usage, revocation)."""
