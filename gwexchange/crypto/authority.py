@@ -8,14 +8,12 @@ Layout of an authority home::
     index.json               every certificate issued: serial, holder, usage, validity, revocation
     issued/<code>/<usage>.crt, <usage>.key   certificates and (encrypted) keys handed to their holders
 
-Every write is atomic (temporary file, then rename), so a crash leaves the old state or the new one.
+Every write is atomic (``files.atomic_write``), so a crash leaves the old state or the new one.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,6 +26,7 @@ from gwexchange.crypto.certificates import RevocationReason, Role, Usage
 from gwexchange.crypto.keys import KeyAlgorithm, Protection, generate_key, key_from_pem, key_to_pem
 from gwexchange.crypto.suite import PrivateKey
 from gwexchange.errors import ConfigError
+from gwexchange.files import atomic_write
 
 ROOT_LIFETIME = timedelta(days=20 * 365)
 CERT_LIFETIME = timedelta(days=5 * 365)
@@ -86,8 +85,8 @@ class Authority:
         root = certs.make_root(
             key, code=code, name=name, not_before=now, lifetime=ROOT_LIFETIME, serial=x509.random_serial_number()
         )
-        _write(home / "root.key", key_to_pem(key, protection), private=True)
-        _write(home / "root.crt", root.public_bytes(serialization.Encoding.PEM))
+        atomic_write(home / "root.key", key_to_pem(key, protection), private=True)
+        atomic_write(home / "root.crt", root.public_bytes(serialization.Encoding.PEM))
         authority = cls(home, key, root)
         authority._save_index(_Index(crl_number=0, issued=[]))
         authority.publish_crl(now=now)
@@ -131,8 +130,8 @@ class Authority:
         folder = self.home / "issued" / code
         folder.mkdir(parents=True, exist_ok=True)
         files = IssuedFiles(certificate=folder / f"{usage.value}.crt", key=folder / f"{usage.value}.key")
-        _write(files.key, key_to_pem(key, protection), private=True)
-        _write(files.certificate, cert.public_bytes(serialization.Encoding.PEM))
+        atomic_write(files.key, key_to_pem(key, protection), private=True)
+        atomic_write(files.certificate, cert.public_bytes(serialization.Encoding.PEM))
         index = self._load_index()
         entry = IssuedCertificate(
             serial=f"{cert.serial_number:x}",
@@ -146,8 +145,10 @@ class Authority:
         self._save_index(index)
         return files
 
-    def issued(self) -> list[IssuedCertificate]:
-        return list(self._load_index().issued)
+    @staticmethod
+    def read_issued(home: Path) -> list[IssuedCertificate]:
+        """The index of an authority home; reading it needs no key."""
+        return list(_load_index(home).issued)
 
     def revoke(self, serial: str, *, reason: RevocationReason, now: datetime) -> IssuedCertificate:
         """Mark a certificate revoked and publish a new CRL at once."""
@@ -179,30 +180,18 @@ class Authority:
             self._key, self.root, revocations, number=index.crl_number, this_update=now, next_update=now + lifetime
         )
         path = self.home / "crl.pem"
-        _write(path, crl.public_bytes(serialization.Encoding.PEM))
+        atomic_write(path, crl.public_bytes(serialization.Encoding.PEM))
         self._save_index(index)
         return path
 
     def _load_index(self) -> _Index:
-        raw = json.loads((self.home / "index.json").read_text(encoding="utf-8"))
-        return _Index(crl_number=int(raw["crl_number"]), issued=[IssuedCertificate(**e) for e in raw["issued"]])
+        return _load_index(self.home)
 
     def _save_index(self, index: _Index) -> None:
         raw = {"crl_number": index.crl_number, "issued": [asdict(e) for e in index.issued]}
-        _write(self.home / "index.json", json.dumps(raw, ensure_ascii=False, indent=2).encode("utf-8"))
+        atomic_write(self.home / "index.json", json.dumps(raw, ensure_ascii=False, indent=2).encode("utf-8"))
 
 
-def _write(path: Path, data: bytes, *, private: bool = False) -> None:
-    """Atomic write: a reader sees the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        if private:
-            os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _load_index(home: Path) -> _Index:
+    raw = json.loads((home / "index.json").read_text(encoding="utf-8"))
+    return _Index(crl_number=int(raw["crl_number"]), issued=[IssuedCertificate(**e) for e in raw["issued"]])

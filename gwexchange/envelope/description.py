@@ -2,12 +2,12 @@
 
 The format is the one of ``examples/*.toml``: the GB/T 9704 elements as keys, recipients by department code, the
 body and attachments as file names relative to the TOML file. File access is the caller's: it passes ``read``,
-which returns the bytes of a named file, so this module stays free of I/O.
+which returns the bytes of the named body file, and ``measure``, which returns the size and SHA-256 of a named
+attachment (streamed: attachments can be hundreds of megabytes), so this module stays free of I/O.
 """
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
 import re
 import tomllib
@@ -57,10 +57,13 @@ _NOTE_ITEM = re.compile(r"([0-9]+)[.．、]\s*")
 _SALUTATION_MAX = 200
 
 Reader = Callable[[str], bytes]
+Measurer = Callable[[str], tuple[int, str]]
 E = TypeVar("E", DocKind, Classification, Urgency)
 
 
-def load_description(toml_text: str, read: Reader, departments: Mapping[str, str] | None = None) -> Document:
+def load_description(
+    toml_text: str, read: Reader, measure: Measurer, departments: Mapping[str, str] | None = None
+) -> Document:
     """Build the document a clerk described. ``departments`` maps codes to names where they are known."""
     try:
         spec = tomllib.loads(toml_text)
@@ -81,7 +84,7 @@ def load_description(toml_text: str, read: Reader, departments: Mapping[str, str
 
     body_name = _string(spec, "body")
     salutation, paragraphs, note_items = split_body(_decode_body(read(body_name), body_name))
-    attachments = tuple(_attachment(entry, read) for entry in _list(spec, "attachments"))
+    attachments = tuple(_attachment(entry, measure) for entry in _list(spec, "attachments"))
     if attachments and note_items and len(note_items) != len(attachments):
         raise DocumentError("附件说明", f"正文列出{len(note_items)}个附件，描述文件给出{len(attachments)}个附件文件")
     if attachments and not note_items:
@@ -147,21 +150,21 @@ def _decode_body(data: bytes, name: str) -> str:
         raise DocumentError("正文", f"正文文件 {name} 不是 UTF-8 编码（第{e.start}字节）") from e
 
 
-def _attachment(entry: object, read: Reader) -> Attachment:
+def _attachment(entry: object, measure: Measurer) -> Attachment:
     if isinstance(entry, str):
         entry = {"file": entry}
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
         raise DocumentError("附件", f"每个附件应为文件路径或 {{file = …, title = …}}，实际为 {entry!r}")
     path = entry["file"]
-    data = read(path)
+    size, sha256 = measure(path)
     name = PurePosixPath(path.replace("\\", "/")).name
     media_type = entry.get("media_type") or mimetypes.guess_type(name)[0] or "application/octet-stream"
     return Attachment(
         title=str(entry.get("title") or PurePosixPath(name).stem),
         file_name=name,
         media_type=str(media_type),
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        size=size,
+        sha256=sha256,
     )
 
 

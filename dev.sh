@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The two jobs of README.md, from a machine that has only python3:
+#   ./dev.sh demo   set up, then run the end-to-end demo (examples/demo.sh)
+#   ./dev.sh test   set up (Debian's xmlsec1 and xmllint included), then lint, type-check and run every test
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV="${GWX_VENV:-.venv}"
+
+setup_python() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "== creating $VENV"
+    python3 -m venv "$VENV"
+  fi
+  # Reinstall only when the dependency list changed since the last setup.
+  local stamp="$VENV/.gwx-installed"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "== installing gwexchange and its dependencies into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+    touch "$stamp"
+  fi
+}
+
+setup_system_tools() {
+  # The reference tools the interop tests run: xmlsec1 (XML-DSig) and xmllint (libxml2 schema validation).
+  if command -v xmlsec1 >/dev/null && command -v xmllint >/dev/null; then
+    return
+  fi
+  echo "== installing Debian packages xmlsec1 libxml2-utils"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends xmlsec1 libxml2-utils >/dev/null
+}
+
+case "${1:-}" in
+  demo)
+    setup_python
+    PATH="$PWD/$VENV/bin:$PATH" exec bash examples/demo.sh
+    ;;
+  test)
+    setup_system_tools
+    setup_python
+    echo "== ruff"
+    "$VENV/bin/ruff" check gwexchange tests bench
+    echo "== mypy --strict gwexchange"
+    "$VENV/bin/mypy" gwexchange
+    echo "== pytest"
+    exec "$VENV/bin/pytest" -q "${@:2}"
+    ;;
+  *)
+    echo "usage: ./dev.sh demo | ./dev.sh test [pytest arguments]" >&2
+    exit 2
+    ;;
+esac

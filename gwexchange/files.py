@@ -1,0 +1,93 @@
+"""The file-system edge: reading clerks' description files, hashing attachments, writing files atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+from gwexchange.envelope.description import load_description
+from gwexchange.envelope.model import Document
+from gwexchange.errors import ConfigError, DocumentError
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+CHUNK = 1024 * 1024
+
+
+def atomic_write(path: Path, data: bytes, *, private: bool = False) -> None:
+    """A reader sees the old file or the new one, never half of one; ``private`` files are mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        if private:
+            os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def measure_file(path: Path) -> tuple[int, str]:
+    """Size and SHA-256 (hex) of a file, read in chunks so any size fits in memory."""
+    h = hashlib.sha256()
+    size = 0
+    for chunk in read_chunks(path):
+        h.update(chunk)
+        size += len(chunk)
+    return size, h.hexdigest()
+
+
+def read_departments(path: Path) -> dict[str, str]:
+    """A department list: ``[departments]`` mapping codes to names."""
+    try:
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read the department list {path}: {e}") from e
+    table = spec.get("departments")
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise ConfigError(f"{path} must have a [departments] table of code = \"name\" lines")
+    return {str(k): str(v) for k, v in table.items()}
+
+
+def load_description_file(path: Path, departments: Path | None = None) -> Document:
+    """Load a description; relative names in it are relative to its folder.
+
+    Without ``departments``, a ``departments.toml`` beside the description supplies department names.
+    """
+    folder = path.parent
+    if departments is None and (folder / "departments.toml").is_file():
+        departments = folder / "departments.toml"
+
+    def resolve(name: str) -> Path:
+        target = folder / name
+        if not target.is_file():
+            raise DocumentError("描述文件", f"找不到文件 {name}（相对于 {folder}）")
+        return target
+
+    def read(name: str) -> bytes:
+        target = resolve(name)
+        if target.stat().st_size > MAX_BODY_BYTES:
+            raise DocumentError("正文", f"正文文件 {name} 超过 {MAX_BODY_BYTES // 1024 // 1024} MB")
+        return target.read_bytes()
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ConfigError(f"description file {path} does not exist") from e
+    except UnicodeDecodeError as e:
+        raise DocumentError("描述文件", f"{path} 不是 UTF-8 编码") from e
+    names = read_departments(departments) if departments is not None else None
+    return load_description(text, read, lambda name: measure_file(resolve(name)), names)
