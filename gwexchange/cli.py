@@ -18,13 +18,14 @@ from typing import Annotated, Any
 import typer
 from cryptography import x509
 
+from gwexchange import xmlsafe
 from gwexchange.crypto.authority import Authority
 from gwexchange.crypto.certificates import RevocationReason, Role, Usage
 from gwexchange.crypto.keys import KeyAlgorithm, Protection, UnsafeUnencrypted, key_from_pem
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.model import Document
-from gwexchange.envelope.signing import VerifiedDocument, sign_document, verify_attachment, verify_document
+from gwexchange.envelope.signing import SIGNING_TAG, VerifiedDocument, sign_document, verify_attachment, verify_document
 from gwexchange.envelope.xmlform import document_from_element, document_to_xml
 from gwexchange.errors import ConfigError, GwxError, VerificationError
 from gwexchange.files import atomic_write, load_description_file, read_chunks
@@ -216,7 +217,9 @@ def doc_new(
     doc = load_description_file(description, departments)
     out = output or description.with_suffix(".xml")
     atomic_write(out, document_to_xml(doc))
-    typer.echo(f"已起草：{out}（{doc.kind}，{doc.doc_number.text}，{len(doc.body)} 段，附件 {len(doc.attachments)} 个）")
+    typer.echo(
+        f"已起草：{out}（{doc.kind}，{doc.doc_number.text}，{len(doc.body)} 段，附件 {len(doc.attachments)} 个）"
+    )
 
 
 @doc_app.command("sign")
@@ -251,9 +254,6 @@ def doc_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a document, in Chinese, in the order of GB/T 9704 (does not verify: use 'gwx verify')."""
-    from gwexchange import xmlsafe
-    from gwexchange.envelope.signing import SIGNING_TAG
-
     root = xmlsafe.parse(_read(file))
     doc = document_from_element(root)
     signings = [(s.get("department", ""), s.get("time", "")) for s in root.iter(SIGNING_TAG)]

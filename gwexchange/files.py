@@ -58,7 +58,7 @@ def read_departments(path: Path) -> dict[str, str]:
         raise ConfigError(f"cannot read the department list {path}: {e}") from e
     table = spec.get("departments")
     if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
-        raise ConfigError(f"{path} must have a [departments] table of code = \"name\" lines")
+        raise ConfigError(f'{path} must have a [departments] table of code = "name" lines')
     return {str(k): str(v) for k, v in table.items()}
 
 

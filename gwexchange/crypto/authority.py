@@ -98,7 +98,9 @@ class Authority:
             key_pem = (home / "root.key").read_bytes()
             root = x509.load_pem_x509_certificate((home / "root.crt").read_bytes())
         except FileNotFoundError as e:
-            raise ConfigError(f"{home} is not a CA home (no root.key / root.crt); create one with 'gwx pki init'") from e
+            raise ConfigError(
+                f"{home} is not a CA home (no root.key / root.crt); create one with 'gwx pki init'"
+            ) from e
         return cls(home, key_from_pem(key_pem, passphrase, source=str(home / "root.key")), root)
 
     def issue(

@@ -68,7 +68,6 @@ class Suite:
             return method, key.sign(data, padding.PKCS1v15(), hashes.SHA256())
         raise ConfigError(f"{method.name} cannot sign with a {type(key).__name__}")
 
-
     def verify(self, key: PublicKey, method: SignatureMethod, signature: bytes, data: bytes) -> None:
         """Raise ``SignatureError`` unless ``signature`` over ``data`` verifies with ``key`` under ``method``."""
         if method not in self.signature_methods:
@@ -86,7 +85,6 @@ class Suite:
                 raise SignatureError(f"signature method {method.name} does not match the certificate's key type")
         except InvalidSignature as e:
             raise SignatureError("signature value does not verify") from e
-
 
 
 INTERNATIONAL = Suite(

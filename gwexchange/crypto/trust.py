@@ -145,4 +145,3 @@ def _extension(cert: x509.Certificate, kind: type[T]) -> T | None:
 
 def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-

@@ -121,7 +121,9 @@ def verify_enveloped(
     method = SignatureMethod(_algorithm(signature_method, {m.value for m in suite.signature_methods}, "signature"))
     _only_attributes(reference, _REFERENCE_ATTRS)
     if reference.get("URI") != "":
-        raise SignatureError('the reference must be URI="" (the whole document); external and ID references are refused')
+        raise SignatureError(
+            'the reference must be URI="" (the whole document); external and ID references are refused'
+        )
     transforms, digest_method, digest_value = _children(reference, ("Transforms", "DigestMethod", "DigestValue"))
     _only_attributes(transforms, frozenset())
     found = tuple(_algorithm(t, set(_TRANSFORMS), "transform") for t in _children(transforms, ("Transform",) * 2))
@@ -150,7 +152,8 @@ def _document_without(root: etree._Element, signature: etree._Element) -> bytes:
     stays in the document, so it is moved to the previous node for the duration of the canonicalization.
     """
     parent = signature.getparent()
-    assert parent is not None
+    if parent is None:
+        raise SignatureError("a signature must sit inside the document it signs")
     index = parent.index(signature)
     previous = signature.getprevious()
     tail = signature.tail

@@ -50,8 +50,7 @@ KEYS = {
     "printer": "印发机关",
     "print_date": "印发日期",
 }
-REQUIRED = ("kind", "classification", "issuer", "issuer_mark", "doc_number", "title", "body", "signature_name",
-            "date")
+REQUIRED = ("kind", "classification", "issuer", "issuer_mark", "doc_number", "title", "body", "signature_name", "date")
 _ATTACHMENT_NOTE = re.compile(r"附件[：:]\s*")
 _NOTE_ITEM = re.compile(r"([0-9]+)[.．、]\s*")
 _SALUTATION_MAX = 200
@@ -132,8 +131,8 @@ def split_body(text: str) -> tuple[str | None, list[str], tuple[str, ...]]:
     for i, line in enumerate(lines):
         opening = _ATTACHMENT_NOTE.match(line)
         if opening:
-            items = [_NOTE_ITEM.sub("", rest, count=1).strip() for rest in [line[opening.end():], *lines[i + 1:]]]
-            numbered = [bool(_NOTE_ITEM.match(rest)) for rest in [line[opening.end():], *lines[i + 1:]]]
+            items = [_NOTE_ITEM.sub("", rest, count=1).strip() for rest in [line[opening.end() :], *lines[i + 1 :]]]
+            numbered = [bool(_NOTE_ITEM.match(rest)) for rest in [line[opening.end() :], *lines[i + 1 :]]]
             if len(items) > 1 and not all(numbered):
                 raise DocumentError("附件说明", "多个附件应逐行编号（1. 2. …），且附件说明应位于正文之后")
             lines = lines[:i]

@@ -6,9 +6,9 @@ naming the element in Chinese and saying what is wrong. Elements are kept in the
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
-from datetime import date
 from enum import StrEnum
 
 from gwexchange.errors import DocumentError
@@ -83,7 +83,9 @@ MAX_TEXT = 10_000
 def check_text(element: str, value: str, *, max_length: int = MAX_TEXT) -> str:
     """A one-line text element: not empty, no surrounding blanks, only characters XML can carry."""
     if not isinstance(value, str) or value != value.strip() or not value:
-        raise DocumentError(element, "不能为空" if not isinstance(value, str) or not value.strip() else "首尾不能有空白字符")
+        raise DocumentError(
+            element, "不能为空" if not isinstance(value, str) or not value.strip() else "首尾不能有空白字符"
+        )
     if len(value) > max_length:
         raise DocumentError(element, f"长度为{len(value)}个字符，超过上限{max_length}")
     bad = _FORBIDDEN_CHARS.search(value)
@@ -148,7 +150,8 @@ class DocNumber:
 
     def _match(self) -> re.Match[str]:
         m = _DOC_NUMBER.fullmatch(self.text)
-        assert m is not None  # checked at construction
+        if m is None:  # unreachable: checked at construction
+            raise DocumentError("发文字号", self.text)
         return m
 
 
@@ -204,7 +207,7 @@ class Document:
     title: str  # 标题
     body: tuple[str, ...]  # 正文: paragraphs; headings open with 一、 （一） 1. （1） (see heading_level)
     signature_names: tuple[str, ...]  # 发文机关署名, one per issuer
-    date: date  # 成文日期
+    date: dt.date  # 成文日期
     copy_number: str | None = None  # 份号
     secrecy_period: str | None = None  # 保密期限
     urgency: Urgency | None = None  # 紧急程度
@@ -216,7 +219,7 @@ class Document:
     note: str | None = None  # 附注
     copy_recipients: tuple[Department, ...] = ()  # 抄送机关
     printer: str | None = None  # 印发机关
-    print_date: date | None = None  # 印发日期
+    print_date: dt.date | None = None  # 印发日期
 
     def __post_init__(self) -> None:
         _check_enum("文种", self.kind, DocKind)
@@ -262,7 +265,7 @@ class Document:
             )
         for name in self.signature_names:
             check_text("发文机关署名", name, max_length=200)
-        if not isinstance(self.date, date):
+        if not isinstance(self.date, dt.date):
             raise DocumentError("成文日期", "应为日期")
         if self.note is not None:
             check_text("附注", self.note, max_length=1000)

@@ -76,8 +76,8 @@ def check(root: etree._Element) -> None:
     for error in _xmlschema_schema().iter_errors(root):
         raise DocumentError(_element_name(error), f"不符合公文格式规范：{_reason(error)}")
     # Both validators implement XSD 1.0; if only libxml2 objects, report its words.
-    last = _libxml2_schema().error_log.last_error
-    raise DocumentError("公文", f"不符合公文格式规范：{last.message if last else 'schema validation failed'}")
+    log = str(_libxml2_schema().error_log).splitlines()
+    raise DocumentError("公文", f"不符合公文格式规范：{log[-1] if log else 'schema validation failed'}")
 
 
 def _element_name(error: Any) -> str:

@@ -17,6 +17,7 @@ when — and raises otherwise. Signed bytes are never re-serialised: ``signed_by
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -90,7 +91,7 @@ def sign_document(xml: bytes, signer: Signer, *, at: datetime, trust: TrustPolic
     cert = signer.certificate
     if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
         raise ConfigError(f"the signing certificate of {identity.code} is not valid at {at.strftime(TIME_FORMAT)}")
-    signing = etree.SubElement(root, SIGNING_TAG, department=identity.code, time=at.strftime(TIME_FORMAT))
+    etree.SubElement(root, SIGNING_TAG, department=identity.code, time=at.strftime(TIME_FORMAT))
     sign_enveloped(root, signer)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
@@ -194,10 +195,12 @@ def _check_signers(document: Document, signatures: list[DocumentSignature], *, c
     issuers = [d.code for d in document.issuers]
     signed = [s.department for s in signatures]
     if signed != issuers[: len(signed)]:
-        raise SignatureError(f"signatures by {', '.join(signed)} do not follow the issuing departments {', '.join(issuers)}")
+        raise SignatureError(
+            f"signatures by {', '.join(signed)} do not follow the issuing departments {', '.join(issuers)}"
+        )
     if complete and len(signed) < len(issuers):
-        missing = ", ".join(issuers[len(signed):])
+        missing = ", ".join(issuers[len(signed) :])
         raise SignatureError(f"the document is not fully signed: {missing} has not signed yet")
-    for earlier, later in zip(signatures, signatures[1:], strict=False):
+    for earlier, later in itertools.pairwise(signatures):
         if later.signed_at < earlier.signed_at:
             raise SignatureError(f"{later.department} claims to have signed before {earlier.department}")

@@ -115,8 +115,7 @@ def document_from_element(root: etree._Element) -> Document:
 
     def departments(local: str) -> tuple[Department, ...]:
         return tuple(
-            Department(code=el.get("code", ""), name=el.text)
-            for el in root.iterfind(f"{q(local)}/{q('Department')}")
+            Department(code=el.get("code", ""), name=el.text) for el in root.iterfind(f"{q(local)}/{q('Department')}")
         )
 
     classification = root.find(q("Classification"))
@@ -124,9 +123,9 @@ def document_from_element(root: etree._Element) -> Document:
     printed = text("PrintDate")
     urgency = text("Urgency")
     return Document(
-        kind=DocKind(text("Kind")),
+        kind=DocKind(text("Kind") or ""),
         copy_number=text("CopyNumber"),
-        classification=Classification(classification.text if classification is not None else ""),
+        classification=Classification(classification.text or "" if classification is not None else ""),
         secrecy_period=classification.get("period") if classification is not None else None,
         urgency=Urgency(urgency) if urgency is not None else None,
         issuers=departments("Issuers"),
