@@ -27,7 +27,15 @@ from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.model import Document
 from gwexchange.envelope.signing import SIGNING_TAG, VerifiedDocument, sign_document, verify_attachment, verify_document
 from gwexchange.envelope.xmlform import document_from_element, document_to_xml
-from gwexchange.errors import ConfigError, GwxError, VerificationError
+from gwexchange.errors import (
+    ConfigError,
+    DocumentError,
+    GwxError,
+    SignatureError,
+    TrustError,
+    VerificationError,
+    XmlInputError,
+)
 from gwexchange.files import atomic_write, load_description_file, read_chunks
 
 app = typer.Typer(
@@ -373,13 +381,28 @@ def _check_attachments(verified: VerifiedDocument, folder: Path) -> list[str]:
     return checked
 
 
+def _headline(error: GwxError) -> str:
+    """The kind of failure in the clerk's words; the detail follows it."""
+    for kind, words in (
+        (DocumentError, "公文格式错误"),
+        (XmlInputError, "XML 输入被拒绝"),
+        (ConfigError, "配置错误"),
+        (SignatureError, "签名无效"),
+        (TrustError, "证书不可信"),
+        (VerificationError, "验证失败"),
+    ):
+        if isinstance(error, kind):
+            return words
+    return "错误"
+
+
 def main() -> None:
     """Entry point: typer reports usage errors (exit 2); every failure of ours becomes one line (exit 1)."""
     try:
         app()
     except GwxError as e:
-        typer.echo(f"gwx: 错误：{e}", err=True)
+        typer.echo(f"gwx: {_headline(e)}：{e}", err=True)
         sys.exit(1)
     except OSError as e:
-        typer.echo(f"gwx: 错误：{e.strerror or e}：{e.filename or ''}", err=True)
+        typer.echo(f"gwx: 文件错误：{e.strerror or e}：{e.filename or ''}", err=True)
         sys.exit(1)

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The end-to-end show of what gwexchange does today, with the real `gwx` command a clerk types:
+# make a PKI, draft and sign the sample notice, verify it, tamper with one byte, watch verification fail;
+# then a joint document signed by two departments, and a revoked certificate refused.
+# Run it through `./dev.sh demo`; everything it makes goes into demo-output/ (deleted first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=demo-output
+rm -rf "$OUT"
+mkdir -p "$OUT"
+cp -r examples/*.toml examples/*.txt examples/attachments "$OUT"/
+cd "$OUT"
+
+# Passphrases come from the environment (or --passphrase-file), never from the command line.
+export GWX_CA_PASSPHRASE="demo-ca-passphrase" GWX_KEY_PASSPHRASE="demo-key-passphrase"
+export GWX_PKI_HOME=ca GWX_ROOT=ca/root.crt GWX_CRL=ca/crl.pem
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+expect_failure() {
+  printf '$ %s\n' "$*"
+  local rc=0
+  "$@" || rc=$?
+  if [ "$rc" -eq 0 ]; then echo "!! this should have failed" >&2; exit 1; fi
+  echo "（退出码 $rc：已拒绝，符合预期）"
+}
+
+step "1. 安全中心：创建根证书，为三个厅局签发签名证书与加密证书"
+run gwx pki init --name "广东省电子政务安全中心" --code gd.gov.ca
+run gwx pki issue --code gd.gov.office --name "广东省人民政府办公厅" --role department
+run gwx pki issue --code gd.gov.czt --name "广东省财政厅" --role department
+run gwx pki issue --code gd.gov.gxt --name "广东省工业和信息化厅" --role department
+run gwx pki list
+
+step "2. 收发员：由描述文件起草通知，用办公厅的签名私钥签发"
+run gwx doc new notice.toml -o notice.xml
+run gwx doc sign notice.xml --key ca/issued/gd.gov.office/signing.key --cert ca/issued/gd.gov.office/signing.crt
+run gwx doc show notice.signed.xml > notice.txt
+head -n 14 notice.txt
+echo "  …（全文见 $(pwd)/notice.txt）"
+
+step "3. 任何持有根证书的人都能验证"
+run gwx verify notice.signed.xml
+
+step "4. 篡改一个字节（标题中的“印发”改为“印废”），验证失败"
+python3 - <<'EOF'
+from pathlib import Path
+p = Path("notice.signed.xml")
+data = p.read_bytes()
+i = data.index("印发《".encode())
+Path("notice.tampered.xml").write_bytes(data[:i + 3] + "废".encode() + data[i + 6:])
+print("wrote notice.tampered.xml: one character of the title changed")
+EOF
+expect_failure gwx verify notice.tampered.xml
+
+step "5. 联合发文：财政厅与工业和信息化厅依次签署"
+run gwx doc new joint-notice.toml -o joint.xml
+run gwx doc sign joint.xml -o joint.czt.xml --key ca/issued/gd.gov.czt/signing.key --cert ca/issued/gd.gov.czt/signing.crt
+expect_failure gwx verify joint.czt.xml
+run gwx doc sign joint.czt.xml -o joint.signed.xml --root ca/root.crt --crl ca/crl.pem \
+  --key ca/issued/gd.gov.gxt/signing.key --cert ca/issued/gd.gov.gxt/signing.crt
+run gwx verify joint.signed.xml
+
+step "6. 带附件的函：附件的摘要在签名之内"
+run gwx doc new letter.toml -o letter.xml
+run gwx doc sign letter.xml --key ca/issued/gd.gov.gxt/signing.key --cert ca/issued/gd.gov.gxt/signing.crt
+run gwx verify letter.signed.xml --attachments attachments
+echo "序号,数据资源名称" >> attachments/share-catalogue.csv
+expect_failure gwx verify letter.signed.xml --attachments attachments
+
+step "7. 私钥泄露：吊销办公厅的签名证书，此前签发的通知不再被信任"
+serial=$(gwx pki list --json | python3 -c 'import json,sys; print(next(e["serial"] for e in json.load(sys.stdin) if e["code"] == "gd.gov.office" and e["usage"] == "signing"))')
+run gwx pki revoke "$serial" --reason keyCompromise
+expect_failure gwx verify notice.signed.xml
+
+step "完成：所有文件在 $(pwd)"
