@@ -58,6 +58,11 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = D
     # One XPath evaluated in C tells whether any element lies deeper than the limit.
     if root.xpath("boolean(" + "/*" * (max_depth + 1) + ")"):
         raise XmlInputError(f"XML is nested deeper than {max_depth} levels")
-    if root.xpath("boolean(//comment() | //processing-instruction())"):
+    if any(True for _ in root.iter(etree.Comment, etree.ProcessingInstruction)) or _outside_root(root):
         raise XmlInputError("XML with comments or processing instructions is refused")
     return root
+
+
+def _outside_root(root: etree._Element) -> bool:
+    """Comments and processing instructions before or after the document element."""
+    return root.getprevious() is not None or root.getnext() is not None

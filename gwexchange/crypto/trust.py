@@ -37,8 +37,11 @@ class TrustPolicy:
     root: x509.Certificate
     crls: tuple[x509.CertificateRevocationList, ...] = ()
     check_revocation: bool = True
-    # DER → certificate whose root signature already verified; the expensive part of a path check, done once.
-    _issued_by_root: dict[bytes, x509.Certificate] = field(default_factory=dict, repr=False, compare=False)
+    # DER → certificate whose root signature already verified, with the identity it names: the expensive part
+    # of a path check, done once per certificate. Time, usage and revocation are checked on every call.
+    _issued_by_root: dict[bytes, tuple[x509.Certificate, Identity]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.root.issuer != self.root.subject:
@@ -55,8 +58,7 @@ class TrustPolicy:
 
     def validate(self, der: bytes, *, usage: Usage, at: datetime) -> ValidatedCertificate:
         """Validate the DER certificate for ``usage`` at time ``at`` (timezone-aware), or raise ``TrustError``."""
-        cert = self._chain_to_root(der)
-        identity = identity_of(cert)
+        cert, identity = self._chain_to_root(der)
         if identity.role is Role.ROOT:
             raise TrustError("the root certificate cannot sign documents")
         if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
@@ -71,7 +73,7 @@ class TrustPolicy:
             self._check_not_revoked(cert, identity, at)
         return ValidatedCertificate(certificate=cert, identity=identity, usage=usage)
 
-    def _chain_to_root(self, der: bytes) -> x509.Certificate:
+    def _chain_to_root(self, der: bytes) -> tuple[x509.Certificate, Identity]:
         cached = self._issued_by_root.get(der)
         if cached is not None:
             return cached
@@ -92,8 +94,8 @@ class TrustPolicy:
         basic = _extension(cert, x509.BasicConstraints)
         if basic is None or basic.ca:
             raise TrustError("an end-entity certificate must say it is not a CA")
-        self._issued_by_root[der] = cert
-        return cert
+        self._issued_by_root[der] = (cert, identity_of(cert))
+        return self._issued_by_root[der]
 
     def _check_not_revoked(self, cert: x509.Certificate, identity: Identity, at: datetime) -> None:
         for crl in self.crls:

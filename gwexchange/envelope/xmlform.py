@@ -105,23 +105,35 @@ def document_to_xml(doc: Document) -> bytes:
 def document_from_element(root: etree._Element) -> Document:
     """Read a document element (draft or signed) into the model; raise ``DocumentError`` if it is not one."""
     schema.check(root)
+    # The schema fixed the structure, so one pass over the children finds every element.
+    top: dict[str, list[etree._Element]] = {}
+    for child in root:
+        top.setdefault(child.tag, []).append(child)
+
+    def element(local: str) -> etree._Element | None:
+        found = top.get(_Q + local)
+        return found[0] if found else None
 
     def text(local: str) -> str | None:
-        el = root.find(q(local))
+        el = element(local)
         return None if el is None else (el.text or "")
 
-    def texts(path: str) -> tuple[str, ...]:
-        return tuple(el.text or "" for el in root.iterfind(path))
+    def texts(local: str) -> tuple[str, ...]:
+        return tuple(el.text or "" for el in top.get(_Q + local, ()))
+
+    def inner_texts(local: str) -> tuple[str, ...]:
+        el = element(local)
+        return () if el is None else tuple(child.text or "" for child in el)
 
     def departments(local: str) -> tuple[Department, ...]:
-        return tuple(
-            Department(code=el.get("code", ""), name=el.text) for el in root.iterfind(f"{q(local)}/{q('Department')}")
-        )
+        el = element(local)
+        return () if el is None else tuple(Department(code=d.get("code", ""), name=d.text) for d in el)
 
-    classification = root.find(q("Classification"))
-    main = root.find(q("MainRecipients"))
+    classification = element("Classification")
+    main = element("MainRecipients")
     printed = text("PrintDate")
     urgency = text("Urgency")
+    attachments = element("Attachments")
     return Document(
         kind=DocKind(text("Kind") or ""),
         copy_number=text("CopyNumber"),
@@ -131,16 +143,18 @@ def document_from_element(root: etree._Element) -> Document:
         issuers=departments("Issuers"),
         issuer_mark=text("IssuerMark") or "",
         doc_number=DocNumber(text("DocNumber") or ""),
-        signers=texts(q("Signer")),
+        signers=texts("Signer"),
         title=text("Title") or "",
         main_recipients=departments("MainRecipients"),
         main_recipients_line=main.get("line") if main is not None else None,
-        body=texts(f"{q('Body')}/{q('P')}"),
-        attachment_note=texts(f"{q('AttachmentNote')}/{q('Item')}"),
-        signature_names=texts(q("SignatureName")),
+        body=inner_texts("Body"),
+        attachment_note=inner_texts("AttachmentNote"),
+        signature_names=texts("SignatureName"),
         date=_date("成文日期", text("Date") or ""),
         note=text("Note"),
-        attachments=tuple(
+        attachments=()
+        if attachments is None
+        else tuple(
             Attachment(
                 title=el.get("title", ""),
                 file_name=el.get("file", ""),
@@ -148,7 +162,7 @@ def document_from_element(root: etree._Element) -> Document:
                 size=int(el.get("size", "-1")),
                 sha256=el.get("sha256", ""),
             )
-            for el in root.iterfind(f"{q('Attachments')}/{q('Attachment')}")
+            for el in attachments
         ),
         copy_recipients=departments("CopyRecipients"),
         printer=text("Printer"),
