@@ -1,0 +1,62 @@
+"""``gwx``: the command line of gwexchange, a thin layer over the library.
+
+Every command prints what a clerk needs in Chinese, ``--json`` where a script reads the result, and any error as
+one plain line on stderr with a non-zero exit code (1: the input or the verification failed; 2: bad usage).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from gwexchange.cli.doc import doc_app
+from gwexchange.cli.pki import pki_app
+from gwexchange.cli.verify import verify
+from gwexchange.errors import (
+    ConfigError,
+    DocumentError,
+    GwxError,
+    SignatureError,
+    TrustError,
+    VerificationError,
+    XmlInputError,
+)
+
+app = typer.Typer(
+    name="gwx",
+    help="gwexchange：公文交换 — 起草、签发、验证公文。",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(pki_app, name="pki")
+app.add_typer(doc_app, name="doc")
+app.command("verify")(verify)
+
+
+def _headline(error: GwxError) -> str:
+    """The kind of failure in the clerk's words; the detail follows it."""
+    for kind, words in (
+        (DocumentError, "公文格式错误"),
+        (XmlInputError, "XML 输入被拒绝"),
+        (ConfigError, "配置错误"),
+        (SignatureError, "签名无效"),
+        (TrustError, "证书不可信"),
+        (VerificationError, "验证失败"),
+    ):
+        if isinstance(error, kind):
+            return words
+    return "错误"
+
+
+def main() -> None:
+    """Entry point: typer reports usage errors (exit 2); every failure of ours becomes one line (exit 1)."""
+    try:
+        app()
+    except GwxError as e:
+        typer.echo(f"gwx: {_headline(e)}：{e}", err=True)
+        sys.exit(1)
+    except OSError as e:
+        typer.echo(f"gwx: 文件错误：{e.strerror or e}：{e.filename or ''}", err=True)
+        sys.exit(1)
