@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The two jobs of README.md, from a machine that has only python3:
-#   ./dev.sh demo   set up, then run the end-to-end demo (examples/demo.sh)
+#   ./dev.sh demo   set up (Debian packages included), then run the end-to-end demo (examples/demo.sh)
 #   ./dev.sh test   set up (Debian's xmlsec1 and xmllint included), then lint, type-check and run every test
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,20 +20,26 @@ setup_python() {
   fi
 }
 
+# Debian packages: xmlsec1 and libxml2-utils (xmllint) are the reference tools the interop tests run.
+APT_PACKAGES="xmlsec1 libxml2-utils"
+
 setup_system_tools() {
-  # The reference tools the interop tests run: xmlsec1 (XML-DSig) and xmllint (libxml2 schema validation).
-  if command -v xmlsec1 >/dev/null && command -v xmllint >/dev/null; then
-    return
-  fi
-  echo "== installing Debian packages xmlsec1 libxml2-utils"
+  local missing=""
+  for pkg in $APT_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+  done
+  [ -n "$missing" ] || return 0
+  echo "== installing Debian packages:$missing"
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends xmlsec1 libxml2-utils >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
 case "${1:-}" in
   demo)
+    setup_system_tools
     setup_python
     PATH="$PWD/$VENV/bin:$PATH" exec bash examples/demo.sh
     ;;
