@@ -10,7 +10,9 @@ wrapped at the boundary where they happen, never leaked. The tree is split by wh
     │   └── ConfigError         a file, passphrase or option the user supplied is missing or unusable
     └── VerificationError       a signature, certificate or digest does not prove what it claims
         ├── SignatureError      the XML-DSig is outside our profile or does not verify
-        └── TrustError          the certificate does not chain to the root, is expired, revoked or misused
+        ├── TrustError          the certificate does not chain to the root, is expired, revoked or misused
+        ├── DecryptionError     an envelope cannot be opened with this key (one message, whatever the cause)
+        └── EnvelopeError       an envelope or receipt breaks a rule: expired, not addressed here, wrong binding
 
 The CLI prints ``str(error)`` as one plain line; the message is written for the clerk, in Chinese where it
 names a document element.
@@ -54,3 +56,16 @@ class SignatureError(VerificationError):
 
 class TrustError(VerificationError):
     """The signer's certificate is not trusted for this use at this time (path, validity, usage, revocation)."""
+
+
+class DecryptionError(VerificationError):
+    """Decryption failed. Always the same message, whatever went wrong inside: no padding or MAC oracle."""
+
+    MESSAGE = "the envelope cannot be opened with this key: it is not addressed to it, or it was altered"
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)
+
+
+class EnvelopeError(VerificationError):
+    """An envelope or receipt is authentic but breaks a rule: expired, not addressed here, bound to other bytes."""

@@ -30,3 +30,15 @@ class ContentEncryption(StrEnum):
 class KeyTransport(StrEnum):
     RSA_OAEP = "http://www.w3.org/2009/xmlenc11#rsa-oaep"
     ECDH_ES = "http://www.w3.org/2009/xmlenc11#ECDH-ES"
+
+
+class KeyWrap(StrEnum):
+    AES256_KW = "http://www.w3.org/2001/04/xmlenc#kw-aes256"
+
+
+class KeyDerivation(StrEnum):
+    CONCAT_KDF = "http://www.w3.org/2009/xmlenc11#ConcatKDF"
+
+
+class MaskGeneration(StrEnum):
+    MGF1_SHA256 = "http://www.w3.org/2009/xmlenc11#mgf1sha256"

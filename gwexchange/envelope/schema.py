@@ -14,7 +14,7 @@ from typing import Any
 import xmlschema
 from lxml import etree
 
-from gwexchange.errors import DocumentError
+from gwexchange.errors import DocumentError, EnvelopeError
 
 # Chinese names of the schema's elements and attributes, for clerk-facing messages.
 CHINESE_NAMES = {
@@ -49,24 +49,41 @@ CHINESE_NAMES = {
 }
 
 
-def schema_path() -> Path:
-    """``schemas/gongwen.xsd``: beside the package in a source tree, inside it in an installed wheel."""
+def schema_path(name: str = "gongwen.xsd") -> Path:
+    """A file of ``schemas/``: beside the package in a source tree, inside it in an installed wheel."""
     here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "schemas" / "gongwen.xsd", here.parent / "schemas" / "gongwen.xsd"):
+    for candidate in (here / "schemas" / name, here.parent / "schemas" / name):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError("schemas/gongwen.xsd is missing from this installation")
+    raise FileNotFoundError(f"schemas/{name} is missing from this installation")
 
 
 @functools.cache
-def _libxml2_schema() -> etree.XMLSchema:
+def _libxml2_schema(name: str = "gongwen.xsd") -> etree.XMLSchema:
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    return etree.XMLSchema(etree.parse(str(schema_path()), parser))
+    return etree.XMLSchema(etree.parse(str(schema_path(name)), parser))
 
 
 @functools.cache
 def _xmlschema_schema() -> Any:
     return xmlschema.XMLSchema(str(schema_path()))
+
+
+def check_envelope(root: etree._Element) -> None:
+    """Raise ``EnvelopeError`` unless ``root`` is a valid envelope (``schemas/envelope.xsd``)."""
+    _check_protocol(root, "envelope.xsd", "envelope")
+
+
+def check_receipt(root: etree._Element) -> None:
+    """Raise ``EnvelopeError`` unless ``root`` is a valid receipt (``schemas/receipt.xsd``)."""
+    _check_protocol(root, "receipt.xsd", "receipt")
+
+
+def _check_protocol(root: etree._Element, name: str, what: str) -> None:
+    validator = _libxml2_schema(name)
+    if not validator.validate(root):
+        log = str(validator.error_log).splitlines()
+        raise EnvelopeError(f"not a valid {what}: {log[-1] if log else 'schema validation failed'}")
 
 
 def check(root: etree._Element) -> None:
