@@ -4,8 +4,8 @@ Content: ``xenc11#aes256-gcm``; the cipher octets are nonce (12) ‖ ciphertext 
 Key transport, chosen by the recipient's certificate:
 
 - RSA: ``xenc11#rsa-oaep`` with SHA-256 and MGF1-SHA256;
-- EC P-256: ``xenc11#ECDH-ES`` with an ephemeral key, ConcatKDF (SHA-256, empty AlgorithmID/PartyUInfo/PartyVInfo)
-  and ``xmlenc#kw-aes256``. The originator's ephemeral public key travels inline (``dsig11:ECKeyValue``) and is
+- EC P-256: ``xenc11#ECDH-ES`` with an ephemeral key, ConcatKDF (SHA-256; AlgorithmID is the key-wrap URI,
+  PartyUInfo and PartyVInfo empty) and ``xmlenc#kw-aes256``. The originator's ephemeral public key travels inline (``dsig11:ECKeyValue``) and is
   also named by ``KeyName``, so libxmlsec1, which only looks keys up by name, can be given it.
 
 Every EncryptedKey names its department in ``Recipient`` and in a ``KeyName``. Anything else — CBC, PKCS#1 v1.5,
@@ -52,7 +52,10 @@ CONTENT_KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
 _P256_OID_URI = "urn:oid:1.2.840.10045.3.1.7"
-_EMPTY_BITSTRING = "00"  # hexBinary bit string with zero padding bits and no content
+# ConcatKDF parameters are hexBinary bit strings whose first octet counts padding bits (always 0 here).
+_EMPTY_BITSTRING = "00"
+_KDF_OTHER_INFO = KeyWrap.AES256_KW.value.encode("ascii")  # NIST SP 800-56A: AlgorithmID names what the key is for
+_ALGORITHM_ID = "00" + _KDF_OTHER_INFO.hex()
 
 Random = Callable[[int], bytes]
 
@@ -219,8 +222,8 @@ def _ephemeral_key(random: Random) -> ec.EllipticCurvePrivateKey:
 
 
 def _concat_kdf(shared_secret: bytes) -> bytes:
-    # AlgorithmID, PartyUInfo and PartyVInfo are all the empty bit string "00": OtherInfo is empty.
-    return ConcatKDFHash(algorithm=hashes.SHA256(), length=32, otherinfo=b"").derive(shared_secret)
+    # OtherInfo = AlgorithmID ‖ PartyUInfo ‖ PartyVInfo, each without its padding octet; the parties are empty.
+    return ConcatKDFHash(algorithm=hashes.SHA256(), length=32, otherinfo=_KDF_OTHER_INFO).derive(shared_secret)
 
 
 def _agreement_method(originator: ec.EllipticCurvePublicKey, recipient: str) -> etree._Element:
@@ -229,7 +232,7 @@ def _agreement_method(originator: ec.EllipticCurvePublicKey, recipient: str) -> 
     params = etree.SubElement(
         derivation,
         _E11 + "ConcatKDFParams",
-        AlgorithmID=_EMPTY_BITSTRING,
+        AlgorithmID=_ALGORITHM_ID,
         PartyUInfo=_EMPTY_BITSTRING,
         PartyVInfo=_EMPTY_BITSTRING,
     )
@@ -253,7 +256,8 @@ def _originator_key(agreement: etree._Element) -> ec.EllipticCurvePublicKey:
     derivation = agreement.find(_E11 + "KeyDerivationMethod")
     if derivation is None or derivation.get("Algorithm") != KeyDerivation.CONCAT_KDF.value or params is None:
         raise DecryptionError()
-    if any(params.get(a) != _EMPTY_BITSTRING for a in ("AlgorithmID", "PartyUInfo", "PartyVInfo")):
+    expected = {"AlgorithmID": _ALGORITHM_ID, "PartyUInfo": _EMPTY_BITSTRING, "PartyVInfo": _EMPTY_BITSTRING}
+    if dict(params.attrib) != expected:
         raise DecryptionError()
     digest = params.find(_DS + "DigestMethod")
     if digest is None or digest.get("Algorithm") != Digest.SHA256.value:
