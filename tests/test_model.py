@@ -375,8 +375,20 @@ def test_department_code_good(code: str) -> None:
 
 @pytest.mark.parametrize(
     "code",
-    ["", "gd", "GD.gov.office", "gd..gov", ".gd.gov", "gd.gov.", "-gd.gov", "gd.-gov", "gd gov.x", "广东.gov",
-     "gd_gov.x", "x" * 31 + "." + "y" * 33],
+    [
+        "",
+        "gd",
+        "GD.gov.office",
+        "gd..gov",
+        ".gd.gov",
+        "gd.gov.",
+        "-gd.gov",
+        "gd.-gov",
+        "gd gov.x",
+        "广东.gov",
+        "gd_gov.x",
+        "x" * 31 + "." + "y" * 33,
+    ],
 )
 def test_department_code_bad(code: str) -> None:
     with raises_on("机关"):
@@ -437,8 +449,20 @@ def test_main_recipients_line_kept(document_builder) -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        "", " ", " 前有空格", "后有空格 ", "全角空格\u3000", "\t制表符", "换\n行", "回\r车",
-        "空\x00字符", "控\x1b制", "删\x7f除", "代理\ud800对", "非字符\ufffe", "非字符\uffff",
+        "",
+        " ",
+        " 前有空格",
+        "后有空格 ",
+        "全角空格\u3000",
+        "\t制表符",
+        "换\n行",
+        "回\r车",
+        "空\x00字符",
+        "控\x1b制",
+        "删\x7f除",
+        "代理\ud800对",
+        "非字符\ufffe",
+        "非字符\uffff",
     ],
 )
 def test_single_line_text_elements(document_builder, field: str, element: str, bad: str) -> None:
@@ -470,7 +494,13 @@ def test_text_error_messages() -> None:
 @pytest.mark.parametrize(
     "good",
     [
-        "标题", "a", "《广东省电子政务建设方案》", "中间 有 空格", "中间\u3000全角空格", "emoji😀", "\u00e9\u0301",
+        "标题",
+        "a",
+        "《广东省电子政务建设方案》",
+        "中间 有 空格",
+        "中间\u3000全角空格",
+        "emoji😀",
+        "\u00e9\u0301",
         "x" * MAX_TEXT,
     ],
 )

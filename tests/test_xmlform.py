@@ -280,9 +280,7 @@ def test_model_rejects_what_cannot_be_written(document_builder) -> None:
 
 # Characters XML 1.0 can carry, minus what the model refuses in one-line text: no C0 controls, DEL, surrogates,
 # U+FFFE or U+FFFF.
-XML_CHAR = st.characters(
-    min_codepoint=0x20, exclude_categories=("Cs",), exclude_characters="\x7f\ufffe\uffff"
-)
+XML_CHAR = st.characters(min_codepoint=0x20, exclude_categories=("Cs",), exclude_characters="\x7f\ufffe\uffff")
 
 
 def line(max_size: int = 30) -> st.SearchStrategy[str]:
@@ -293,9 +291,8 @@ def line(max_size: int = 30) -> st.SearchStrategy[str]:
 DEPT_CODE = st.from_regex(r"[a-z0-9][a-z0-9-]{0,6}(\.[a-z0-9][a-z0-9-]{0,6}){1,3}", fullmatch=True)
 DEPARTMENT = st.builds(Department, code=DEPT_CODE, name=st.none() | line(20))
 # 机关代字: anything but brackets, blanks and 第 (the model refuses Unicode blanks, the schema ASCII ones).
-AGENCY_CODE = (
-    st.text(XML_CHAR.filter(lambda c: c not in "〔〕[]［］()（）第"), min_size=1, max_size=10)
-    .filter(lambda s: re.search(r"\s", s) is None)
+AGENCY_CODE = st.text(XML_CHAR.filter(lambda c: c not in "〔〕[]［］()（）第"), min_size=1, max_size=10).filter(
+    lambda s: re.search(r"\s", s) is None
 )
 DOC_NUMBER = st.builds(
     lambda code, year, serial: DocNumber(f"{code}〔{year:04d}〕{serial}号"),
