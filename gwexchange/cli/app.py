@@ -11,6 +11,7 @@ import sys
 import typer
 
 from gwexchange.cli.doc import doc_app
+from gwexchange.cli.envelope import inspect_command, open_command, receipt_app, seal_command
 from gwexchange.cli.pki import pki_app
 from gwexchange.cli.verify import verify
 from gwexchange.errors import (
@@ -32,7 +33,11 @@ app = typer.Typer(
 )
 app.add_typer(pki_app, name="pki")
 app.add_typer(doc_app, name="doc")
+app.add_typer(receipt_app, name="receipt")
 app.command("verify")(verify)
+app.command("seal")(seal_command)
+app.command("open")(open_command)
+app.command("inspect")(inspect_command)
 
 
 def _headline(error: GwxError) -> str:

@@ -13,7 +13,8 @@ from typing import Annotated, Any
 import typer
 from cryptography import x509
 
-from gwexchange.crypto.keys import Protection, UnsafeUnencrypted
+from gwexchange.crypto.keys import Protection, UnsafeUnencrypted, key_from_pem
+from gwexchange.crypto.suite import PrivateKey
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.errors import ConfigError
 
@@ -86,3 +87,31 @@ def to_json(value: Any) -> Any:
 
 def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def load_certificate(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(read(path))
+    except ValueError as e:
+        raise ConfigError(f"{path} is not a PEM certificate") from e
+
+
+def load_keypair(folder: Path, usage: str, passphrase_env: str) -> tuple[PrivateKey, x509.Certificate]:
+    """``<usage>.key`` and ``<usage>.crt`` from a holder's folder, laid out as ``gwx pki issue`` writes them.
+
+    The key's passphrase comes from ``passphrase_env``; an unencrypted key loads only when that variable is unset.
+    """
+    if not folder.is_dir():
+        raise ConfigError(f"{folder} is not a key folder (it should hold {usage}.key and {usage}.crt)")
+    pem = read(folder / f"{usage}.key")
+    secret = os.environ.get(passphrase_env)
+    key = key_from_pem(pem, secret.encode("utf-8") if secret else None, source=str(folder / f"{usage}.key"))
+    return key, load_certificate(folder / f"{usage}.crt")
+
+
+KeysOption = Annotated[
+    Path, typer.Option("--keys", help="The department's key folder (signing.* and encryption.*).", envvar="GWX_KEYS")
+]
+NodeKeysOption = Annotated[
+    Path, typer.Option("--node-keys", help="The node's key folder (node.key, node.crt).", envvar="GWX_NODE_KEYS")
+]

@@ -5,8 +5,9 @@ Key transport, chosen by the recipient's certificate:
 
 - RSA: ``xenc11#rsa-oaep`` with SHA-256 and MGF1-SHA256;
 - EC P-256: ``xenc11#ECDH-ES`` with an ephemeral key, ConcatKDF (SHA-256; AlgorithmID is the key-wrap URI,
-  PartyUInfo and PartyVInfo empty) and ``xmlenc#kw-aes256``. The originator's ephemeral public key travels inline (``dsig11:ECKeyValue``) and is
-  also named by ``KeyName``, so libxmlsec1, which only looks keys up by name, can be given it.
+  PartyUInfo and PartyVInfo empty) and ``xmlenc#kw-aes256``. The originator's ephemeral public key travels
+  inline (``dsig11:ECKeyValue``) and is also named by ``KeyName``, so libxmlsec1, which only looks keys up by
+  name, can be given it.
 
 Every EncryptedKey names its department in ``Recipient`` and in a ``KeyName``. Anything else — CBC, PKCS#1 v1.5,
 other digests or curves, a malformed element, a wrong key, a failed tag — ends in the same ``DecryptionError``.
@@ -257,7 +258,7 @@ def _originator_key(agreement: etree._Element) -> ec.EllipticCurvePublicKey:
     if derivation is None or derivation.get("Algorithm") != KeyDerivation.CONCAT_KDF.value or params is None:
         raise DecryptionError()
     expected = {"AlgorithmID": _ALGORITHM_ID, "PartyUInfo": _EMPTY_BITSTRING, "PartyVInfo": _EMPTY_BITSTRING}
-    if dict(params.attrib) != expected:
+    if {str(k): str(v) for k, v in params.attrib.items()} != expected:
         raise DecryptionError()
     digest = params.find(_DS + "DigestMethod")
     if digest is None or digest.get("Algorithm") != Digest.SHA256.value:

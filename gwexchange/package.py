@@ -1,0 +1,109 @@
+"""The envelope package on disk and on removable media: one ZIP file, after the ASiC containers of ETSI.
+
+    mimetype            "application/vnd.gwexchange.envelope+zip", stored first, so ``file`` can tell
+    envelope.xml        the signed envelope (schemas/envelope.xsd)
+    parts/part-1 …      the encrypted attachments, one member each
+
+Every member is stored, never compressed: encrypted parts do not compress, and reading never inflates anything
+(no decompression bombs). Parts are streamed in and out, so their size does not bound memory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES, PartSink, Sealed
+from gwexchange.errors import EnvelopeError, InputError
+
+MIMETYPE = "application/vnd.gwexchange.envelope+zip"
+ENVELOPE_MEMBER = "envelope.xml"
+_PART_MEMBER = re.compile(r"parts/(part-[1-9][0-9]*)")
+MAX_MEMBERS = 10_000
+CHUNK = 1024 * 1024
+
+
+def write_package(path: Path, build: Callable[[PartSink], Sealed]) -> Sealed:
+    """Write a package: ``build`` seals the envelope, streaming its parts into the sink given to it.
+
+    The file appears complete or not at all (written beside, then renamed).
+    """
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            zf.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE)
+
+            def sink(cid: str, octets: Iterable[bytes]) -> None:
+                with zf.open(zipfile.ZipInfo(f"parts/{cid}"), "w", force_zip64=True) as member:
+                    for chunk in octets:
+                        member.write(chunk)
+
+            sealed = build(sink)
+            zf.writestr(zipfile.ZipInfo(ENVELOPE_MEMBER), sealed.envelope_xml)
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return sealed
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class Package:
+    """A package opened for reading. Use as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._zip = zipfile.ZipFile(path, "r")
+        except (zipfile.BadZipFile, OSError) as e:
+            raise InputError(f"{path} is not an envelope package: {e}") from e
+        infos = self._zip.infolist()
+        if len(infos) > MAX_MEMBERS or not infos or infos[0].filename != "mimetype":
+            self._zip.close()
+            raise EnvelopeError(f"{path} is not an envelope package (no leading mimetype member)")
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED:
+                self._zip.close()
+                raise EnvelopeError(f"{path}: member {info.filename} is compressed; packages store members as-is")
+            if info.filename not in ("mimetype", ENVELOPE_MEMBER) and not _PART_MEMBER.fullmatch(info.filename):
+                self._zip.close()
+                raise EnvelopeError(f"{path}: unexpected member {info.filename!r}")
+        if self._zip.read("mimetype") != MIMETYPE.encode("ascii"):
+            self._zip.close()
+            raise EnvelopeError(f"{path} is not a gwexchange envelope package (wrong mimetype)")
+        self.path = path
+
+    def __enter__(self) -> Package:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._zip.close()
+
+    def envelope_xml(self) -> bytes:
+        try:
+            info = self._zip.getinfo(ENVELOPE_MEMBER)
+        except KeyError as e:
+            raise EnvelopeError(f"{self.path} has no envelope.xml") from e
+        if info.file_size > MAX_ENVELOPE_BYTES:
+            raise EnvelopeError(f"{self.path}: envelope.xml is larger than {MAX_ENVELOPE_BYTES} bytes")
+        return self._zip.read(info)
+
+    def part(self, cid: str) -> Iterator[bytes]:
+        """The octets of one part, in chunks."""
+        try:
+            member = self._zip.open(f"parts/{cid}")
+        except KeyError as e:
+            raise EnvelopeError(f"{self.path} lacks the part {cid}") from e
+        with member:
+            try:
+                while chunk := member.read(CHUNK):
+                    yield chunk
+            except zipfile.BadZipFile as e:  # a CRC mismatch: the part was damaged on the way
+                raise EnvelopeError(f"{self.path}: part {cid} is damaged ({e})") from e
+
+
+def is_package(data_head: bytes) -> bool:
+    """Whether the first bytes of a file look like a package (a ZIP whose first member is the mimetype)."""
+    return data_head.startswith(b"PK\x03\x04") and b"mimetype" in data_head[:64]
