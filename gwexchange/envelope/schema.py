@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import xmlschema
 from lxml import etree
 
 from gwexchange.errors import DocumentError, EnvelopeError
@@ -66,6 +65,8 @@ def _libxml2_schema(name: str = "gongwen.xsd") -> etree.XMLSchema:
 
 @functools.cache
 def _xmlschema_schema() -> Any:
+    import xmlschema  # noqa: PLC0415  # only to explain a failure; its import costs a third of a second
+
     return xmlschema.XMLSchema(str(schema_path()))
 
 

@@ -392,13 +392,14 @@ def _attachment_entry(document: VerifiedDocument, part: Part) -> Attachment:
 
 
 def _decrypt_part(content_key: bytes, part: Part, entry: Attachment, octets: Iterable[bytes]) -> Iterator[bytes]:
-    cipher_digest, plain_digest = hashlib.sha256(), hashlib.sha256()
+    # The GCM tag authenticates the ciphertext and the signed document's digest the plaintext, so the part's
+    # ciphertext digest (there for hops without the key) need not be computed again here.
+    plain_digest = hashlib.sha256()
     size = 0
     buffer = b""
     decryptor = None
     held = b""  # the last TAG_BYTES seen so far: the tag, once the stream ends
     for chunk in octets:
-        cipher_digest.update(chunk)
         size += len(chunk)
         data = chunk
         if decryptor is None:
@@ -413,7 +414,7 @@ def _decrypt_part(content_key: bytes, part: Part, entry: Attachment, octets: Ite
             held = held[-TAG_BYTES:]
             plain_digest.update(out)
             yield out
-    if decryptor is None or len(held) != TAG_BYTES or size != part.size or cipher_digest.hexdigest() != part.sha256:
+    if decryptor is None or len(held) != TAG_BYTES or size != part.size:
         raise DecryptionError()
     try:
         last = decryptor.finalize_with_tag(held)
