@@ -7,14 +7,23 @@ from typing import Annotated
 
 import typer
 
+from gwexchange import xmlsafe
 from gwexchange.cli.common import CrlOption, JsonOption, RootOption, emit_json, now, read, trust_policy
+from gwexchange.cli.envelope import envelope_lines, envelope_summary
+from gwexchange.crypto.trust import TrustPolicy
+from gwexchange.envelope.header import MessageKind, eq
+from gwexchange.envelope.receipts import RECEIPT_NS, VerifiedReceipt, verify_receipt_signature
+from gwexchange.envelope.sealing import inspect, receipt_content
 from gwexchange.envelope.signing import VerifiedDocument, verify_attachment, verify_document
 from gwexchange.errors import VerificationError
 from gwexchange.files import read_chunks
+from gwexchange.package import Package, is_package
+
+RECEIPT_TAG = "{" + RECEIPT_NS + "}Receipt"
 
 
 def verify(
-    file: Annotated[Path, typer.Argument(help="A signed document XML.")],
+    file: Annotated[Path, typer.Argument(help="A signed document, envelope package (.gwx), envelope or receipt.")],
     root: RootOption,
     crl: CrlOption = None,
     attachments: Annotated[
@@ -24,9 +33,22 @@ def verify(
     unsafe_no_revocation_check: Annotated[bool, typer.Option(help="UNSAFE: do not consult any CRL.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify a signed document: every signature, certificate, revocation and attachment digest."""
+    """Verify what a file proves: a signed document (every signature, certificate, revocation, attachment
+    digest), an envelope (the sending node's signature) or a receipt (its signer)."""
     trust = trust_policy(root, crl, unsafe_no_revocation_check)
-    verified = verify_document(read(file), trust, now=now())
+    data = read(file)
+    if is_package(data[:64]):
+        with Package(file) as package:
+            _report_envelope(package.envelope_xml(), trust, as_json=as_json)
+        return
+    root_tag = xmlsafe.parse(data).tag
+    if root_tag == eq("Envelope"):
+        _report_envelope(data, trust, as_json=as_json)
+        return
+    if root_tag == RECEIPT_TAG:
+        _report_receipt(data, trust, as_json=as_json)
+        return
+    verified = verify_document(data, trust, now=now())
     checked = [] if no_attachments else _check_attachments(verified, attachments or file.parent)
     if as_json:
         emit_json(
@@ -77,3 +99,51 @@ def _check_attachments(verified: VerifiedDocument, folder: Path) -> list[str]:
         verify_attachment(verified, a.file_name, read_chunks(path))
         checked.append(a.file_name)
     return checked
+
+
+def _report_envelope(envelope_xml: bytes, trust: TrustPolicy, *, as_json: bool) -> None:
+    inspected = inspect(envelope_xml, trust)
+    receipt = None
+    if inspected.header.kind is MessageKind.RECEIPT:
+        receipt = verify_receipt_signature(receipt_content(inspected), trust)
+    if as_json:
+        emit_json({"verified": True, "envelope": envelope_summary(inspected), "receipt": _receipt_json(receipt)})
+        return
+    for line in envelope_lines(inspected):
+        typer.echo(line)
+    if receipt is not None:
+        _receipt_lines(receipt)
+
+
+def _report_receipt(receipt_xml: bytes, trust: TrustPolicy, *, as_json: bool) -> None:
+    verified = verify_receipt_signature(receipt_xml, trust)
+    if as_json:
+        emit_json({"verified": True, "receipt": _receipt_json(verified)})
+        return
+    _receipt_lines(verified)
+    typer.echo("提示：此处只验证了回执的签名；与所发信封和公文的绑定请用 gwx receipt verify 验证。")
+
+
+def _receipt_json(verified: VerifiedReceipt | None) -> dict[str, object] | None:
+    if verified is None:
+        return None
+    r = verified.receipt
+    return {
+        "kind": r.kind.value,
+        "message_id": r.message_id,
+        "answerer": r.answerer,
+        "role": r.role.value,
+        "signer": verified.signer_name,
+        "time": r.time.isoformat(),
+        "envelope_sha256": r.envelope_sha256,
+        "document_sha256": r.document_sha256,
+        "reason": r.reason,
+    }
+
+
+def _receipt_lines(verified: VerifiedReceipt) -> None:
+    r = verified.receipt
+    typer.echo(f"回执签名有效：{r.kind.value}，{verified.signer_name}（{r.answerer}）于 {r.time:%Y-%m-%d %H:%M:%S} UTC")
+    typer.echo(f"答复报文：{r.message_id}")
+    if r.reason:
+        typer.echo(f"理由：{r.reason}")

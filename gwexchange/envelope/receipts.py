@@ -159,6 +159,25 @@ def verify_receipt(
     A department may answer if it was a recipient; a node may answer 投递失败 if it is on the route
     (``route_nodes``, the nodes the envelope was to pass).
     """
+    verified = verify_receipt_signature(receipt_xml, trust)
+    receipt = verified.receipt
+    if receipt.message_id != original.message_id:
+        raise EnvelopeError(f"the receipt answers message {receipt.message_id}, not {original.message_id}")
+    if receipt.envelope_sha256 != original.envelope_sha256:
+        raise EnvelopeError("the receipt is bound to other envelope bytes than those sent")
+    if receipt.role is AnswererRole.DEPARTMENT:
+        if receipt.answerer not in original.recipients:
+            raise EnvelopeError(f"{receipt.answerer} was not a recipient and cannot answer this document")
+        if receipt.document_sha256 != original.document_sha256:
+            raise EnvelopeError("the receipt is bound to another document than the one sent")
+    elif receipt.answerer not in route_nodes:
+        raise EnvelopeError(f"node {receipt.answerer} is not on this envelope's route and cannot report failure")
+    return verified
+
+
+def verify_receipt_signature(receipt_xml: bytes, trust: TrustPolicy) -> VerifiedReceipt:
+    """Who signed this receipt, and that the signature and certificate hold — but not what it answers:
+    only ``verify_receipt``, given the sender's record, proves the binding to what was sent."""
     root = xmlsafe.parse(receipt_xml, max_bytes=MAX_RECEIPT_BYTES)
     if root.tag != _Q + "Receipt":
         raise EnvelopeError(f"not a gwexchange receipt (root element must be rc:Receipt in {RECEIPT_NS})")
@@ -171,17 +190,6 @@ def verify_receipt(
     signer = verify_enveloped(root, signature, trust=trust, at=receipt.time, usage=usage)
     if signer.identity.code != receipt.answerer:
         raise EnvelopeError(f"the receipt names {receipt.answerer}, but {signer.identity.code} signed it")
-    if receipt.message_id != original.message_id:
-        raise EnvelopeError(f"the receipt answers message {receipt.message_id}, not {original.message_id}")
-    if receipt.envelope_sha256 != original.envelope_sha256:
-        raise EnvelopeError("the receipt is bound to other envelope bytes than those sent")
-    if receipt.role is AnswererRole.DEPARTMENT:
-        if receipt.answerer not in original.recipients:
-            raise EnvelopeError(f"{receipt.answerer} was not a recipient and cannot answer this document")
-        if receipt.document_sha256 != original.document_sha256:
-            raise EnvelopeError("the receipt is bound to another document than the one sent")
-    elif receipt.answerer not in route_nodes:
-        raise EnvelopeError(f"node {receipt.answerer} is not on this envelope's route and cannot report failure")
     return VerifiedReceipt(receipt=receipt, signer_name=signer.identity.name, receipt_xml=receipt_xml)
 
 
