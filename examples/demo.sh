@@ -30,6 +30,7 @@ run gwx pki init --name "广东省电子政务安全中心" --code gd.gov.ca
 run gwx pki issue --code gd.gov.office --name "广东省人民政府办公厅" --role department
 run gwx pki issue --code gd.gov.czt --name "广东省财政厅" --role department
 run gwx pki issue --code gd.gov.gxt --name "广东省工业和信息化厅" --role department
+run gwx pki issue --code gd-gxt --name "广东省工业和信息化厅交换节点" --role node
 run gwx pki list
 
 step "2. 收发员：由描述文件起草通知，用办公厅的签名私钥签发"
@@ -68,7 +69,19 @@ run gwx verify letter.signed.xml --attachments attachments
 echo "序号,数据资源名称" >> attachments/share-catalogue.csv
 expect_failure gwx verify letter.signed.xml --attachments attachments
 
-step "7. 私钥泄露：吊销办公厅的签名证书，此前签发的通知不再被信任"
+step "7. 封装：为每个收文机关加密，由发送节点签名；枢纽不解密也能验证"
+cp ../examples/attachments/share-catalogue.csv attachments/share-catalogue.csv
+run gwx seal letter.signed.xml --node-keys ca/issued/gd-gxt --certs ca/issued --attachments attachments -o letter.gwx
+run gwx inspect letter.gwx
+
+step "8. 财政厅拆封（验证三层封装，写出公文和附件），出具签收回执；发文方验证回执"
+run gwx open letter.gwx --keys ca/issued/gd.gov.czt -o inbox-czt
+run gwx receipt make letter.gwx --kind 签收 --keys ca/issued/gd.gov.czt -o letter.signed-for.xml
+run gwx receipt verify letter.signed-for.xml --envelope letter.gwx --document letter.signed.xml
+echo "（广东省工业和信息化厅不是收文机关，它的密钥打不开这封信）"
+expect_failure gwx open letter.gwx --keys ca/issued/gd.gov.gxt -o inbox-gxt
+
+step "9. 私钥泄露：吊销办公厅的签名证书，此前签发的通知不再被信任"
 serial=$(gwx pki list --json | python3 -c 'import json,sys; print(next(e["serial"] for e in json.load(sys.stdin) if e["code"] == "gd.gov.office" and e["usage"] == "signing"))')
 run gwx pki revoke "$serial" --reason keyCompromise
 expect_failure gwx verify notice.signed.xml

@@ -16,7 +16,9 @@ from gwexchange.cli.pki import pki_app
 from gwexchange.cli.verify import verify
 from gwexchange.errors import (
     ConfigError,
+    DecryptionError,
     DocumentError,
+    EnvelopeError,
     GwxError,
     SignatureError,
     TrustError,
@@ -48,6 +50,8 @@ def _headline(error: GwxError) -> str:
         (ConfigError, "配置错误"),
         (SignatureError, "签名无效"),
         (TrustError, "证书不可信"),
+        (DecryptionError, "无法解密"),
+        (EnvelopeError, "信封被拒绝"),
         (VerificationError, "验证失败"),
     ):
         if isinstance(error, kind):
