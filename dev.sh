@@ -21,7 +21,7 @@ setup_python() {
 }
 
 # Debian packages: xmlsec1 and libxml2-utils (xmllint) are the reference tools the interop tests run.
-APT_PACKAGES="xmlsec1 libxml2-utils fonts-arphic-uming fonts-arphic-ukai fonts-wqy-zenhei poppler-utils qpdf libnss3-tools"
+APT_PACKAGES="xmlsec1 libxml2-utils fonts-arphic-uming fonts-arphic-ukai fonts-wqy-zenhei poppler-utils qpdf"
 
 setup_system_tools() {
   local missing=""

@@ -12,6 +12,7 @@ Nothing is read from the network, and nothing but the font files is read from di
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -168,7 +169,8 @@ def _load_fonts(dirs: tuple[Path, ...]) -> FontSet:
 
 @functools.lru_cache(maxsize=8)
 def _font_tools(path: Path, subfont: int) -> Any:
-    return FontToolsFont(str(path), fontNumber=subfont, lazy=True)
+    # From bytes in memory: a lazily read font would otherwise keep its file open for the life of the process.
+    return FontToolsFont(io.BytesIO(path.read_bytes()), fontNumber=subfont, lazy=True)
 
 
 class _Recorder(BasePen):  # type: ignore[misc]
