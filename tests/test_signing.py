@@ -363,7 +363,7 @@ def test_signature_before_certificate_validity(expiring_pki, example_xml, now) -
 
 
 def test_expired_crl_refused(make_pki, example_xml, now) -> None:
-    """A CRL whose next update is before the signing time cannot say the certificate was not revoked then."""
+    """A CRL past its next update is stale: it cannot say the certificate was not revoked since."""
     pki = make_pki(start=now - timedelta(days=100), rsa_department=False, node=False)
     stale = pki.trust()  # the CRL published at creation, good for 30 days
     signed = sign_document(example_xml["notice"], pki.signer("gd.gov.office"), at=now)
