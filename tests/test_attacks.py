@@ -48,7 +48,7 @@ def vector_trust() -> TrustPolicy:
     """Trust in the vectors' root, revocation checked with the vectors' CRL."""
     root = x509.load_pem_x509_certificate((VECTORS / "pki" / "root.crt").read_bytes())
     crl = x509.load_pem_x509_crl((VECTORS / "pki" / "crl.pem").read_bytes())
-    return TrustPolicy(root, (crl,))
+    return TrustPolicy(root, (crl,), now=FIXED_NOW)
 
 
 @pytest.fixture(scope="module")
@@ -151,14 +151,11 @@ def _changed(byte: int) -> int:
 
 def _positions(data: bytes) -> list[int]:
     """Every 97th byte of the signed document from its root element on (the XML declaration is not signed), and
-    every byte of the signature block but the certificate's base64: Signing, SignedInfo, SignatureValue and the
-    KeyInfo markup. The certificate is sampled by the 97-byte stride only."""
+    every byte of the signature block: Signing, SignedInfo, SignatureValue and KeyInfo with the certificate, whose
+    DER a changed base64 character can make malformed in ways cryptography only notices lazily."""
     start = data.index(b"<gw:Document")
     block = data.index(b"<gw:Signing")
-    certificate = data.index(b"<ds:X509Certificate>") + len(b"<ds:X509Certificate>")
-    certificate_end = data.index(b"</ds:X509Certificate>")
-    every = set(range(block, certificate)) | set(range(certificate_end, len(data)))
-    return sorted(set(range(start, len(data), 97)) | every)
+    return sorted(set(range(start, len(data), 97)) | set(range(block, len(data))))
 
 
 def test_changed_byte_positions_cover_the_document(signed_notice: bytes) -> None:

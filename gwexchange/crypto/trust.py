@@ -7,8 +7,9 @@ found inside a signature is only a claim until ``validate`` says otherwise; a se
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from cryptography import x509
@@ -32,11 +33,16 @@ class ValidatedCertificate:
 
 @dataclass(frozen=True)
 class TrustPolicy:
-    """The root to trust and the CRLs to consult. ``check_revocation=False`` is the loud escape hatch."""
+    """The root to trust and the CRLs to consult. ``check_revocation=False`` is the loud escape hatch.
+
+    ``now`` is the verifier's clock (the system clock when None): every CRL must still be current then. It is
+    not the signing time a signature claims, or a signer could backdate past a stale CRL's end.
+    """
 
     root: x509.Certificate
     crls: tuple[x509.CertificateRevocationList, ...] = ()
     check_revocation: bool = True
+    now: datetime | None = None
     # DER → certificate whose root signature already verified, with the identity it names: the expensive part
     # of a path check, done once per certificate. Time, usage and revocation are checked on every call.
     _issued_by_root: dict[bytes, tuple[x509.Certificate, Identity]] = field(
@@ -80,12 +86,21 @@ class TrustPolicy:
         if len(der) > MAX_CERT_BYTES:
             raise TrustError("certificate is too large")
         try:
-            cert = x509.load_der_x509_certificate(der)
-        except ValueError as e:
+            # cryptography parses names and serials lazily, and warns about malformed serials: read them all
+            # here, where a malformed certificate becomes a TrustError, not a stray ValueError or warning.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                cert = x509.load_der_x509_certificate(der)
+                issuer, subject, _ = cert.issuer, cert.subject, cert.serial_number
+        except (ValueError, Warning) as e:
             raise TrustError("certificate is not valid DER X.509") from e
-        if cert.issuer == cert.subject:
+        if not der.endswith(b"\x00" + cert.signature):
+            # A signature BIT STRING that claims unused bits still parses to the same signature bytes: refuse
+            # that second encoding of the same certificate, so one certificate has one DER form.
+            raise TrustError("certificate's signature is not encoded as a whole number of octets")
+        if issuer == subject:
             raise TrustError("certificate is self-signed; only certificates issued by the root are trusted")
-        if cert.issuer != self.root.subject:
+        if issuer != self.root.subject:
             raise TrustError("certificate is not issued by the configured root")
         try:
             cert.verify_directly_issued_by(self.root)
@@ -98,11 +113,11 @@ class TrustPolicy:
         return self._issued_by_root[der]
 
     def _check_not_revoked(self, cert: x509.Certificate, identity: Identity, at: datetime) -> None:
+        current = self.now or datetime.now(UTC)
         for crl in self.crls:
-            if crl.next_update_utc is not None and crl.next_update_utc < at:
+            if crl.next_update_utc is not None and crl.next_update_utc < current:
                 raise TrustError(
-                    f"the CRL expired on {_iso(crl.next_update_utc)}, before the signing time {_iso(at)}: "
-                    "get the current CRL from the security centre"
+                    f"the CRL expired on {_iso(crl.next_update_utc)}: get the current CRL from the security centre"
                 )
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is None:
@@ -143,6 +158,8 @@ def _extension(cert: x509.Certificate, kind: type[T]) -> T | None:
         return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
+    except (ValueError, x509.DuplicateExtension) as e:  # extensions, too, are parsed lazily
+        raise TrustError(f"certificate extensions are malformed: {e}") from e
 
 
 def _iso(t: datetime) -> str:

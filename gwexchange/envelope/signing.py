@@ -119,6 +119,15 @@ def verify_document(
         raise SignatureError("a signature appears outside the signature blocks at the end of the document")
     if sum(1 for _ in root.iter(SIGNING_TAG)) != len(blocks):
         raise SignatureError("a Signing element appears outside the signature blocks at the end of the document")
+    # Each block costs a canonicalization of the whole document: check the order of signers first, so a
+    # document with thousands of blocks is refused at once instead of after quadratic work.
+    issuers = [d.get("code") for d in root.iterfind(f"{q('Issuers')}/{q('Department')}")]
+    signed = [signing.get("department") for signing, _ in blocks]
+    if signed != issuers[: len(signed)]:
+        raise SignatureError(
+            f"signatures by {', '.join(map(str, signed))} do not follow the issuing departments "
+            f"{', '.join(map(str, issuers))}"
+        )
     signatures: list[DocumentSignature] = []
     for signing, signature in reversed(blocks):
         department = signing.get("department", "")

@@ -478,6 +478,8 @@ def sign_shape(
 
 # Substrings of the messages that prove why an attack was refused.
 DIGEST_CHANGED = "the document's digest does not match"
+# Refused before any digest: the signature blocks must follow the order of the issuing departments.
+ORDER_BROKEN = "do not follow the issuing departments"
 NOT_SIGNED = "the document is not signed"
 SIG_OUTSIDE = "a signature appears outside the signature blocks"
 SIGNATURE_CHILDREN = "ds:Signature must contain exactly SignedInfo, SignatureValue, KeyInfo; found"
@@ -762,7 +764,7 @@ def placement_attacks(c: Context) -> None:
         "Two identical ds:Signature elements after one Signing element.")
     root = signed_copy()
     root.extend(blocks_copy(original))
-    add("signature-block-duplicated", root, "SignatureError", DIGEST_CHANGED,
+    add("signature-block-duplicated", root, "SignatureError", ORDER_BROKEN,
         "The whole signature block (Signing + Signature) repeated: the second copy does not cover the first.")
     root = signed_copy()
     root.insert(0, copy.deepcopy(first(root, GW + "Signing")))
@@ -1120,7 +1122,7 @@ def signing_attacks(c: Context) -> None:
     """The Signing element."""
     pki, signed, add, signed_copy, custom = c.pki, c.signed, c.add, c.signed_copy, c.custom
     add("signing-department-mismatch", custom(department=CZT), "SignatureError",
-        "the Signing element names gd.gov.czt, but the certificate is of gd.gov.office",
+        ORDER_BROKEN,
         "Signed by gd.gov.office with a Signing element that names gd.gov.czt.")
     add("signing-by-other-department", custom(signer=pki.czt, department=CZT), "SignatureError",
         "signatures by gd.gov.czt do not follow the issuing departments gd.gov.office",
@@ -1155,14 +1157,14 @@ def joint_attacks(c: Context) -> None:
     root = copy.deepcopy(joint_root)
     for element in signature_blocks(root)[:2]:
         root.remove(element)
-    add("joint-first-signature-stripped", root, "SignatureError", DIGEST_CHANGED,
+    add("joint-first-signature-stripped", root, "SignatureError", ORDER_BROKEN,
         "The joint notice with the lead department's (gd.gov.czt) block removed: gxt's signature covered it.")
     root = copy.deepcopy(joint_root)
     blocks = signature_blocks(root)
     for element in blocks:
         root.remove(element)
     root.extend(blocks[2:] + blocks[:2])
-    add("joint-blocks-swapped", root, "SignatureError", DIGEST_CHANGED,
+    add("joint-blocks-swapped", root, "SignatureError", ORDER_BROKEN,
         "The two signature blocks of the joint notice in swapped order.")
     root = parse(joint_draft)
     sign_shape(root, pki.czt, department=CZT)
