@@ -258,6 +258,14 @@ def is_pdf(data: bytes) -> bool:
     return data.startswith(b"%PDF")
 
 
+def page_count(pdf: bytes) -> int:
+    """The number of pages of a PDF this module made."""
+    try:
+        return len(PdfReader(io.BytesIO(pdf)).pages)
+    except (PyPdfError, ValueError) as e:
+        raise VerificationError(f"the PDF cannot be read: {e}") from e
+
+
 def verify_pdf(data: bytes, trust: TrustPolicy, *, now: datetime) -> VerifiedPdf:
     """Verify a gwexchange PDF: its PDF signatures and the signed document (and attachments) embedded in it."""
     if not is_pdf(data):

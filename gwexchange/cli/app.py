@@ -13,6 +13,7 @@ import typer
 from gwexchange.cli.doc import doc_app
 from gwexchange.cli.envelope import inspect_command, open_command, receipt_app, seal_command
 from gwexchange.cli.pki import pki_app
+from gwexchange.cli.render import render
 from gwexchange.cli.verify import verify
 from gwexchange.errors import (
     ConfigError,
@@ -37,6 +38,7 @@ app.add_typer(pki_app, name="pki")
 app.add_typer(doc_app, name="doc")
 app.add_typer(receipt_app, name="receipt")
 app.command("verify")(verify)
+app.command("render")(render)
 app.command("seal")(seal_command)
 app.command("open")(open_command)
 app.command("inspect")(inspect_command)

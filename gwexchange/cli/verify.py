@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from gwexchange import xmlsafe
+from gwexchange.archive.pdf_proof import is_pdf
 from gwexchange.cli.common import CrlOption, JsonOption, RootOption, emit_json, now, read, trust_policy
 from gwexchange.cli.envelope import envelope_lines, envelope_summary
+from gwexchange.cli.render import verify_pdf_file
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.envelope.header import MessageKind, eq
 from gwexchange.envelope.receipts import RECEIPT_NS, VerifiedReceipt, verify_receipt_signature
@@ -37,6 +39,9 @@ def verify(
     digest), an envelope (the sending node's signature) or a receipt (its signer)."""
     trust = trust_policy(root, crl, unsafe_no_revocation_check)
     data = read(file)
+    if is_pdf(data):  # a PDF made by gwx render carries the signed document inside it
+        verify_pdf_file(data, trust, as_json=as_json)
+        return
     if is_package(data[:64]):
         with Package(file) as package:
             _report_envelope(package.envelope_xml(), trust, as_json=as_json)
