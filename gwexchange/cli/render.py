@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from cryptography.hazmat.primitives import serialization
 
-from gwexchange.archive.fonts import load_fonts
-from gwexchange.archive.pdf_proof import VerifiedPdf, make_pdf, page_count, verify_pdf
 from gwexchange.cli.common import (
     KEY_PASSPHRASE_ENV,
     CrlOption,
@@ -27,6 +25,12 @@ from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.signing import VerifiedDocument, verify_attachment, verify_document
 from gwexchange.files import atomic_write, read_chunks
+
+if TYPE_CHECKING:
+    from gwexchange.archive.pdf_proof import VerifiedPdf
+
+# The PDF machinery (reportlab, pyHanko) is imported by the two functions that use it, not when gwx starts:
+# it would add about a second to every other command.
 
 
 def render(
@@ -46,6 +50,9 @@ def render(
 ) -> None:
     """Render a signed document as a GB/T 9704 PDF: the signed XML (and the attachments found) embedded in it,
     and the PDF signed by an issuing department, so that the PDF alone proves the document."""
+    from gwexchange.archive.fonts import load_fonts  # noqa: PLC0415
+    from gwexchange.archive.pdf_proof import make_pdf, page_count  # noqa: PLC0415
+
     passphrase = None if unsafe_unencrypted_key else read_passphrase(passphrase_env, passphrase_file, "the signing key")
     certificate = load_certificate(cert)
     signer = Signer(key_from_pem(read(key), passphrase, source=str(key)), certificate)
@@ -78,6 +85,8 @@ def _attachment_files(verified: VerifiedDocument, folder: Path) -> dict[str, byt
 
 def verify_pdf_file(data: bytes, trust: TrustPolicy, *, as_json: bool) -> None:
     """``gwx verify`` of a PDF: both proofs checked, and reported."""
+    from gwexchange.archive.pdf_proof import verify_pdf  # noqa: PLC0415
+
     result = verify_pdf(data, trust, now=now())
     if as_json:
         emit_json(_pdf_json(result))

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from gwexchange import xmlsafe
-from gwexchange.archive.pdf_proof import is_pdf
 from gwexchange.cli.common import CrlOption, JsonOption, RootOption, emit_json, now, read, trust_policy
 from gwexchange.cli.envelope import envelope_lines, envelope_summary
 from gwexchange.cli.render import verify_pdf_file
@@ -39,7 +38,7 @@ def verify(
     digest), an envelope (the sending node's signature) or a receipt (its signer)."""
     trust = trust_policy(root, crl, unsafe_no_revocation_check)
     data = read(file)
-    if is_pdf(data):  # a PDF made by gwx render carries the signed document inside it
+    if data.startswith(b"%PDF"):  # a PDF made by gwx render carries the signed document inside it
         verify_pdf_file(data, trust, as_json=as_json)
         return
     if is_package(data[:64]):
