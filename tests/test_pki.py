@@ -562,3 +562,17 @@ def test_revoked_certificate_refused_by_trust(make_pki, now) -> None:
         trust.validate(der(cert), usage=Usage.SIGNING, at=now)
     trust.validate(der(cert), usage=Usage.SIGNING, at=now - timedelta(seconds=1))  # superseded: earlier is fine
     TrustPolicy(pki.root, check_revocation=False).validate(der(cert), usage=Usage.SIGNING, at=now)
+
+
+def test_stale_crl_refused_even_for_backdated_signatures(make_pki, now) -> None:
+    """CRL freshness is judged on the verifier's clock: backdating a signature does not get past a stale CRL."""
+    pki = make_pki(
+        start=now - timedelta(days=200), departments={"gd.gov.czt": "财政厅"}, rsa_department=False, node=False
+    )
+    cert = pki.cert("gd.gov.czt")
+    long_ago = now - timedelta(days=199)  # the first CRL was current then, and expired 170 days ago
+    stale = TrustPolicy(pki.root, (pki.crl(),), now=now)
+    with pytest.raises(TrustError, match="CRL"):
+        stale.validate(der(cert), usage=Usage.SIGNING, at=long_ago)
+    pki.authority.publish_crl(now=now - timedelta(hours=1))
+    TrustPolicy(pki.root, (pki.crl(),), now=now).validate(der(cert), usage=Usage.SIGNING, at=long_ago)
