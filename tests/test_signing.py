@@ -21,12 +21,12 @@ from gwexchange.envelope.model import Department
 from gwexchange.envelope.signing import (
     CLOCK_SKEW,
     SIGNING_TAG,
-    TIME_FORMAT,
     VerifiedDocument,
     sign_document,
     verify_attachment,
     verify_document,
 )
+from gwexchange.envelope.times import TIME_FORMAT
 from gwexchange.envelope.xmlform import document_to_xml
 from gwexchange.errors import (
     ConfigError,

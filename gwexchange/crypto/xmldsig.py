@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography import x509
@@ -57,11 +57,15 @@ class Signer:
     certificate: x509.Certificate
     suite: Suite = INTERNATIONAL
 
+    certificate_base64: str = field(init=False, repr=False)  # as X509Certificate carries it, made once
+
     def __post_init__(self) -> None:
         spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         if self.key.public_key().public_bytes(*spki) != self.certificate.public_key().public_bytes(*spki):
             raise ConfigError("the private key does not belong to the certificate")
         self.suite.signature_method_for(self.key)
+        der = self.certificate.public_bytes(serialization.Encoding.DER)
+        object.__setattr__(self, "certificate_base64", base64.b64encode(der).decode("ascii"))
 
 
 def canonicalize(element: etree._Element) -> bytes:
@@ -86,8 +90,7 @@ def sign_enveloped(root: etree._Element, signer: Signer) -> etree._Element:
     signature_value = etree.SubElement(signature, _DS + "SignatureValue")
     key_info = etree.SubElement(signature, _DS + "KeyInfo")
     x509_data = etree.SubElement(key_info, _DS + "X509Data")
-    cert_der = signer.certificate.public_bytes(serialization.Encoding.DER)
-    etree.SubElement(x509_data, _DS + "X509Certificate").text = base64.b64encode(cert_der).decode("ascii")
+    etree.SubElement(x509_data, _DS + "X509Certificate").text = signer.certificate_base64
 
     digest_value.text = base64.b64encode(suite.digest_bytes(_document_without(root, signature))).decode("ascii")
     _, value = suite.sign(signer.key, canonicalize(signed_info))

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from lxml import etree
 
 from gwexchange.envelope.model import Classification, Urgency, check_department_code
+from gwexchange.envelope.times import format_utc, parse_utc
 from gwexchange.errors import EnvelopeError
 
 ENVELOPE_NS = "urn:gwexchange:envelope:1"
 _Q = "{" + ENVELOPE_NS + "}"
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _NODE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
@@ -90,8 +90,8 @@ def header_to_element(header: RoutingHeader) -> etree._Element:
     add("Classification", header.classification.value)
     if header.urgency is not None:
         add("Urgency", header.urgency.value)
-    add("Created", header.created.strftime(TIME_FORMAT))
-    add("Expires", header.expires.strftime(TIME_FORMAT))
+    add("Created", format_utc(header.created))
+    add("Expires", format_utc(header.expires))
     if header.in_reply_to is not None:
         add("InReplyTo", header.in_reply_to)
     return el
@@ -124,7 +124,7 @@ def header_from_element(el: etree._Element) -> RoutingHeader:
 
 
 def parse_time(text: str) -> datetime:
-    try:
-        return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
-    except ValueError as e:
-        raise EnvelopeError(f"time {text!r} is not of the form 2026-11-20T08:00:00Z") from e
+    t = parse_utc(text)
+    if t is None:
+        raise EnvelopeError(f"time {text!r} is not of the form 2026-11-20T08:00:00Z")
+    return t

@@ -20,8 +20,9 @@ from gwexchange.crypto.certificates import Usage
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import SIGNATURE_TAG, Signer, sign_enveloped, verify_enveloped
 from gwexchange.envelope import schema
-from gwexchange.envelope.header import TIME_FORMAT, parse_time
+from gwexchange.envelope.header import parse_time
 from gwexchange.envelope.sealing import InspectedEnvelope, OpenedEnvelope, Sealed
+from gwexchange.envelope.times import format_utc
 from gwexchange.errors import EnvelopeError, SignatureError
 
 RECEIPT_NS = "urn:gwexchange:receipt:1"
@@ -139,7 +140,7 @@ def sign_receipt(receipt: Receipt, signer: Signer) -> bytes:
         if text is not None:
             etree.SubElement(root, _Q + local).text = text
     etree.SubElement(root, _Q + "Answerer", role=receipt.role.value, code=receipt.answerer)
-    etree.SubElement(root, _Q + "Time").text = receipt.time.strftime(TIME_FORMAT)
+    etree.SubElement(root, _Q + "Time").text = format_utc(receipt.time)
     if receipt.reason is not None:
         etree.SubElement(root, _Q + "Reason").text = receipt.reason
     sign_enveloped(root, signer)

@@ -20,7 +20,7 @@ import hashlib
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from cryptography import x509
 from lxml import etree
@@ -31,11 +31,11 @@ from gwexchange.crypto.suite import INTERNATIONAL, Suite
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import SIGNATURE_TAG, Signer, sign_enveloped, verify_enveloped
 from gwexchange.envelope.model import Attachment, Document
+from gwexchange.envelope.times import format_utc, parse_utc
 from gwexchange.envelope.xmlform import document_from_element, q
 from gwexchange.errors import ConfigError, DocumentError, SignatureError, VerificationError
 
 SIGNING_TAG = q("Signing")
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # A signature may claim a time this far after the verifier's clock, no further.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -90,8 +90,8 @@ def sign_document(xml: bytes, signer: Signer, *, at: datetime, trust: TrustPolic
         )
     cert = signer.certificate
     if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-        raise ConfigError(f"the signing certificate of {identity.code} is not valid at {at.strftime(TIME_FORMAT)}")
-    etree.SubElement(root, SIGNING_TAG, department=identity.code, time=at.strftime(TIME_FORMAT))
+        raise ConfigError(f"the signing certificate of {identity.code} is not valid at {format_utc(at)}")
+    etree.SubElement(root, SIGNING_TAG, department=identity.code, time=format_utc(at))
     sign_enveloped(root, signer)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
@@ -184,10 +184,10 @@ def _signature_blocks(root: etree._Element) -> list[tuple[etree._Element, etree.
 
 def _signing_time(signing: etree._Element) -> datetime:
     text = signing.get("time", "")
-    try:
-        return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
-    except ValueError as e:
-        raise SignatureError(f"signing time {text!r} is not of the form 2026-11-20T08:00:00Z") from e
+    signed_at = parse_utc(text)
+    if signed_at is None:
+        raise SignatureError(f"signing time {text!r} is not of the form 2026-11-20T08:00:00Z")
+    return signed_at
 
 
 def _signer_identity(cert: x509.Certificate) -> Identity:
