@@ -173,7 +173,7 @@ def _embed(
 ) -> Any:
     embedded = writer.add_attachment(file, data)
     embedded.associated_file_relationship = NameObject(relationship)
-    embedded.subtype = NameObject("/" + media_type.replace("/", "#2F"))
+    embedded.subtype = NameObject("/" + media_type)  # pypdf writes the slash as #2F
     embedded.description = TextStringObject(description)
     embedded.size = NumberObject(len(data))
     embedded.modification_date = at
