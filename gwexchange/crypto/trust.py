@@ -74,7 +74,7 @@ class TrustPolicy:
             )
         if not self.root.not_valid_before_utc <= at <= self.root.not_valid_after_utc:
             raise TrustError(f"the root certificate is not valid at {_iso(at)}")
-        _check_usage(cert, identity, usage)
+        check_usage(cert, identity, usage)
         if self.check_revocation:
             self._check_not_revoked(cert, identity, at)
         return ValidatedCertificate(certificate=cert, identity=identity, usage=usage)
@@ -136,7 +136,8 @@ class TrustPolicy:
                 )
 
 
-def _check_usage(cert: x509.Certificate, identity: Identity, usage: Usage) -> None:
+def check_usage(cert: x509.Certificate, identity: Identity, usage: Usage) -> None:
+    """Raise ``TrustError`` unless the certificate's role and key usage allow ``usage``."""
     ku = _extension(cert, x509.KeyUsage)
     if ku is None:
         raise TrustError("certificate has no key usage extension")

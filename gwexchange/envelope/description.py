@@ -12,7 +12,7 @@ import mimetypes
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from datetime import date
+from datetime import date, datetime
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
@@ -206,6 +206,8 @@ def _enum(spec: Mapping[str, Any], key: str, enum: type[E]) -> E:
 
 def _date(spec: Mapping[str, Any], key: str) -> date:
     value = spec[key]
+    if isinstance(value, datetime):
+        raise DocumentError(KEYS[key], f"“{value}”应为日期（YYYY-MM-DD），不含时间")
     if isinstance(value, date):
         return value
     try:

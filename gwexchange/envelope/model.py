@@ -68,8 +68,10 @@ class DocKind(StrEnum):
 # Characters XML 1.0 cannot carry, plus line breaks: every text element here is one line.
 _FORBIDDEN_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 _DEPARTMENT_CODE = re.compile(r"[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+")
-_DOC_NUMBER = re.compile(r"(?P<code>[^〔〕\[\]［］()（）\s]+)〔(?P<year>\d{4})〕(?P<serial>\d+)号")
-_SECRECY_PERIOD = re.compile(r"[1-9]\d{0,2}(年|个月)|长期")
+# [0-9], not \d: \d also matches full-width and other Unicode digits, which the schema refuses.
+_DOC_NUMBER = re.compile(r"(?P<code>[^〔〕\[\]［］()（）\s]+)〔(?P<year>[0-9]{4})〕(?P<serial>[0-9]+)号")
+_SECRECY_PERIOD = re.compile(r"[1-9][0-9]{0,2}(年|个月)|长期")
+_FULL_WIDTH_DIGITS = re.compile("[０-９]")
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _CN_NUMERAL = "[一二三四五六七八九十百]+"
@@ -128,6 +130,8 @@ class DocNumber:
         check_text("发文字号", self.text, max_length=64)
         if "第" in self.text:
             raise DocumentError("发文字号", f"“{self.text}”中不加“第”字")
+        if _FULL_WIDTH_DIGITS.search(self.text):
+            raise DocumentError("发文字号", f"“{self.text}”的年份和序号应使用半角阿拉伯数字（如 2026、12）")
         if "〔" not in self.text:
             raise DocumentError("发文字号", f"“{self.text}”的年份应用六角括号“〔〕”括入")
         m = _DOC_NUMBER.fullmatch(self.text)
@@ -265,8 +269,9 @@ class Document:
             )
         for name in self.signature_names:
             check_text("发文机关署名", name, max_length=200)
-        if not isinstance(self.date, dt.date):
-            raise DocumentError("成文日期", "应为日期")
+        for element, value in (("成文日期", self.date), ("印发日期", self.print_date)):
+            if value is not None and (not isinstance(value, dt.date) or isinstance(value, dt.datetime)):
+                raise DocumentError(element, f"应为日期（年月日，不含时间），实际为 {value!r}")
         if self.note is not None:
             check_text("附注", self.note, max_length=1000)
         if self.printer is not None:

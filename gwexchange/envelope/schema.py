@@ -105,6 +105,9 @@ def _element_name(error: Any) -> str:
     attribute = re.search(r"attribute (\w+)=", reason)
     if attribute and attribute.group(1) in CHINESE_NAMES:
         return CHINESE_NAMES[attribute.group(1)]
+    expected = re.search(r"Tag '(?:\w+:)?(\w+)' expected", reason)  # a required element is missing
+    if expected and expected.group(1) in CHINESE_NAMES:
+        return CHINESE_NAMES[expected.group(1)]
     for step in reversed(steps):
         if step in CHINESE_NAMES:
             return CHINESE_NAMES[step]

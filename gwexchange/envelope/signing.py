@@ -28,12 +28,12 @@ from lxml import etree
 from gwexchange import xmlsafe
 from gwexchange.crypto.certificates import Identity, Role, Usage, identity_of
 from gwexchange.crypto.suite import INTERNATIONAL, Suite
-from gwexchange.crypto.trust import TrustPolicy
+from gwexchange.crypto.trust import TrustPolicy, check_usage
 from gwexchange.crypto.xmldsig import SIGNATURE_TAG, Signer, sign_enveloped, verify_enveloped
 from gwexchange.envelope.model import Attachment, Document
 from gwexchange.envelope.times import format_utc, parse_utc
 from gwexchange.envelope.xmlform import document_from_element, q
-from gwexchange.errors import ConfigError, DocumentError, SignatureError, VerificationError
+from gwexchange.errors import ConfigError, DocumentError, SignatureError, TrustError, VerificationError
 
 SIGNING_TAG = q("Signing")
 # A signature may claim a time this far after the verifier's clock, no further.
@@ -197,6 +197,10 @@ def _signer_identity(cert: x509.Certificate) -> Identity:
         raise ConfigError(f"the signing certificate is not one of ours: {e}") from e
     if identity.role is not Role.DEPARTMENT:
         raise ConfigError(f"documents are signed with a department certificate, not a {identity.role} one")
+    try:
+        check_usage(cert, identity, Usage.SIGNING)  # never sign what every verifier would refuse
+    except TrustError as e:
+        raise ConfigError(f"{e}: sign with the department's signing.key and signing.crt") from e
     return identity
 
 
