@@ -86,4 +86,23 @@ serial=$(gwx pki list --json | python3 -c 'import json,sys; print(next(e["serial
 run gwx pki revoke "$serial" --reason keyCompromise
 expect_failure gwx verify notice.signed.xml
 
+step "10. 存档 PDF：办公厅换发证书、重新签发通知，生成 GB/T 9704 版式的 PDF，PDF 自身即可验证"
+run gwx pki issue --code gd.gov.office --name "广东省人民政府办公厅" --role department
+run gwx doc sign notice.xml --key ca/issued/gd.gov.office/signing.key --cert ca/issued/gd.gov.office/signing.crt
+run gwx render notice.signed.xml -o notice.pdf \
+  --key ca/issued/gd.gov.office/signing.key --cert ca/issued/gd.gov.office/signing.crt
+run gwx verify notice.pdf
+if command -v pdfsig >/dev/null; then
+  pdfsig notice.pdf | grep -E "Common Name|Signature Validation|Total document"
+  echo "（任何 PDF 阅读器都能看到办公厅的签名；导入本安全中心的根证书后显示为可信）"
+fi
+python3 - <<'EOF'
+from pathlib import Path
+pdf, xml = Path("notice.pdf").read_bytes(), Path("notice.signed.xml").read_bytes()
+i = pdf.index(xml) + xml.index("印发《".encode())
+Path("notice.tampered.pdf").write_bytes(pdf[:i + 3] + "废".encode() + pdf[i + 6:])
+print("wrote notice.tampered.pdf: one character of the title in the embedded XML changed")
+EOF
+expect_failure gwx verify notice.tampered.pdf
+
 step "完成：所有文件在 $(pwd)"
