@@ -7,7 +7,8 @@ wrapped at the boundary where they happen, never leaked. The tree is split by wh
     ├── InputError              the caller handed us something wrong: fix the input
     │   ├── DocumentError       a 公文 element breaks GB/T 9704 or our schema (names the element in Chinese)
     │   ├── XmlInputError       bytes that are not acceptable XML (DTD, entities, too large, too deep, …)
-    │   └── ConfigError         a file, passphrase or option the user supplied is missing or unusable
+    │   ├── ConfigError         a file, passphrase or option the user supplied is missing or unusable
+    │   └── RouteError          no route the document's 密级 permits reaches a recipient (names it and the zone)
     └── VerificationError       a signature, certificate or digest does not prove what it claims
         ├── SignatureError      the XML-DSig is outside our profile or does not verify
         ├── TrustError          the certificate does not chain to the root, is expired, revoked or misused
@@ -69,3 +70,11 @@ class DecryptionError(VerificationError):
 
 class EnvelopeError(VerificationError):
     """An envelope or receipt is authentic but breaks a rule: expired, not addressed here, bound to other bytes."""
+
+
+class RouteError(InputError):
+    """No permitted route: ``reasons`` maps each unreachable recipient (or the sending node) to why, in Chinese."""
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        self.reasons = dict(reasons)
+        super().__init__("；".join(f"{who}：{why}" for who, why in self.reasons.items()))

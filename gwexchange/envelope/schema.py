@@ -13,7 +13,7 @@ from typing import Any
 
 from lxml import etree
 
-from gwexchange.errors import DocumentError, EnvelopeError
+from gwexchange.errors import ConfigError, DocumentError, EnvelopeError
 
 # Chinese names of the schema's elements and attributes, for clerk-facing messages.
 CHINESE_NAMES = {
@@ -116,3 +116,11 @@ def _element_name(error: Any) -> str:
 
 def _reason(error: Any) -> str:
     return str(getattr(error, "reason", None) or error).replace("\n", " ")
+
+
+def check_directory(root: etree._Element) -> None:
+    """Raise ``ConfigError`` unless ``root`` is a valid directory, signed or not (``schemas/directory.xsd``)."""
+    validator = _libxml2_schema("directory.xsd")
+    if not validator.validate(root):
+        log = str(validator.error_log).splitlines()
+        raise ConfigError(f"not a valid directory: {log[-1] if log else 'schema validation failed'}")
