@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from gwexchange.cli.directory import directory_app
 from gwexchange.cli.doc import doc_app
 from gwexchange.cli.envelope import inspect_command, open_command, receipt_app, seal_command
 from gwexchange.cli.pki import pki_app
@@ -36,6 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(pki_app, name="pki")
 app.add_typer(doc_app, name="doc")
+app.add_typer(directory_app, name="directory")
 app.add_typer(receipt_app, name="receipt")
 app.command("verify")(verify)
 app.command("render")(render)
