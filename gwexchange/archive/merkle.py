@@ -48,6 +48,20 @@ NewNode = tuple[int, int, bytes]
 """A perfect subtree completed by an append: ``(level, index, hash)``."""
 
 
+@dataclass(frozen=True, slots=True)
+class TreeState:
+    """A tree as a signer sees it: ``size`` leaves with root hash ``root``."""
+
+    size: int
+    root: bytes
+
+    def __post_init__(self) -> None:
+        if type(self.size) is not int or self.size < 0:
+            raise InputError(f"tree size {self.size!r} is not a whole number of leaves")
+        if not isinstance(self.root, bytes) or len(self.root) != HASH_SIZE:
+            raise InputError("a root hash is 32 bytes")
+
+
 def leaf_hash(entry: bytes) -> bytes:
     """HASH(0x00 ‖ entry)."""
     return _sha256(_LEAF_PREFIX + entry).digest()
@@ -375,6 +389,7 @@ __all__ = [
     "MemoryTree",
     "NewNode",
     "NodeReader",
+    "TreeState",
     "consistency_path_ranges",
     "consistency_proof",
     "inclusion_path_ranges",
