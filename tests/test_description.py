@@ -127,8 +127,8 @@ def test_letter_attachments_are_measured(examples, examples_dir: Path) -> None:
         assert a.size == len(data)
     assert [a.media_type for a in doc.attachments] == ["text/csv", "text/plain"]
     # no 附件： block in the body: the note is made of the attachments' titles (file stems)
-    assert doc.attachment_note == ("share-catalogue", "contacts")
-    assert [a.title for a in doc.attachments] == ["share-catalogue", "contacts"]
+    assert doc.attachment_note == ("财政领域政务数据共享目录（样表）", "联系人及联系方式")
+    assert [a.title for a in doc.attachments] == ["财政领域政务数据共享目录（样表）", "联系人及联系方式"]
 
 
 def test_joint_notice(examples) -> None:

@@ -24,7 +24,9 @@ RECEIPT_TAG = "{" + RECEIPT_NS + "}Receipt"
 
 
 def verify(
-    file: Annotated[Path, typer.Argument(help="A signed document, envelope package (.gwx), envelope or receipt.")],
+    file: Annotated[
+        Path, typer.Argument(help="A signed document, its PDF, an envelope package (.gwx), an envelope or a receipt.")
+    ],
     root: RootOption,
     crl: CrlOption = None,
     attachments: Annotated[
