@@ -1,0 +1,926 @@
+"""The node's append-only Merkle log on disk: every envelope and receipt, byte for byte, in an RFC 9162 tree.
+
+A log is a directory::
+
+    format          "gwexchange-merkle-log-v1\\n": what this directory is
+    entries         the entries, appended: each a 4-byte big-endian length, then the entry's bytes as given
+    offsets         8-byte big-endian position in ``entries`` of each record (random access to entry i)
+    level-00        leaf hashes HASH(0x00 ‖ entry), 32 bytes each, in entry order
+    level-01 …      the perfect subtree roots of level l: record j covers entries [j·2^l, (j+1)·2^l)
+    commit          the last commit point, one line: "gwexchange-log-commit-v1 SIZE ENTRIES_END ROOT_HEX\\n"
+    heads           the tree heads this node signed (``treehead.TreeHeadStore``), one JSON line each
+    lock            held (flock) by the one process that has the log open for writing
+
+Every hash record has a fixed size, so a root or a proof reads O(log n) records by offset (``merkle``), and the
+log keeps in memory only its compact range (the ≤ 63 peaks) and a bounded write buffer: memory does not grow
+with the log.
+
+**Commit points.** ``append`` and ``append_many`` buffer; ``flush()`` writes the buffers, fsyncs every file it
+wrote, then replaces ``commit`` atomically — the commit point, which names the size, the end of the last entry and
+the root. A tree head is only ever signed over a committed state. Reopening after a crash trusts the files up to
+the commit, keeps every *complete* entry record after it (the torn tail of an interrupted append is cut off),
+recomputes the offsets and hashes of those entries and any hashes missing below the commit from the entries
+themselves, checks the stored tree against the commit's root and commits the result. Entries are never
+re-encoded: ``entry(i)`` returns exactly the bytes appended, after checking them against their leaf hash.
+
+**Auditing.** ``verify_log`` reads a log directory without trusting any stored hash: it recomputes every leaf
+hash from the entries and the whole tree from those, compares them with every stored record, and checks every
+stored tree head — its signature through the trust policy, its place in the sequence (times strictly
+increasing, sizes never decreasing) and its root against the root recomputed at its size. Two heads whose roots
+both equal the recomputed ones are consistent with each other, so this also checks every successive pair. The
+report names each entry, hash record and head that failed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from gwexchange.archive.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    MAX_LEVELS,
+    CompactRange,
+    TreeState,
+    consistency_proof,
+    inclusion_proof,
+    node_hash,
+    tree_root,
+)
+from gwexchange.archive.treehead import SignedTreeHead, parse_head_line, verify_tree_head
+from gwexchange.crypto.trust import TrustPolicy
+from gwexchange.errors import ConfigError, GwxError, InputError, VerificationError
+from gwexchange.files import atomic_write
+
+FORMAT_FILE = "format"
+FORMAT_LINE = b"gwexchange-merkle-log-v1\n"
+ENTRIES_FILE = "entries"
+OFFSETS_FILE = "offsets"
+COMMIT_FILE = "commit"
+HEADS_FILE = "heads"
+LOCK_FILE = "lock"
+LENGTH_BYTES = 4
+OFFSET_BYTES = 8
+MAX_ENTRY_BYTES = (1 << 32) - 1
+"""An entry is at most 4 GiB − 1 (its length is 4 bytes); an envelope's XML is far smaller."""
+
+_DRAIN_BYTES = 4 << 20  # write buffers go to the kernel when they reach this size (memory stays bounded)
+_CHUNK_RECORDS = 1 << 15  # hash records read at once when recomputing a level
+_READ_BUFFER = 1 << 20
+_COMMIT = re.compile(rb"gwexchange-log-commit-v1 (0|[1-9][0-9]{0,18}) (0|[1-9][0-9]{0,18}) ([0-9a-f]{64})\n")
+_sha256 = hashlib.sha256
+
+
+def level_file(level: int) -> str:
+    """The file of hash level ``level``: ``level-00`` holds the leaf hashes."""
+    return f"level-{level:02d}"
+
+
+def commit_record(state: TreeState, entries_end: int) -> bytes:
+    return b"gwexchange-log-commit-v1 %d %d %s\n" % (state.size, entries_end, state.root.hex().encode("ascii"))
+
+
+@dataclass(frozen=True, slots=True)
+class CommitPoint:
+    """What ``commit`` says: ``size`` entries ending at byte ``entries_end`` of ``entries``, with root ``root``."""
+
+    size: int
+    entries_end: int
+    root: bytes
+
+    @property
+    def state(self) -> TreeState:
+        return TreeState(self.size, self.root)
+
+
+def read_commit(directory: Path) -> CommitPoint | None:
+    """The log's last commit point, None if it never committed; ``VerificationError`` if the record is damaged."""
+    try:
+        data = (directory / COMMIT_FILE).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ConfigError(f"cannot read {directory / COMMIT_FILE}: {e}") from e
+    match = _COMMIT.fullmatch(data)
+    if match is None:
+        raise VerificationError(f"the commit record of the log in {directory} is damaged")
+    size, end = int(match[1]), int(match[2])
+    if (size == 0) != (end == 0) or end < size * (LENGTH_BYTES + 1):
+        raise VerificationError(f"the commit record of the log in {directory} is inconsistent")
+    return CommitPoint(size, end, bytes.fromhex(match[3].decode("ascii")))
+
+
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _pread_exact(fd: int, size: int, offset: int, what: str) -> bytes:
+    data = os.pread(fd, size, offset)
+    if len(data) != size:
+        raise VerificationError(f"the log's {what} is shorter than it must be: it was truncated")
+    return data
+
+
+class MerkleLog:
+    """An append-only RFC 9162 log in ``directory``, open for appending by this process alone.
+
+    ``MerkleLog(path, create=True)`` makes a new log in an empty or missing directory; without ``create`` the
+    directory must hold one. Use it as a context manager, or ``close()`` it: closing commits what was appended.
+    """
+
+    def __init__(self, directory: Path, *, create: bool = False) -> None:
+        self.directory = Path(directory)
+        self._fds: dict[str, int] = {}
+        self._lock_fd: int | None = None
+        self._pending_entries = bytearray()
+        self._pending_offsets = bytearray()
+        self._pending_levels: list[bytearray] = [bytearray() for _ in range(MAX_LEVELS)]
+        self._pending = 0  # bytes buffered, all files together
+        self._dirty: set[str] = set()
+        self._new_files = False
+        self._broken = False
+        self._range = CompactRange()
+        self._entries_end = 0
+        self._committed = TreeState(0, EMPTY_ROOT)
+        self._committed_end = 0
+        try:
+            self._open(create)
+        except BaseException:
+            self._close_files()
+            raise
+
+    # --- opening and recovery -------------------------------------------------------------------------------
+
+    def _open(self, create: bool) -> None:
+        d = self.directory
+        try:
+            if create:
+                d.mkdir(parents=True, exist_ok=True)
+                if not (d / FORMAT_FILE).exists():
+                    if any(d.iterdir()):
+                        raise ConfigError(f"{d} is not empty and not a gwexchange log: refusing to make one there")
+                    atomic_write(d / FORMAT_FILE, FORMAT_LINE)
+                    self._new_files = True
+            try:
+                fmt = (d / FORMAT_FILE).read_bytes()
+            except FileNotFoundError:
+                raise ConfigError(f"{d} is not a gwexchange log (no {FORMAT_FILE} file)") from None
+            if fmt != FORMAT_LINE:
+                raise ConfigError(f"{d} is not a gwexchange log of this version ({FORMAT_FILE} says {fmt[:40]!r})")
+            self._lock_fd = os.open(d / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(f"the log in {d} is open in another process") from None
+            self._recover()
+        except OSError as e:
+            raise ConfigError(f"cannot open the log in {d}: {e}") from e
+
+    def _fd(self, name: str) -> int:
+        fd = self._fds.get(name)
+        if fd is None:
+            path = self.directory / name
+            if not path.exists():
+                self._new_files = True
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            self._fds[name] = fd
+        return fd
+
+    def _recover(self) -> None:
+        """Make the files agree with each other and with the commit point; see the module's docstring."""
+        commit = read_commit(self.directory) or CommitPoint(0, 0, EMPTY_ROOT)
+        c = commit.size
+        efd, ofd = self._fd(ENTRIES_FILE), self._fd(OFFSETS_FILE)
+        e_size = os.fstat(efd).st_size
+        if e_size < commit.entries_end:
+            raise VerificationError(
+                f"the log's entries file ends at byte {e_size}, before its last commit ({c} entries, "
+                f"{commit.entries_end} bytes): committed entries were removed"
+            )
+        o_records = os.fstat(ofd).st_size // OFFSET_BYTES
+        known = min(o_records, c)  # offsets up to here are trusted; from here on they are derived again
+        pos = 0
+        if known:
+            last = int.from_bytes(_pread_exact(ofd, OFFSET_BYTES, (known - 1) * OFFSET_BYTES, "offsets file"))
+            length = int.from_bytes(_pread_exact(efd, LENGTH_BYTES, last, "entries file"))
+            pos = last + LENGTH_BYTES + length
+        pos, offsets = self._scan(pos, known, commit, e_size)
+        n = known + len(offsets) // OFFSET_BYTES
+        changed = False
+        if pos < e_size:
+            os.ftruncate(efd, pos)
+            changed = True
+        if o_records != known or os.fstat(ofd).st_size != known * OFFSET_BYTES or offsets:
+            os.ftruncate(ofd, known * OFFSET_BYTES)
+            _write_all(ofd, offsets)
+            changed = True
+        for level in range(MAX_LEVELS):
+            changed |= self._recover_level(level, n, c)
+        if c and tree_root(c, self._node_unchecked) != commit.root:
+            raise VerificationError(
+                f"the log's stored hashes do not give the root of its last commit (size {c}): "
+                "entries or hashes were changed; run verify_log to see which"
+            )
+        self._range = CompactRange.from_nodes(n, self._node_unchecked)
+        self._entries_end = pos
+        self._committed = commit.state
+        self._committed_end = commit.entries_end
+        if changed or n != c:
+            self._dirty.update(self._fds)
+            self.flush()
+
+    def _scan(self, pos: int, index: int, commit: CommitPoint, e_size: int) -> tuple[int, bytearray]:
+        """Read entry records from byte ``pos`` (entry ``index``): the end of the last complete one, and their
+        offsets. Records before the commit must all be there; after it, the first incomplete one ends the log."""
+        c = commit.size
+        offsets = bytearray()
+        with open(self.directory / ENTRIES_FILE, "rb", buffering=_READ_BUFFER) as f:
+            f.seek(pos)
+            while True:
+                if index == c and pos != commit.entries_end:
+                    raise VerificationError(
+                        f"entry {c - 1} of the log ends at byte {pos}, not where its last commit says "
+                        f"({commit.entries_end}): the entries or their offsets were changed"
+                    )
+                header = f.read(LENGTH_BYTES)
+                length = int.from_bytes(header)
+                complete = len(header) == LENGTH_BYTES and 0 < length <= e_size - pos - LENGTH_BYTES
+                if not complete:
+                    if index < c:
+                        raise VerificationError(f"committed entry {index} of the log is damaged or missing")
+                    return pos, offsets
+                f.seek(length, io.SEEK_CUR)
+                offsets += pos.to_bytes(OFFSET_BYTES)
+                pos += LENGTH_BYTES + length
+                index += 1
+
+    def _recover_level(self, level: int, n: int, c: int) -> bool:
+        """Cut level ``level`` back to its committed records, then recompute the rest; True if anything changed."""
+        name = level_file(level)
+        expected = n >> level
+        if expected == 0 and name not in self._fds and not (self.directory / name).exists():
+            return False
+        fd = self._fd(name)
+        size = os.fstat(fd).st_size
+        keep = min(size // HASH_SIZE, c >> level)
+        if size == keep * HASH_SIZE == expected * HASH_SIZE:
+            return False
+        os.ftruncate(fd, keep * HASH_SIZE)
+        if keep < expected:
+            if level == 0:
+                self._recompute_leaves(fd, keep, expected)
+            else:
+                self._recompute_nodes(level, fd, keep, expected)
+        return True
+
+    def _recompute_leaves(self, fd: int, start: int, end: int) -> None:
+        ofd = self._fds[OFFSETS_FILE]
+        pos = int.from_bytes(_pread_exact(ofd, OFFSET_BYTES, start * OFFSET_BYTES, "offsets file"))
+        out = bytearray()
+        with open(self.directory / ENTRIES_FILE, "rb", buffering=_READ_BUFFER) as f:
+            f.seek(pos)
+            for _ in range(start, end):
+                length = int.from_bytes(f.read(LENGTH_BYTES))
+                out += _sha256(b"\x00" + f.read(length)).digest()
+                if len(out) >= _DRAIN_BYTES:
+                    _write_all(fd, out)
+                    out.clear()
+        _write_all(fd, out)
+
+    def _recompute_nodes(self, level: int, fd: int, start: int, end: int) -> None:
+        below = self._fds[level_file(level - 1)]
+        for first in range(start, end, _CHUNK_RECORDS):
+            last = min(end, first + _CHUNK_RECORDS)
+            data = _pread_exact(below, (last - first) * 2 * HASH_SIZE, first * 2 * HASH_SIZE, level_file(level - 1))
+            out = bytearray()
+            for at in range(0, len(data), 2 * HASH_SIZE):
+                out += _sha256(b"\x01" + data[at : at + 2 * HASH_SIZE]).digest()
+            _write_all(fd, out)
+
+    # --- appending and committing ---------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Entries appended so far, committed or not."""
+        return self._range.size
+
+    @property
+    def committed(self) -> TreeState:
+        """The state at the last commit point (``flush``)."""
+        return self._committed
+
+    @property
+    def committed_size(self) -> int:
+        return self._committed.size
+
+    @property
+    def heads_path(self) -> Path:
+        """Where the tree heads this node signed over this log are kept (``treehead.TreeHeadStore``)."""
+        return self.directory / HEADS_FILE
+
+    def append(self, entry: bytes) -> int:
+        """Append one entry (its exact bytes); return its index. It is durable once ``flush`` returns."""
+        return self.append_many((entry,)).start
+
+    def append_many(self, entries: Iterable[bytes]) -> range:
+        """Append entries in order; return the range of their indices. Durable once ``flush`` returns."""
+        self._check_usable()
+        first = self._range.size
+        pending_entries, pending_offsets, levels = self._pending_entries, self._pending_offsets, self._pending_levels
+        push = self._range.push
+        end = self._entries_end
+        try:
+            for entry in entries:
+                if not isinstance(entry, bytes):
+                    raise InputError(f"a log entry is bytes, not {type(entry).__name__}")
+                length = len(entry)
+                if not 0 < length <= MAX_ENTRY_BYTES:
+                    raise InputError(f"a log entry is 1 to {MAX_ENTRY_BYTES} bytes, not {length}")
+                pending_offsets += end.to_bytes(OFFSET_BYTES)
+                pending_entries += length.to_bytes(LENGTH_BYTES)
+                pending_entries += entry
+                end += LENGTH_BYTES + length
+                self._entries_end = end
+                for level, _, h in push(_sha256(b"\x00" + entry).digest()):
+                    levels[level] += h
+                self._pending += length + 2 * HASH_SIZE
+                if self._pending >= _DRAIN_BYTES:
+                    self._drain()
+        except OSError as e:
+            self._broken = True
+            raise ConfigError(f"cannot write the log in {self.directory}: {e}") from e
+        return range(first, self._range.size)
+
+    def flush(self) -> TreeState:
+        """The commit point: write and fsync everything appended, record the commit; return the committed state."""
+        self._check_usable()
+        if self._range.size == self._committed.size and not self._dirty and not self._pending:
+            return self._committed
+        try:
+            self._drain()
+            for name in (ENTRIES_FILE, OFFSETS_FILE, *sorted(self._dirty - {ENTRIES_FILE, OFFSETS_FILE})):
+                if name in self._dirty:
+                    os.fdatasync(self._fds[name])
+            self._dirty.clear()
+            state = TreeState(self._range.size, self._range.root())
+            if self._new_files:
+                self._sync_directory()
+            atomic_write(self.directory / COMMIT_FILE, commit_record(state, self._entries_end))
+            self._sync_directory()
+        except OSError as e:
+            self._broken = True
+            raise ConfigError(f"cannot commit the log in {self.directory}: {e}") from e
+        self._committed = state
+        self._committed_end = self._entries_end
+        return state
+
+    def _drain(self) -> None:
+        if not self._pending and not self._pending_entries:
+            return
+        if self._pending_entries:
+            _write_all(self._fd(ENTRIES_FILE), self._pending_entries)
+            _write_all(self._fd(OFFSETS_FILE), self._pending_offsets)
+            self._dirty.update((ENTRIES_FILE, OFFSETS_FILE))
+            self._pending_entries.clear()
+            self._pending_offsets.clear()
+        for level, data in enumerate(self._pending_levels):
+            if data:
+                name = level_file(level)
+                _write_all(self._fd(name), data)
+                self._dirty.add(name)
+                data.clear()
+        self._pending = 0
+
+    def _sync_directory(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._new_files = False
+
+    def _check_usable(self) -> None:
+        if self._lock_fd is None:
+            raise InputError(f"the log in {self.directory} is closed")
+        if self._broken:
+            raise ConfigError(f"a write to the log in {self.directory} failed: reopen it to recover")
+
+    # --- reading --------------------------------------------------------------------------------------------
+
+    def _readable(self) -> None:
+        self._check_usable()
+        if self._pending or self._pending_entries:
+            try:
+                self._drain()
+            except OSError as e:
+                self._broken = True
+                raise ConfigError(f"cannot write the log in {self.directory}: {e}") from e
+
+    def _node_unchecked(self, level: int, index: int) -> bytes:
+        return _pread_exact(self._fds[level_file(level)], HASH_SIZE, index * HASH_SIZE, level_file(level))
+
+    def node(self, level: int, index: int) -> bytes:
+        """The stored hash of the perfect subtree over entries ``[index << level, (index + 1) << level)``."""
+        self._readable()
+        if not (0 <= level < MAX_LEVELS and 0 <= index < self._range.size >> level):
+            raise InputError(f"the log of {self.size} entries has no node at level {level}, index {index}")
+        return self._node_unchecked(level, index)
+
+    def leaf_hash(self, index: int) -> bytes:
+        return self.node(0, index)
+
+    def entry(self, index: int) -> bytes:
+        """Entry ``index``, exactly as appended; ``VerificationError`` if it no longer matches its leaf hash."""
+        self._readable()
+        if not 0 <= index < self._range.size:
+            raise InputError(f"the log has {self.size} entries; there is no entry {index}")
+        ofd, efd = self._fds[OFFSETS_FILE], self._fds[ENTRIES_FILE]
+        start = int.from_bytes(_pread_exact(ofd, OFFSET_BYTES, index * OFFSET_BYTES, "offsets file"))
+        if index + 1 < self._range.size:
+            end = int.from_bytes(_pread_exact(ofd, OFFSET_BYTES, (index + 1) * OFFSET_BYTES, "offsets file"))
+        else:
+            end = self._entries_end
+        if not start + LENGTH_BYTES < end <= self._entries_end:
+            raise VerificationError(f"the offset of entry {index} is damaged")
+        record = _pread_exact(efd, end - start, start, "entries file")
+        data = record[LENGTH_BYTES:]
+        if int.from_bytes(record[:LENGTH_BYTES]) != len(data):
+            raise VerificationError(f"the record of entry {index} is damaged")
+        if _sha256(b"\x00" + data).digest() != self._node_unchecked(0, index):
+            raise VerificationError(f"entry {index} does not match its leaf hash: the log was changed")
+        return data
+
+    def _size_arg(self, size: int | None) -> int:
+        if size is None:
+            return self._range.size
+        if not 0 <= size <= self._range.size:
+            raise InputError(f"the log has {self.size} entries; it has no tree of size {size}")
+        return size
+
+    def root(self, size: int | None = None) -> bytes:
+        """The root hash of the tree of the first ``size`` entries (all of them when None)."""
+        size = self._size_arg(size)
+        if size == self._range.size:
+            return self._range.root()
+        self._readable()
+        return tree_root(size, self._node_unchecked)
+
+    @property
+    def state(self) -> TreeState:
+        """Size and root now, committed or not."""
+        return TreeState(self._range.size, self._range.root())
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size`` entries (all when None)."""
+        size = self._size_arg(size)
+        self._readable()
+        return inclusion_proof(index, size, self._node_unchecked)
+
+    def consistency_proof(self, m: int, n: int | None = None) -> list[bytes]:
+        """RFC 9162 consistency proof from the tree of ``m`` entries to that of ``n`` (all when None)."""
+        n = self._size_arg(n)
+        self._readable()
+        return consistency_proof(m, n, self._node_unchecked)
+
+    def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """``(index, entry)`` from ``start`` on, read sequentially (not checked against hashes: see verify_log)."""
+        self._readable()
+        if not 0 <= start <= self._range.size:
+            raise InputError(f"the log has {self.size} entries; cannot start at {start}")
+        end = self._range.size
+        if start == end:
+            return
+        pos = int.from_bytes(_pread_exact(self._fds[OFFSETS_FILE], OFFSET_BYTES, start * OFFSET_BYTES, "offsets"))
+        with open(self.directory / ENTRIES_FILE, "rb", buffering=_READ_BUFFER) as f:
+            f.seek(pos)
+            for index in range(start, end):
+                length = int.from_bytes(f.read(LENGTH_BYTES))
+                yield index, f.read(length)
+
+    # --- closing --------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Commit what was appended and release the log."""
+        if self._lock_fd is None:
+            return
+        try:
+            if not self._broken:
+                self.flush()
+        finally:
+            self._close_files()
+
+    def _close_files(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> MerkleLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MerkleLog({str(self.directory)!r}, size={self.size}, committed={self.committed_size})"
+
+
+# --- verification of a whole log -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing ``verify_log`` found wrong.
+
+    ``kind`` is one of ``entry`` (the entry at ``index`` does not match its stored leaf hash: one of the two was
+    changed), ``hash`` (a stored interior node, ``level`` and ``index``, differs from the tree the entries
+    give), ``offset`` (``index``), ``tail`` (bytes after the last complete entry: an interrupted append, or a
+    removal), ``file`` (a file missing, extra or too long), ``commit`` (the commit record) and ``head``
+    (``index`` is the line of the ``heads`` file, from 0).
+    """
+
+    kind: str
+    index: int | None
+    message: str
+    level: int | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class LogReport:
+    """What ``verify_log`` found: the log as its entries say it is, and every problem (``ok`` if none)."""
+
+    directory: Path
+    size: int  # complete entries read
+    root: bytes  # the root recomputed from the entries alone
+    committed: TreeState | None
+    heads: int  # tree heads read
+    signatures_checked: bool
+    problems: tuple[Problem, ...]
+    problems_not_listed: int = 0  # beyond ``max_problems``
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def entries_failed(self) -> tuple[int, ...]:
+        return tuple(p.index for p in self.problems if p.kind == "entry" and p.index is not None)
+
+    def heads_failed(self) -> tuple[int, ...]:
+        return tuple(sorted({p.index for p in self.problems if p.kind == "head" and p.index is not None}))
+
+    def raise_on_problems(self) -> LogReport:
+        """This report if ``ok``; otherwise a ``VerificationError`` listing the first problems."""
+        if self.ok:
+            return self
+        count = len(self.problems) + self.problems_not_listed
+        listed = "; ".join(p.message for p in self.problems[:5])
+        raise VerificationError(f"the log in {self.directory} failed verification ({count} problems): {listed}")
+
+    def __str__(self) -> str:
+        lines = [
+            f"log {self.directory}: {self.size} entries, root {self.root.hex()}, {self.heads} tree heads"
+            + ("" if self.signatures_checked else " (signatures not checked)")
+        ]
+        lines += [f"  {p.kind}: {p.message}" for p in self.problems]
+        if self.problems_not_listed:
+            lines.append(f"  … and {self.problems_not_listed} more problems")
+        lines.append("  verified" if self.ok else "  FAILED")
+        return "\n".join(lines)
+
+
+@dataclass
+class _Findings:
+    limit: int
+    problems: list[Problem] = field(default_factory=list)
+    not_listed: int = 0
+
+    def add(self, kind: str, index: int | None, message: str, level: int | None = None) -> None:
+        if len(self.problems) < self.limit:
+            self.problems.append(Problem(kind, index, message, level))
+        else:
+            self.not_listed += 1
+
+
+class _Heads:
+    """The ``heads`` file read one line at a time: each head parsed, signature checked, order checked."""
+
+    def __init__(
+        self, path: Path, findings: _Findings, trust: TrustPolicy | None, node_id: str | None, at: datetime | None
+    ) -> None:
+        self._findings = findings
+        self._trust, self._node_id, self._at = trust, node_id, at
+        self._file: BinaryIO | None = path.open("rb") if path.exists() else None
+        self._line = -1
+        self._previous: SignedTreeHead | None = None
+        self.count = 0
+        self.next: tuple[int, SignedTreeHead] | None = None
+        self.advance()
+
+    def advance(self) -> None:
+        """Move ``next`` to the following well-formed, correctly ordered head (problems reported on the way)."""
+        self.next = None
+        while self._file is not None:
+            raw = self._file.readline()
+            if not raw:
+                self._file.close()
+                self._file = None
+                return
+            self._line += 1
+            self.count += 1
+            line = self._line
+            if not raw.endswith(b"\n"):
+                self._findings.add("head", line, f"tree head {line} is cut off (the heads file ends mid-line)")
+                continue
+            try:
+                head = parse_head_line(raw[:-1])
+            except GwxError as e:
+                self._findings.add("head", line, f"tree head {line} is damaged: {e}")
+                continue
+            if not self._acceptable(line, head):
+                continue
+            self._previous = head
+            self.next = (line, head)
+            return
+
+    def _acceptable(self, line: int, head: SignedTreeHead) -> bool:
+        what = f"tree head {line} (size {head.size}, {head.time_text})"
+        node = self._node_id
+        if node is None and self._previous is not None:
+            node = self._previous.node_id
+        if node is not None and head.node_id != node:
+            self._findings.add("head", line, f"{what} was signed as node {head.node_id}, not {node}")
+            return False
+        if self._trust is not None:
+            try:
+                verify_tree_head(head, self._trust, at=self._at)
+            except GwxError as e:
+                self._findings.add("head", line, f"{what}: signature not valid: {e}")
+                return False
+        previous = self._previous
+        if previous is not None:
+            if head.timestamp <= previous.timestamp:
+                self._findings.add("head", line, f"{what} is not later than the head before it")
+                return False
+            if head.size < previous.size:
+                self._findings.add("head", line, f"{what} is smaller than the head before it ({previous.size})")
+                return False
+        return True
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _open_reader(path: Path, size: int) -> BinaryIO:
+    """A buffered reader with a buffer no larger than the file (small logs are audited often, in tests)."""
+    return path.open("rb", buffering=max(4096, min(_READ_BUFFER, size)))
+
+
+def _fold(peaks: list[bytes]) -> bytes:
+    if not peaks:
+        return EMPTY_ROOT
+    h = peaks[-1]
+    for p in reversed(peaks[:-1]):
+        h = node_hash(p, h)
+    return h
+
+
+class _Audit:
+    """One pass over a log directory for ``verify_log``: entries → leaf hashes → tree, compared as it goes."""
+
+    def __init__(self, directory: Path, findings: _Findings, heads: _Heads, commit: CommitPoint | None) -> None:
+        self.directory = directory
+        self.findings = findings
+        self.heads = heads
+        self.commit = commit
+        self.files = {e.name: e.stat().st_size for e in os.scandir(directory) if e.is_file()}
+        self.readers: list[BinaryIO | None] = []
+        for level in range(MAX_LEVELS):
+            size = self.files.get(level_file(level))
+            self.readers.append(None if size is None else _open_reader(directory / level_file(level), size))
+        self.missing: set[int] = set()
+        self.peaks: list[bytes] = []
+        self.tainted: list[bool] = []  # whether a peak covers an entry that failed its leaf hash
+        self.commit_seen: tuple[int, bytes] | None = None
+        self.size = 0
+
+    def stored(self, level: int) -> bytes:
+        """The next record of hash level ``level``, or b"" once it has run out (reported by ``record_missing``)."""
+        f = self.readers[level]
+        return f.read(HASH_SIZE) if f is not None else b""
+
+    def record_missing(self, level: int, index: int) -> None:
+        if level not in self.missing:
+            self.missing.add(level)
+            self.findings.add(
+                "file", index, f"{level_file(level)} ends before record {index}: hashes are missing", level=level
+            )
+
+    def check_heads(self, size: int) -> None:
+        heads = self.heads
+        while heads.next is not None and heads.next[1].size == size:
+            line, head = heads.next
+            root = _fold(self.peaks)
+            if head.root_hash != root:
+                self.findings.add(
+                    "head",
+                    line,
+                    f"tree head {line} (size {size}, {head.time_text}) says root {head.root_hash.hex()}, but the "
+                    f"entries give {root.hex()} at that size: the head is from another history, or entries "
+                    "below it were changed",
+                )
+            heads.advance()
+
+    def add_leaf(self, index: int, data: bytes) -> None:
+        """Hash entry ``index``, fold it into the tree, and compare each hash it completes with the stored one."""
+        h = _sha256(b"\x00" + data).digest()
+        stored = self.stored(0)
+        bad = False
+        if stored != h:
+            if len(stored) != HASH_SIZE:
+                self.record_missing(0, index)
+            else:
+                bad = True
+                self.findings.add(
+                    "entry",
+                    index,
+                    f"entry {index} does not match its stored leaf hash: the entry or the hash was changed",
+                )
+        peaks, tainted = self.peaks, self.tainted
+        level, j = 0, index
+        while j & 1:
+            h = _sha256(b"\x01" + peaks.pop() + h).digest()
+            bad = tainted.pop() or bad
+            level += 1
+            j >>= 1
+            stored = self.stored(level)
+            if stored != h:
+                if len(stored) != HASH_SIZE:
+                    self.record_missing(level, j)
+                elif not bad:  # a stored node wrong over entries that are right: the hash file was changed
+                    first = j << level
+                    self.findings.add(
+                        "hash",
+                        first,
+                        f"the stored hash of entries {first}–{first + (1 << level) - 1} "
+                        f"({level_file(level)}, record {j}) differs from the one the entries give",
+                        level=level,
+                    )
+        peaks.append(h)
+        tainted.append(bad)
+
+    def read_entries(self, entries: BinaryIO, offsets: BinaryIO | None) -> None:
+        e_size = os.fstat(entries.fileno()).st_size
+        read = entries.read
+        heads = self.heads
+        commit_size = self.commit.size if self.commit is not None else -1
+        pos = index = 0
+        while True:
+            if heads.next is not None and heads.next[1].size == index:
+                self.check_heads(index)
+            if index == commit_size:
+                self.commit_seen = (pos, _fold(self.peaks))
+            header = read(LENGTH_BYTES)
+            if not header:
+                break
+            length = int.from_bytes(header)
+            if len(header) < LENGTH_BYTES or length == 0 or length > e_size - pos - LENGTH_BYTES:
+                self.findings.add(
+                    "tail",
+                    index,
+                    f"the entries file has {e_size - pos} bytes after entry {index - 1} that are not a complete "
+                    "entry (an interrupted append — reopening the log removes it — or entries removed)",
+                )
+                break
+            data = read(length)
+            if offsets is not None:
+                stored_offset = offsets.read(OFFSET_BYTES)
+                if len(stored_offset) < OFFSET_BYTES:
+                    self.findings.add("file", index, f"{OFFSETS_FILE} ends before entry {index}")
+                    offsets = None
+                elif int.from_bytes(stored_offset) != pos:
+                    self.findings.add("offset", index, f"the stored offset of entry {index} is wrong")
+            self.add_leaf(index, data)
+            pos += LENGTH_BYTES + length
+            index += 1
+        self.size = index
+        if offsets is not None and offsets.read(1):
+            self.findings.add("file", None, f"{OFFSETS_FILE} is longer than the {index} entries need")
+
+    def finish(self) -> None:
+        n = self.size
+        while self.heads.next is not None:
+            line, head = self.heads.next
+            self.findings.add(
+                "head",
+                line,
+                f"tree head {line} ({head.time_text}) covers {head.size} entries, but the log has only {n}: "
+                "entries were removed",
+            )
+            self.heads.advance()
+        for level, f in enumerate(self.readers):
+            if f is not None and level not in self.missing and f.read(1):
+                self.findings.add("file", None, f"{level_file(level)} has more records than {n} entries need", level)
+        commit = self.commit
+        if commit is not None:
+            if self.commit_seen is None:
+                self.findings.add("commit", None, f"the log was committed at {commit.size} entries but has only {n}")
+            elif self.commit_seen != (commit.entries_end, commit.root):
+                self.findings.add(
+                    "commit", None, f"the entries do not give the end and root of the commit at size {commit.size}"
+                )
+
+    def close(self) -> None:
+        self.heads.close()
+        for f in self.readers:
+            if f is not None:
+                f.close()
+
+
+def verify_log(
+    directory: Path,
+    *,
+    trust: TrustPolicy | None,
+    node_id: str | None = None,
+    at: datetime | None = None,
+    max_problems: int = 1000,
+) -> LogReport:
+    """Audit the log in ``directory`` from its entries up, trusting no stored hash; see the module docstring.
+
+    ``trust`` checks each tree head's signature (node certificate, and ``node_id`` if given); ``trust=None``
+    checks the structure only and says so in the report. ``at`` is the time to validate certificates at
+    (default: each head's own time). Reads the files without locking: audit a closed log or a copy, or the
+    report will include the tail an open log has not yet written out. Memory does not grow with the log.
+    """
+    directory = Path(directory)
+    if not (directory / ENTRIES_FILE).is_file():
+        raise ConfigError(f"{directory} is not a gwexchange log (no {ENTRIES_FILE} file)")
+    findings = _Findings(max_problems)
+    try:
+        if (directory / FORMAT_FILE).read_bytes() != FORMAT_LINE:
+            findings.add("file", None, f"{FORMAT_FILE} does not name the gwexchange log format")
+    except FileNotFoundError:
+        findings.add("file", None, f"{FORMAT_FILE} is missing")
+    commit: CommitPoint | None = None
+    try:
+        commit = read_commit(directory)
+    except VerificationError as e:
+        findings.add("commit", None, str(e))
+    audit = _Audit(directory, findings, _Heads(directory / HEADS_FILE, findings, trust, node_id, at), commit)
+    offsets_size = audit.files.get(OFFSETS_FILE)
+    if offsets_size is None:
+        findings.add("file", None, f"{OFFSETS_FILE} is missing")
+    try:
+        with _open_reader(directory / ENTRIES_FILE, audit.files.get(ENTRIES_FILE, 0)) as entries:
+            if offsets_size is not None:
+                with _open_reader(directory / OFFSETS_FILE, offsets_size) as offsets:
+                    audit.read_entries(entries, offsets)
+            else:
+                audit.read_entries(entries, None)
+        audit.finish()
+    finally:
+        audit.close()
+    return LogReport(
+        directory=directory,
+        size=audit.size,
+        root=_fold(audit.peaks),
+        committed=commit.state if commit is not None else None,
+        heads=audit.heads.count,
+        signatures_checked=trust is not None,
+        problems=tuple(findings.problems),
+        problems_not_listed=findings.not_listed,
+    )
+
+
+__all__ = [
+    "COMMIT_FILE",
+    "ENTRIES_FILE",
+    "FORMAT_FILE",
+    "HEADS_FILE",
+    "MAX_ENTRY_BYTES",
+    "OFFSETS_FILE",
+    "CommitPoint",
+    "LogReport",
+    "MerkleLog",
+    "Problem",
+    "level_file",
+    "read_commit",
+    "verify_log",
+]
