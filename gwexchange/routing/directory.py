@@ -370,7 +370,7 @@ def _check_certificate(cert: x509.Certificate, *, code: str, usage: Usage, place
     else:
         right = key_usage.digital_signature and not encrypts
     if not right:
-        raise ConfigError(f"{place}: the certificate's key usage is not that of a {usage} certificate")
+        raise ConfigError(f"{place}: the certificate's key usage does not allow {usage}")
 
 
 def check_certificates(directory: Directory, trust: TrustPolicy, *, at: datetime) -> None:
@@ -447,7 +447,7 @@ def compile_directory(toml_text: str, read: Reader, *, now: datetime) -> Directo
     nodes = []
     for entry in _tables(spec, "node"):
         _only_keys(entry, _NODE_KEYS, "a [[node]]")
-        node_id = _string(entry, "id", "a [[node]]")
+        node_id = check_node_id(_string(entry, "id", "a [[node]]"))
         place = f"node {node_id}"
         host, port = parse_endpoint(_string(entry, "smtp", place), place)
         nodes.append(
@@ -462,7 +462,7 @@ def compile_directory(toml_text: str, read: Reader, *, now: datetime) -> Directo
     departments = []
     for entry in _tables(spec, "department"):
         _only_keys(entry, _DEPARTMENT_KEYS, "a [[department]]")
-        code = _string(entry, "code", "a [[department]]")
+        code = check_department_code(_string(entry, "code", "a [[department]]"))
         place = f"department {code}"
         departments.append(
             DepartmentEntry(
