@@ -64,7 +64,7 @@ from lxml import etree
 from gwexchange import xmlsafe
 from gwexchange.archive.merkle import HASH_SIZE, TreeState, verify_consistency
 from gwexchange.crypto.algorithms import SignatureMethod
-from gwexchange.crypto.certificates import Usage, identity_of
+from gwexchange.crypto.certificates import Role, Usage, identity_of
 from gwexchange.crypto.suite import INTERNATIONAL, Suite
 from gwexchange.crypto.trust import TrustPolicy, ValidatedCertificate
 from gwexchange.crypto.xmldsig import Signer
@@ -206,11 +206,13 @@ def sign_tree_head(state: TreeState, signer: Signer, node_id: str, at: datetime)
     """
     check_node_id(node_id)
     try:
-        code = identity_of(signer.certificate).code
+        identity = identity_of(signer.certificate)
     except TrustError as e:
         raise ConfigError(f"the signer's certificate does not name a node: {e}") from e
-    if code != node_id:
-        raise ConfigError(f"the signer's certificate is {code}'s, not node {node_id}'s")
+    if identity.role is not Role.NODE:
+        raise ConfigError(f"the signer's certificate is a {identity.role} certificate, not a node's")
+    if identity.code != node_id:
+        raise ConfigError(f"the signer's certificate is {identity.code}'s, not node {node_id}'s")
     timestamp = head_time(at)
     method, signature = signer.suite.sign(signer.key, signed_bytes(node_id, state.size, state.root, timestamp))
     return SignedTreeHead(
