@@ -331,6 +331,7 @@ def test_values_check_themselves(directory: Directory) -> None:
 def test_xml_round_trip(directory: Directory) -> None:
     xml = directory_to_xml(directory)
     assert read_unverified_directory(xml) == directory
+    assert hash(read_unverified_directory(xml)) == hash(directory)  # a value: usable as a key
     root = etree.fromstring(xml)
     assert root.tag == f"{{{DIRECTORY_NS}}}Directory"
     # IPv6 endpoints and certificates survive too.

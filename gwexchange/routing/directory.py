@@ -116,6 +116,9 @@ class ZonePolicy:
             raise ConfigError(f"the zone policy must give the highest 密级 of each zone; missing: {', '.join(missing)}")
         object.__setattr__(self, "limits", MappingProxyType({z: self.limits[z] for z in Zone}))
 
+    def __hash__(self) -> int:  # the read-only mapping is not hashable itself
+        return hash(tuple(self.limits.items()))
+
     def limit(self, zone: Zone) -> Classification:
         return self.limits[zone]
 
