@@ -19,10 +19,10 @@ Who signs the directory
     certificate as a signer, so the security centre signs directories with a department-style signing certificate
     issued to its *own* code — the root certificate's UID, e.g. ``gwx pki issue --code gd.gov.ca --name …
     --role department``. No role or usage is added to the PKI. ``verify_directory`` requires the signer's code to
-    equal ``authority_code`` (``authority_code_of(root)``): only the CA can issue a certificate to its own code, so
-    no ordinary department can publish a directory. The signer's certificate is validated at the verifier's clock
-    ``now``, not at ``issued``: a directory is live data, and once its signing key is revoked or expired no
-    directory it signed is taken any more.
+    equal ``authority_code`` (``authority_code_of(root)``): the CA issues certificates under its own code to
+    nobody but itself, so no department can publish a directory. The signer's certificate is validated at the
+    verifier's clock ``now``, not at ``issued``: a directory is live data, and once its signing key is revoked or
+    expired no directory it signed is taken any more.
 
 Which directory a node takes (``verify_directory`` with the one it ``held``)
     Refused: an unsigned one, a bad signature, a signer other than the authority, one not yet valid (``issued``
@@ -33,7 +33,7 @@ Which directory a node takes (``verify_directory`` with the one it ``held``)
     update.
 
 Errors: inconsistent content is a ``ConfigError``; a missing or broken signature a ``SignatureError``; the wrong
-signer, a stale or future directory and a rollback are ``TrustError``\\ s, as a stale CRL is.
+signer, a stale or future directory and a rollback are each a ``TrustError``, as a stale CRL is.
 """
 
 from __future__ import annotations
