@@ -39,6 +39,7 @@ import io
 import os
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +74,7 @@ MAX_ENTRY_BYTES = (1 << 32) - 1
 """An entry is at most 4 GiB − 1 (its length is 4 bytes); an envelope's XML is far smaller."""
 
 _DRAIN_BYTES = 4 << 20  # write buffers go to the kernel when they reach this size (memory stays bounded)
+_SYNC_THREADS = 16  # files fdatasync'd at once by a commit: entries, offsets and the levels that grew
 _CHUNK_RECORDS = 1 << 15  # hash records read at once when recomputing a level
 _READ_BUFFER = 1 << 20
 _COMMIT = re.compile(rb"gwexchange-log-commit-v1 (0|[1-9][0-9]{0,18}) (0|[1-9][0-9]{0,18}) ([0-9a-f]{64})\n")
@@ -82,6 +84,9 @@ _sha256 = hashlib.sha256
 def level_file(level: int) -> str:
     """The file of hash level ``level``: ``level-00`` holds the leaf hashes."""
     return f"level-{level:02d}"
+
+
+_LEVEL_FILES = tuple(level_file(level) for level in range(MAX_LEVELS))
 
 
 def commit_record(state: TreeState, entries_end: int) -> bytes:
@@ -150,6 +155,7 @@ class MerkleLog:
         self._dirty: set[str] = set()
         self._new_files = False
         self._broken = False
+        self._syncer: ThreadPoolExecutor | None = None
         self._range = CompactRange()
         self._entries_end = 0
         self._committed = TreeState(0, EMPTY_ROOT)
@@ -369,15 +375,14 @@ class MerkleLog:
             return self._committed
         try:
             self._drain()
-            for name in (ENTRIES_FILE, OFFSETS_FILE, *sorted(self._dirty - {ENTRIES_FILE, OFFSETS_FILE})):
-                if name in self._dirty:
-                    os.fdatasync(self._fds[name])
+            self._sync_files([self._fds[name] for name in self._dirty])
             self._dirty.clear()
             state = TreeState(self._range.size, self._range.root())
             if self._new_files:
                 self._sync_directory()
+            # Only now, with everything it names on disk: a commit record never runs ahead of the data. (Its
+            # rename is not fsync'd: should a crash lose it, the previous commit is still true of the files.)
             atomic_write(self.directory / COMMIT_FILE, commit_record(state, self._entries_end))
-            self._sync_directory()
         except OSError as e:
             self._broken = True
             raise ConfigError(f"cannot commit the log in {self.directory}: {e}") from e
@@ -401,6 +406,18 @@ class MerkleLog:
                 self._dirty.add(name)
                 data.clear()
         self._pending = 0
+
+    def _sync_files(self, fds: list[int]) -> None:
+        """fdatasync the files, all at once: the file system commits its journal once for all of them, where one
+        after the other would cost one journal commit each (a third to a quarter of the time, measured)."""
+        if len(fds) <= 1:
+            for fd in fds:
+                os.fdatasync(fd)
+            return
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="gwx-log-sync")
+        for future in [self._syncer.submit(os.fdatasync, fd) for fd in fds]:
+            future.result()
 
     def _sync_directory(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -428,7 +445,10 @@ class MerkleLog:
                 raise ConfigError(f"cannot write the log in {self.directory}: {e}") from e
 
     def _node_unchecked(self, level: int, index: int) -> bytes:
-        return _pread_exact(self._fds[level_file(level)], HASH_SIZE, index * HASH_SIZE, level_file(level))
+        data = os.pread(self._fds[_LEVEL_FILES[level]], HASH_SIZE, index * HASH_SIZE)
+        if len(data) != HASH_SIZE:
+            raise VerificationError(f"the log's {_LEVEL_FILES[level]} is shorter than it must be: it was truncated")
+        return data
 
     def node(self, level: int, index: int) -> bytes:
         """The stored hash of the perfect subtree over entries ``[index << level, (index + 1) << level)``."""
@@ -521,6 +541,9 @@ class MerkleLog:
             self._close_files()
 
     def _close_files(self) -> None:
+        if self._syncer is not None:
+            self._syncer.shutdown()
+            self._syncer = None
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()

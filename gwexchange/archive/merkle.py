@@ -111,6 +111,10 @@ def perfect_subtrees(start: int, end: int) -> list[tuple[int, int]]:
 
 def subtree_hash(start: int, end: int, nodes: NodeReader) -> bytes:
     """MTH(D[start:end]) for a node of the RFC tree (see ``perfect_subtrees``), from O(log n) stored nodes."""
+    length = end - start
+    if length > 0 and length & (length - 1) == 0 and start >= 0 and start % length == 0:
+        level = length.bit_length() - 1  # a perfect subtree, as most proof elements are: one stored node
+        return nodes(level, start >> level)
     pieces = perfect_subtrees(start, end)
     level, index = pieces[-1]
     h = nodes(level, index)
