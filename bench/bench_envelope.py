@@ -366,7 +366,9 @@ class Gwexchange(Implementation):
     def seal(self, draft: bytes) -> bytes:
         signed = sign_document(draft, self.m.signer, at=SIGNED_AT)
         verified = verify_document(signed, self.m.trust, now=NOW)
-        return seal(verified, self.certs, self.m.node, sender_department=SENDER, node_id=NODE, now=NOW).envelope_xml
+        return seal(
+            verified, self.certs, self.m.node, trust=self.m.trust, sender_department=SENDER, node_id=NODE, now=NOW
+        ).envelope_xml
 
     def open(self, envelope: bytes) -> object:
         return open_envelope(envelope, self.opener, self.key, self.m.trust, now=NOW)
@@ -643,7 +645,7 @@ def breakdown(m: Material, recipients: tuple[str, ...], draft: bytes, budget: fl
     steps: dict[str, Callable[[bytes], object]] = {
         "sign_document": lambda d: sign_document(d, m.signer, at=SIGNED_AT),
         "verify_document": lambda s: verify_document(s, m.trust, now=NOW),
-        "seal": lambda _: seal(verified, certs, m.node, sender_department=SENDER, node_id=NODE, now=NOW),
+        "seal": lambda _: seal(verified, certs, m.node, trust=m.trust, sender_department=SENDER, node_id=NODE, now=NOW),
     }
     args = {"sign_document": draft, "verify_document": signed, "seal": b""}
     cells = [f"{name} {1000 / measure(step, args[name], budget / 2, 1).best:.2f} ms" for name, step in steps.items()]
@@ -755,6 +757,7 @@ def child(mode: str, work: Path) -> None:
                 verified,
                 {code: m.recipient_certs[code] for code in recipients},
                 m.node,
+                trust=m.trust,
                 sender_department=SENDER,
                 node_id=NODE,
                 now=NOW,

@@ -24,6 +24,8 @@ ENVELOPE_MEMBER = "envelope.xml"
 _PART_MEMBER = re.compile(r"parts/(part-[1-9][0-9]*)")
 MAX_MEMBERS = 10_000
 CHUNK = 1024 * 1024
+# What zipfile raises for damaged or unsupported members (RuntimeError: an encrypted one).
+_ZIP_FAULTS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError)
 
 
 def write_package(path: Path, build: Callable[[PartSink], Sealed]) -> Sealed:
@@ -64,13 +66,16 @@ class Package:
             self._zip.close()
             raise EnvelopeError(f"{path} is not an envelope package (no leading mimetype member)")
         for info in infos:
+            if info.flag_bits & 0x1:
+                self._zip.close()
+                raise EnvelopeError(f"{path}: member {info.filename} is encrypted; packages store members as-is")
             if info.compress_type != zipfile.ZIP_STORED:
                 self._zip.close()
                 raise EnvelopeError(f"{path}: member {info.filename} is compressed; packages store members as-is")
             if info.filename not in ("mimetype", ENVELOPE_MEMBER) and not _PART_MEMBER.fullmatch(info.filename):
                 self._zip.close()
                 raise EnvelopeError(f"{path}: unexpected member {info.filename!r}")
-        if self._zip.read("mimetype") != MIMETYPE.encode("ascii"):
+        if self._read("mimetype") != MIMETYPE.encode("ascii"):
             self._zip.close()
             raise EnvelopeError(f"{path} is not a gwexchange envelope package (wrong mimetype)")
         self.path = path
@@ -88,7 +93,13 @@ class Package:
             raise EnvelopeError(f"{self.path} has no envelope.xml") from e
         if info.file_size > MAX_ENVELOPE_BYTES:
             raise EnvelopeError(f"{self.path}: envelope.xml is larger than {MAX_ENVELOPE_BYTES} bytes")
-        return self._zip.read(info)
+        return self._read(ENVELOPE_MEMBER)
+
+    def _read(self, name: str) -> bytes:
+        try:
+            return self._zip.read(name)
+        except _ZIP_FAULTS as e:  # a CRC mismatch or a damaged header: the package was altered on the way
+            raise EnvelopeError(f"{self.path}: member {name} is damaged ({e})") from e
 
     def part(self, cid: str) -> Iterator[bytes]:
         """The octets of one part, in chunks."""
@@ -96,11 +107,13 @@ class Package:
             member = self._zip.open(f"parts/{cid}")
         except KeyError as e:
             raise EnvelopeError(f"{self.path} lacks the part {cid}") from e
+        except _ZIP_FAULTS as e:
+            raise EnvelopeError(f"{self.path}: part {cid} is damaged ({e})") from e
         with member:
             try:
                 while chunk := member.read(CHUNK):
                     yield chunk
-            except zipfile.BadZipFile as e:  # a CRC mismatch: the part was damaged on the way
+            except _ZIP_FAULTS as e:  # a CRC mismatch: the part was damaged on the way
                 raise EnvelopeError(f"{self.path}: part {cid} is damaged ({e})") from e
 
 

@@ -163,6 +163,7 @@ class Net:
             verified,
             kwargs.pop("recipients", None) or self.certs(codes),
             kwargs.pop("node", None) or self.node,
+            trust=kwargs.pop("trust", self._trust),
             sender_department=kwargs.pop("sender_department", verified.document.issuers[0].code),
             node_id=kwargs.pop("node_id", HUB),
             **kwargs,

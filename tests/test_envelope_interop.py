@@ -108,6 +108,7 @@ class Interop:
             self.verified,
             {code: self.cert(code) for code in RECIPIENTS},
             self.node(node),
+            trust=self.trust,
             sender_department=OFFICE,
             node_id=node,
             now=self.now,

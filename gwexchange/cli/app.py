@@ -22,6 +22,7 @@ from gwexchange.errors import (
     DocumentError,
     EnvelopeError,
     GwxError,
+    RouteError,
     SignatureError,
     TrustError,
     VerificationError,
@@ -50,6 +51,7 @@ def _headline(error: GwxError) -> str:
     """The kind of failure in the clerk's words; the detail follows it."""
     for kind, words in (
         (DocumentError, "公文格式错误"),
+        (RouteError, "无可用路由"),
         (XmlInputError, "XML 输入被拒绝"),
         (ConfigError, "配置错误"),
         (SignatureError, "签名无效"),

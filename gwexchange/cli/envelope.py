@@ -79,6 +79,7 @@ def seal_command(
             verified,
             recipients,
             Signer(node_key, node_cert),
+            trust=trust,
             sender_department=sender or doc.issuers[0].code,
             node_id=node_id,
             now=now(),

@@ -27,7 +27,6 @@ certificate in KeyInfo is only a claim: ``verify_enveloped`` hands it to the tru
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -219,7 +218,7 @@ def _base64(element: etree._Element, what: str) -> bytes:
         raise SignatureError(f"ds:{what} must hold only base64 text")
     try:
         return base64.b64decode("".join((element.text or "").split()), validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or non-ASCII characters
         raise SignatureError(f"ds:{what} is not valid base64") from e
 
 

@@ -277,5 +277,5 @@ def _b64(data: bytes) -> str:
 def _unb64(text: str | None) -> bytes:
     try:
         return base64.b64decode("".join((text or "").split()), validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or non-ASCII characters
         raise DecryptionError() from e

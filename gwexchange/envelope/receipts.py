@@ -62,6 +62,9 @@ class Receipt:
             raise EnvelopeError(f"a {self.kind} receipt must give a reason")
         if self.role is AnswererRole.NODE and self.kind is not ReceiptKind.FAILED:
             raise EnvelopeError("a node answers only 投递失败; the other receipts come from departments")
+        if self.role is AnswererRole.DEPARTMENT and self.kind is ReceiptKind.FAILED:
+            # A recipient that opened a document cannot later claim it never arrived: 投递失败 is the nodes'.
+            raise EnvelopeError("投递失败 comes only from nodes; a department answers 送达, 签收 or 退回")
         if self.role is AnswererRole.DEPARTMENT and self.document_sha256 is None:
             raise EnvelopeError("a department's receipt binds the digest of the document it received")
 

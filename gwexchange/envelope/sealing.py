@@ -23,7 +23,6 @@ Receipts travel in envelopes of kind ``receipt``: the signed receipt bytes as ``
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import os
 import uuid
@@ -33,6 +32,7 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from lxml import etree
 
@@ -138,6 +138,7 @@ def seal(
     recipients: Mapping[str, x509.Certificate],
     node: Signer,
     *,
+    trust: TrustPolicy,
     sender_department: str,
     node_id: str,
     now: datetime,
@@ -150,8 +151,10 @@ def seal(
     """Encrypt a verified document for every recipient it names and sign the envelope as ``node_id``.
 
     ``recipients`` maps each recipient department to its encryption certificate (from the directory) and must
-    cover exactly the document's 主送 and 抄送. ``attachments`` maps the document's attachment file names to
-    their bytes in chunks; each is encrypted into ``part_sink``.
+    cover exactly the document's 主送 and 抄送; each is validated by ``trust`` (path, validity, encryption usage,
+    revocation) and must name its department, so nothing is ever encrypted to a wrong or compromised key.
+    ``attachments`` maps the document's attachment file names to their bytes in chunks; each is encrypted into
+    ``part_sink``.
     """
     doc = document.document
     codes = tuple(d.code for d in doc.recipients)
@@ -162,6 +165,12 @@ def seal(
     if sender_department not in {d.code for d in doc.issuers}:
         raise ConfigError(f"{sender_department} did not issue this document and cannot send it")
     now = now.replace(microsecond=0)
+    for code in codes:
+        validated = trust.validate(
+            recipients[code].public_bytes(serialization.Encoding.DER), usage=Usage.ENCRYPTION, at=now
+        )
+        if validated.identity.code != code:
+            raise ConfigError(f"the encryption certificate given for {code} is {validated.identity.code}'s")
     header = RoutingHeader(
         message_id=str(uuid.UUID(bytes=random(16), version=4)),
         kind=MessageKind.DOCUMENT,
@@ -313,7 +322,7 @@ def receipt_content(inspected: InspectedEnvelope) -> bytes:
         raise EnvelopeError("the receipt envelope has no content")
     try:
         return base64.b64decode("".join((content.text or "").split()), validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or non-ASCII characters
         raise EnvelopeError("the receipt envelope's content is not base64") from e
 
 
@@ -401,6 +410,8 @@ def _decrypt_part(content_key: bytes, part: Part, entry: Attachment, octets: Ite
     held = b""  # the last TAG_BYTES seen so far: the tag, once the stream ends
     for chunk in octets:
         size += len(chunk)
+        if size > part.size:  # refuse an overlong part at once, not after decrypting all of it
+            raise DecryptionError()
         data = chunk
         if decryptor is None:
             buffer += chunk
@@ -429,12 +440,12 @@ def _decrypt_part(content_key: bytes, part: Part, entry: Attachment, octets: Ite
 def _check_binding(header: RoutingHeader, verified: VerifiedDocument, department: str, parts: tuple[Part, ...]) -> None:
     doc = verified.document
     named = tuple(d.code for d in doc.recipients)
+    if department not in named:
+        raise EnvelopeError(f"the document inside does not name {department}: it was forwarded, not addressed")
     if sorted(named) != sorted(header.recipients):
         raise EnvelopeError(
             f"the header's recipients {sorted(header.recipients)} differ from the document's {sorted(named)}"
         )
-    if department not in named:
-        raise EnvelopeError(f"the document inside does not name {department}: it was forwarded, not addressed")
     if header.classification is not doc.classification or header.urgency != doc.urgency:
         raise EnvelopeError("the header's 密级 or 紧急程度 differs from the document's")
     if header.sender_department not in {d.code for d in doc.issuers}:
