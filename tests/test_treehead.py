@@ -484,8 +484,11 @@ def test_lost_entries_or_lost_heads_are_caught(
     original = [e for _, e in log.iter_entries()]
     with MerkleLog(tmp_path / "shorter", create=True) as shorter:
         shorter.append_many(original[:12])
+        shorter.flush()
         with pytest.raises(VerificationError, match="covers more entries"):
             check_against_peer_view(shorter, heads[2], trust, node_id=node_id)
+        with pytest.raises(VerificationError, match=r"latest head \(size 17\) is not its log's"):
+            check_against_peer_view(shorter, heads[0], trust, node_id=node_id, own_heads=store)
         lost = TreeHeadStore(tmp_path / "lost-heads")
         lost.sign(shorter, node, node_id, t0 + timedelta(seconds=30))  # heads[0] and a new one, not heads[1]
         with pytest.raises(VerificationError, match="newer than any head this node kept"):

@@ -497,7 +497,7 @@ def check_against_peer_view(
             raise VerificationError(f"{what} is newer than any head this node kept: its kept heads were lost")
         if peer_head.timestamp == latest.timestamp and peer_head != latest:
             raise VerificationError(f"{what} differs from the head this node kept for that time: two heads, one time")
-        if log.root(latest.size) != latest.root_hash:
+        if latest.size > committed.size or log.root(latest.size) != latest.root_hash:
             raise VerificationError(f"this node's latest head (size {latest.size}) is not its log's: history rewritten")
         target = latest.state
     else:
