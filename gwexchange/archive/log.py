@@ -15,13 +15,16 @@ Every hash record has a fixed size, so a root or a proof reads O(log n) records 
 log keeps in memory only its compact range (the ≤ 63 peaks) and a bounded write buffer: memory does not grow
 with the log.
 
-**Commit points.** ``append`` and ``append_many`` buffer; ``flush()`` writes the buffers, fsyncs every file it
-wrote, then replaces ``commit`` atomically — the commit point, which names the size, the end of the last entry and
-the root. A tree head is only ever signed over a committed state. Reopening after a crash trusts the files up to
-the commit, keeps every *complete* entry record after it (the torn tail of an interrupted append is cut off),
-recomputes the offsets and hashes of those entries and any hashes missing below the commit from the entries
-themselves, checks the stored tree against the commit's root and commits the result. Entries are never
-re-encoded: ``entry(i)`` returns exactly the bytes appended, after checking them against their leaf hash.
+**Commit points.** ``append`` and ``append_many`` buffer; ``flush()`` writes the buffers, fdatasyncs every file
+it wrote (all at once, so that the file system commits its journal once), then replaces ``commit`` atomically —
+the commit point, which names the size, the end of the last entry and the root. A tree head is only ever
+signed over a committed state. Reopening after a crash trusts the files up to the commit, keeps every
+*complete* entry record after it (the torn tail of an interrupted append is cut off), recomputes the offsets and
+hashes of those entries and any hashes missing below the commit from the entries themselves, checks the stored
+tree against the commit's root and commits the result. Entries are never
+re-encoded: ``entry(i)`` returns exactly the bytes appended, after checking them against their leaf hash. An
+entry is never empty, so a zero length — a zero-filled tail left by a crash — ends the entries as surely as a
+record cut short.
 
 **Auditing.** ``verify_log`` reads a log directory without trusting any stored hash: it recomputes every leaf
 hash from the entries and the whole tree from those, compares them with every stored record, and checks every
