@@ -1,0 +1,871 @@
+"""SMTP between nodes: an aiosmtpd listener on each node and an SMTP client to the next hop.
+
+Any standard mail relay could sit between two nodes: the transport is plain ESMTP (RFC 5321) with STARTTLS
+(RFC 3207), SIZE (RFC 1870) and enhanced status codes (RFC 3463), and the message is plain MIME.
+
+The message (one SMTP message per envelope copy)
+    Envelope sender and recipient are node addresses, ``<node-id>@gwexchange.invalid`` (``.invalid`` is reserved:
+    they never leak into real mail). The message is ``multipart/mixed``, every body part ``base64``-encoded in
+    lines of 76 characters, so no relay needs 8BITMIME and none re-encodes anything::
+
+        From: <gd-hub@gwexchange.invalid>
+        To: <sz-hub@gwexchange.invalid>
+        Date: …
+        Message-ID: <random@gd-hub.gwexchange.invalid>          one per transmission
+        Subject: gwexchange envelope 6f1c…
+        X-Gwexchange-Message-Id: 6f1c…                           the envelope's message id (its header's MessageId)
+        MIME-Version: 1.0
+        Content-Type: multipart/mixed; boundary="=_gwx_…"
+
+        --=_gwx_…
+        Content-Type: application/vnd.gwexchange.envelope+xml    exactly one, first: the node-signed envelope XML
+        Content-Transfer-Encoding: base64
+        --=_gwx_…
+        Content-Type: application/octet-stream                   one per encrypted attachment part
+        Content-Transfer-Encoding: base64
+        Content-ID: <part-1>                                     the part's cid in the envelope (part-N)
+        Content-Disposition: attachment; filename="part-1"
+        --=_gwx_…--
+
+    The listener parses strictly (``decode_message``): no other parts, no nesting, no MIME defects, strict base64,
+    unique cids. Header lines a relay adds (Received, …) are ignored; the body must arrive intact — and if a byte
+    of it changed, the node signature over the envelope (part sizes and SHA-256 included) says so downstream.
+
+Size
+    The listener announces ``SIZE`` (``DEFAULT_MAX_MESSAGE_BYTES``, 64 MiB, configurable); the limit counts the
+    message as sent, so base64 makes the raw envelope and parts at most about 3/4 of it. ``MAIL FROM … SIZE=`` above
+    the limit and a DATA that overruns it are refused with ``552 5.3.4``; the client does not even try when the
+    message exceeds the size the server announced (it reports a permanent failure with code 552). Larger envelopes
+    travel by bundle (removable media, a later transport), not by SMTP. The listener holds one message in memory
+    a few times over while it parses it: size the limit to the node's memory.
+
+TLS and authentication
+    Both sides hold their node certificate (Role.NODE, Usage.NODE, EKU serverAuth + clientAuth, SAN DNSName = node
+    id) and trust only the gwexchange root (``node_tls``): TLS 1.2 or later, ``CERT_REQUIRED`` on both sides, so
+    a peer without a certificate, or with one from another root, fails the handshake. OpenSSL does not read CRLs,
+    so each side then validates the peer's certificate with the ``TrustPolicy`` (chain, validity, node usage,
+    revocation) and checks that its UID and SAN DNSName are the node it must be:
+
+    * the client requires the certificate of the next-hop node it meant to reach (``expected_node_id``); any other
+      is refused before a byte of the message is sent;
+    * the listener learns the peer's node id from the certificate; it refuses every command after STARTTLS (with
+      ``554 5.7.1``) if the certificate fails the trust policy, ``451 4.7.0`` if it cannot check it now (its own
+      CRL expired), and ``550 5.7.1`` for a ``MAIL FROM`` that names another node than the certificate. Mail
+      before STARTTLS gets ``530 5.7.0 Must issue a STARTTLS command first``. The EHLO name is only logged
+      (RFC 5321 §4.1.4: a server must not refuse mail because the EHLO name is wrong). A recipient other than the
+      listener's own node address gets ``550 5.1.1``.
+
+Replies (as Postfix gives them)
+    ``on_envelope(peer_node_id, envelope_xml, parts)`` runs in a worker thread once the whole message is in; the
+    listener answers after it returns, so a 250 means the callback has committed the envelope durably:
+    ``Accepted`` → ``250 2.0.0 stored <message id>``, ``Transient`` (disk full, database busy) → ``451 4.3.0 …``,
+    ``Permanent`` (bad signature, unknown node) → ``554 5.7.1 …``; an exception from the callback → ``451 4.3.0``,
+    never 250 and never silence. A malformed message → ``554 5.6.0``. A client that loses the connection after
+    the commit but before the 250 will send the envelope again: receiving nodes de-duplicate by message id.
+
+The client (``send_envelope``) reports a ``SendResult``: ``DELIVERED`` (2xx), ``TRANSIENT`` (4xx, connection
+refused, timeout, TLS failure, no STARTTLS offered, a server certificate that is not the expected node's —
+try again later, perhaps after a directory update) or ``PERMANENT`` (5xx: do not retry this envelope).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import email.parser
+import email.policy
+import email.utils
+import logging
+import os
+import re
+import secrets
+import smtplib
+import socket
+import ssl
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import Message
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from gwexchange import xmlsafe
+from gwexchange.crypto.certificates import Role, Usage, identity_of
+from gwexchange.crypto.suite import PrivateKey
+from gwexchange.crypto.trust import TrustPolicy
+from gwexchange.envelope.header import eq
+from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES
+from gwexchange.errors import ConfigError, EnvelopeError, GwxError, InputError, TrustError
+
+log = logging.getLogger("gwexchange.smtp")
+
+DOMAIN = "gwexchange.invalid"
+ENVELOPE_MEDIA_TYPE = "application/vnd.gwexchange.envelope+xml"
+PART_MEDIA_TYPE = "application/octet-stream"
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_TIMEOUT = 60.0
+"""Seconds the client waits for any one reply (connect, each command, the commit after DATA)."""
+DEFAULT_IDLE_TIMEOUT = 300.0
+"""Seconds the listener lets a connection sit idle."""
+MAX_PARTS = 10_000
+MAX_REASON = 300
+
+_NODE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_CID = re.compile(r"part-[1-9][0-9]{0,8}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ENDPOINT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):(?P<port>[0-9]{1,5})")
+_PRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
+# --- addresses, outcomes, results ----------------------------------------------------------------------------
+
+
+def node_address(node_id: str) -> str:
+    """The SMTP address of a node: ``<node-id>@gwexchange.invalid``."""
+    if not _NODE_ID.fullmatch(node_id):
+        raise ConfigError(f"node id {node_id!r} is not valid (like gd-hub: lower-case letters, digits and '-')")
+    return f"{node_id}@{DOMAIN}"
+
+
+def node_of_address(address: str) -> str | None:
+    """The node id an SMTP address names, or None if it is not a node address."""
+    local, at, domain = address.strip().strip("<>").rpartition("@")
+    if not at or domain.lower() != DOMAIN or not _NODE_ID.fullmatch(local):
+        return None
+    return local
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The envelope is durably committed; ``message_id`` (as verified) goes into the 250 reply."""
+
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transient:
+    """Try again later: disk full, database busy, …"""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Permanent:
+    """Never: bad signature, unknown node, …"""
+
+    reason: str
+
+
+Outcome = Accepted | Transient | Permanent
+OnEnvelope = Callable[[str, bytes, dict[str, bytes]], Outcome]
+"""``on_envelope(peer node id, envelope XML, {cid: part octets}) -> Outcome``; called in a worker thread."""
+
+
+class SendStatus(StrEnum):
+    DELIVERED = "delivered"
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What became of one transmission: ``code`` is the SMTP reply code, None when there was no reply."""
+
+    status: SendStatus
+    code: int | None
+    reason: str
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is SendStatus.DELIVERED
+
+    @property
+    def oversize(self) -> bool:
+        """Refused for its size: send it by bundle."""
+        return self.status is SendStatus.PERMANENT and self.code == 552
+
+
+def _reply_text(reason: str) -> str:
+    """One line of printable ASCII for an SMTP reply (non-ASCII as \\u escapes), at most ``MAX_REASON`` long."""
+    text = reason.replace("\r", " ").replace("\n", " ").encode("ascii", "backslashreplace").decode("ascii")
+    text = _PRINTABLE.sub("?", text)
+    return text[:MAX_REASON] if len(text) > MAX_REASON else text
+
+
+# --- TLS -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeTls:
+    """A node's TLS identity: its certificate and the server and client contexts built on it."""
+
+    node_id: str
+    certificate: x509.Certificate
+    server_context: ssl.SSLContext
+    client_context: ssl.SSLContext
+
+
+def node_tls(node_id: str, key: PrivateKey, certificate: x509.Certificate, root: x509.Certificate) -> NodeTls:
+    """TLS contexts for ``node_id`` with its key and node certificate, trusting only ``root``.
+
+    Both contexts require TLS 1.2 or later and the peer's certificate (``CERT_REQUIRED``). The client context
+    does not match host names (it connects to whatever host the directory names): ``send_envelope`` checks the
+    server's certificate names the expected node after the handshake.
+    """
+    identity = identity_of(certificate)
+    if identity.role is not Role.NODE or identity.code != node_id:
+        raise ConfigError(f"the certificate is a {identity.role} certificate of {identity.code}, not node {node_id}'s")
+    if not _names_node(certificate, node_id):
+        raise ConfigError(f"the certificate of {node_id} does not name it as DNS name (subjectAltName)")
+    root_pem = root.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    contexts = []
+    for protocol in (ssl.PROTOCOL_TLS_SERVER, ssl.PROTOCOL_TLS_CLIENT):
+        context = ssl.SSLContext(protocol)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_flags |= ssl.VERIFY_X509_STRICT
+        context.load_verify_locations(cadata=root_pem)
+        _load_chain(context, key, certificate)
+        contexts.append(context)
+    return NodeTls(node_id=node_id, certificate=certificate, server_context=contexts[0], client_context=contexts[1])
+
+
+def _load_chain(context: ssl.SSLContext, key: PrivateKey, certificate: x509.Certificate) -> None:
+    """``load_cert_chain`` reads files only: the key goes through a private temporary file, encrypted under a
+    one-time passphrase, so no readable copy of it ever touches the disk."""
+    passphrase = secrets.token_hex(32).encode("ascii")
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(passphrase)
+    ) + certificate.public_bytes(serialization.Encoding.PEM)
+    fd, name = tempfile.mkstemp(prefix=".gwx-tls-", suffix=".pem")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        context.load_cert_chain(name, password=passphrase)
+    except ssl.SSLError as e:
+        raise ConfigError(f"the node key and certificate cannot be used for TLS: {e}") from e
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def _names_node(certificate: x509.Certificate, node_id: str) -> bool:
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
+        return False
+    return node_id in san.get_values_for_type(x509.DNSName)
+
+
+def authenticate_peer(der: bytes | None, trust: TrustPolicy, at: datetime) -> str:
+    """The node id of a TLS peer's certificate, validated for node use at ``at`` (CRL included).
+
+    Raises ``TrustError`` unless the certificate passes the trust policy and names one node by UID and SAN.
+    """
+    if not der:
+        raise TrustError("the peer presented no certificate")
+    validated = trust.validate(der, usage=Usage.NODE, at=at)
+    node_id = validated.identity.code
+    if not _NODE_ID.fullmatch(node_id) or not _names_node(validated.certificate, node_id):
+        raise TrustError(f"the node certificate of {node_id!r} does not name that node as its DNS name")
+    return node_id
+
+
+def _stale_crl(trust: TrustPolicy, now: datetime) -> bool:
+    """Whether this node cannot check revocation now: one of its CRLs is past its next update."""
+    current = trust.now or now
+    return trust.check_revocation and any(
+        crl.next_update_utc is not None and crl.next_update_utc < current for crl in trust.crls
+    )
+
+
+def _where(session: Session) -> str:
+    """The peer's address as host:port, for logs."""
+    peer = session.peer
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- the message ---------------------------------------------------------------------------------------------
+
+
+def envelope_message_id(envelope_xml: bytes) -> str:
+    """The message id in an envelope's routing header (not verified: for headers and logs)."""
+    try:
+        root = xmlsafe.parse(envelope_xml, max_bytes=MAX_ENVELOPE_BYTES)
+    except GwxError as e:
+        raise InputError(f"not an envelope: {e}") from e
+    found = root.find(f".//{eq('MessageId')}")
+    text = (found.text or "").strip() if found is not None else ""
+    if not _UUID.fullmatch(text):
+        raise InputError("the envelope has no message id in its header")
+    return text
+
+
+def _base64_lines(data: bytes) -> bytes:
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+def encode_message(
+    sender: str, recipient: str, envelope_xml: bytes, parts: Mapping[str, bytes], *, message_id: str
+) -> bytes:
+    """The MIME message carrying one envelope copy from node ``sender`` to node ``recipient`` (see above)."""
+    for cid in parts:
+        if not _CID.fullmatch(cid):
+            raise InputError(f"part id {cid!r} is not of the form part-N")
+    if len(parts) > MAX_PARTS:
+        raise InputError(f"an envelope has at most {MAX_PARTS} parts")
+    if not _UUID.fullmatch(message_id):
+        raise InputError(f"message id {message_id!r} is not a lower-case UUID")
+    boundary = f"=_gwx_{secrets.token_hex(16)}"  # "_" never occurs in base64: no body line can look like it
+    head = (
+        f"From: <{node_address(sender)}>\r\n"
+        f"To: <{node_address(recipient)}>\r\n"
+        f"Date: {email.utils.formatdate(usegmt=True)}\r\n"
+        f"Message-ID: <{secrets.token_hex(16)}@{sender}.{DOMAIN}>\r\n"
+        f"Subject: gwexchange envelope {message_id}\r\n"
+        f"X-Gwexchange-Message-Id: {message_id}\r\n"
+        "MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n'
+        "\r\n"
+    )
+    chunks = [head.encode("ascii")]
+    chunks.append(
+        f"--{boundary}\r\nContent-Type: {ENVELOPE_MEDIA_TYPE}\r\nContent-Transfer-Encoding: base64\r\n\r\n".encode()
+    )
+    chunks.append(_base64_lines(envelope_xml))
+    for cid, octets in parts.items():
+        chunks.append(
+            (
+                f"--{boundary}\r\nContent-Type: {PART_MEDIA_TYPE}\r\nContent-Transfer-Encoding: base64\r\n"
+                f'Content-ID: <{cid}>\r\nContent-Disposition: attachment; filename="{cid}"\r\n\r\n'
+            ).encode("ascii")
+        )
+        chunks.append(_base64_lines(octets))
+    chunks.append(f"--{boundary}--\r\n".encode("ascii"))
+    return b"".join(chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    message_id: str | None  # the X-Gwexchange-Message-Id header, unverified
+    envelope_xml: bytes
+    parts: dict[str, bytes]
+
+
+def decode_message(data: bytes) -> ReceivedMessage:
+    """Parse a message in the format above, strictly; ``EnvelopeError`` says what is wrong."""
+    message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
+    if message.defects:
+        raise EnvelopeError(f"the message is malformed MIME ({message.defects[0].__class__.__name__})")
+    if message.get_content_type() != "multipart/mixed" or not message.is_multipart():
+        raise EnvelopeError(f"the message is {message.get_content_type()}, not multipart/mixed")
+    payload = message.get_payload()
+    bodies = [body for body in payload if isinstance(body, Message)] if isinstance(payload, list) else []
+    if not bodies or len(bodies) != len(payload):
+        raise EnvelopeError("the message has no body parts, or one that is not MIME")
+    envelope_xml = _decode_part(bodies[0], ENVELOPE_MEDIA_TYPE)
+    parts: dict[str, bytes] = {}
+    for body in bodies[1:]:
+        cid = str(body.get("Content-ID", "")).strip()
+        if not (cid.startswith("<") and cid.endswith(">") and _CID.fullmatch(cid[1:-1])):
+            raise EnvelopeError(f"a part has the Content-ID {cid[:80]!r}, not <part-N>")
+        cid = cid[1:-1]
+        if cid in parts:
+            raise EnvelopeError(f"the part {cid} occurs twice")
+        parts[cid] = _decode_part(body, PART_MEDIA_TYPE)
+    if len(parts) > MAX_PARTS:
+        raise EnvelopeError(f"an envelope has at most {MAX_PARTS} parts")
+    raw_id = message.get("X-Gwexchange-Message-Id")
+    message_id = str(raw_id).strip() if raw_id is not None else None
+    return ReceivedMessage(
+        message_id=message_id if message_id and _UUID.fullmatch(message_id) else None,
+        envelope_xml=envelope_xml,
+        parts=parts,
+    )
+
+
+def _decode_part(body: Message, media_type: str) -> bytes:
+    if body.defects:
+        raise EnvelopeError(f"a body part is malformed MIME ({body.defects[0].__class__.__name__})")
+    if body.is_multipart() or body.get_content_type() != media_type:
+        raise EnvelopeError(f"a body part is {body.get_content_type()}, where {media_type} belongs")
+    encoding = str(body.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding != "base64":
+        raise EnvelopeError(f"a {media_type} part is not base64-encoded")
+    text = body.get_payload()
+    if not isinstance(text, str):
+        raise EnvelopeError("a body part has no content")
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise EnvelopeError(f"a {media_type} part is not valid base64") from e
+
+
+# --- the listener --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Peer:
+    """What the peer's certificate showed after STARTTLS: the node it is, or why it was refused (a reply)."""
+
+    node_id: str | None
+    refusal: str | None = None
+
+
+class _NodeSMTP(SMTP):
+    """aiosmtpd's SMTP with enhanced status codes on the replies it makes itself.
+
+    aiosmtpd answers a few cases with fixed texts (mail before STARTTLS, oversize, a refused TLS peer); ``push``
+    swaps exactly those lines for Postfix-style ones. The TLS context is set after ``__init__``: aiosmtpd logs a
+    warning for every connection whose context requires client certificates, which ours must.
+    """
+
+    def __init__(self, handler: _Handler, *, tls: ssl.SSLContext, max_message_bytes: int, **kwargs: Any) -> None:
+        super().__init__(handler, data_size_limit=max_message_bytes, tls_context=None, **kwargs)
+        self._handler = handler
+        self.tls_context = tls
+        self.require_starttls = True
+        too_big = f"552 5.3.4 Message too big for this node (at most {max_message_bytes} bytes): send it by bundle"
+        self._replies = {
+            "530 Must issue a STARTTLS command first": "530 5.7.0 Must issue a STARTTLS command first",
+            "552 Error: Too much mail data": too_big,
+            "552 Error: message size exceeds fixed maximum message size": too_big,
+            "503 Error: need MAIL command": "503 5.5.1 Error: need MAIL command",
+            "503 Error: send HELO first": "503 5.5.1 Error: send EHLO first",
+            "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
+        }
+
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str):
+            if status == "554 Command refused due to lack of security":
+                peer = self._handler.peer
+                status = peer.refusal if peer is not None and peer.refusal else "554 5.7.1 Peer not accepted"
+            else:
+                status = self._replies.get(status, status)
+        await super().push(status)
+
+
+class _Handler:
+    """The aiosmtpd event handler of one connection: authenticates the peer, checks the envelope addresses,
+    takes the message. ``peer`` is set by STARTTLS (None before: no mail is taken)."""
+
+    def __init__(self, listener: SmtpListener) -> None:
+        self._listener = listener
+        self.peer: _Peer | None = None
+
+    def handle_STARTTLS(self, server: SMTP, session: Session, envelope: Envelope) -> bool:
+        listener = self._listener
+        ssl_object = session.ssl.get("ssl_object") if session.ssl else None
+        der = ssl_object.getpeercert(binary_form=True) if isinstance(ssl_object, ssl.SSLObject) else None
+        now = listener.clock()
+        if _stale_crl(listener.trust, now):
+            log.error("smtp.refused peer=%s reason=crl-expired (this node's CRL is out of date)", _where(session))
+            self.peer = _Peer(None, "451 4.7.0 Cannot check certificates now: this node's CRL is out of date")
+            return False
+        try:
+            node_id = authenticate_peer(der, listener.trust, now)
+        except TrustError as e:
+            log.warning("smtp.refused peer=%s reason=certificate detail=%s", _where(session), _reply_text(str(e)))
+            self.peer = _Peer(None, f"554 5.7.1 Certificate not accepted: {_reply_text(str(e))}")
+            return False
+        self.peer = _Peer(node_id)
+        session.authenticated = True
+        log.info("smtp.tls peer=%s node=%s", _where(session), node_id)
+        return True
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        peer = self.peer
+        if peer is not None and peer.node_id is not None and hostname != peer.node_id:
+            log.info(
+                "smtp.ehlo peer=%s node=%s ehlo=%s (differs, not refused)", _where(session), peer.node_id, hostname
+            )
+        # No AUTH: peers authenticate with their certificates.
+        return [r for r in responses if not r[4:].startswith("AUTH")]
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        peer = self.peer
+        if peer is None or peer.node_id is None:  # aiosmtpd refuses first; never rely on it alone
+            return "530 5.7.0 Must issue a STARTTLS command first"
+        claimed = node_of_address(address)
+        if claimed != peer.node_id:
+            log.warning(
+                "smtp.refused peer=%s node=%s mail_from=%s reason=mismatch", _where(session), peer.node_id, address
+            )
+            return f"550 5.7.1 Sender {_reply_text(address)} is not node {peer.node_id} of the TLS certificate"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if node_of_address(address) != self._listener.node_id:
+            return f"550 5.1.1 {_reply_text(address)}: this is node {self._listener.node_id}"
+        if address not in envelope.rcpt_tos:
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        listener = self._listener
+        peer = self.peer
+        if peer is None or peer.node_id is None:
+            return "530 5.7.0 Must issue a STARTTLS command first"
+        content = envelope.original_content or b""
+        try:
+            received = decode_message(content)
+        except EnvelopeError as e:
+            log.warning("smtp.refused peer=%s node=%s reason=format detail=%s", _where(session), peer.node_id, e)
+            return f"554 5.6.0 Not a gwexchange envelope message: {_reply_text(str(e))}"
+        try:
+            outcome = await asyncio.to_thread(listener.on_envelope, peer.node_id, received.envelope_xml, received.parts)
+        except Exception:
+            log.exception(
+                "smtp.error peer=%s node=%s message_id=%s reason=on_envelope-raised",
+                _where(session),
+                peer.node_id,
+                received.message_id,
+            )
+            return "451 4.3.0 Internal error while storing the envelope; try again later"
+        fields = f"peer={_where(session)} node={peer.node_id} message_id={received.message_id} bytes={len(content)}"
+        if isinstance(outcome, Accepted):
+            log.info("smtp.accepted %s stored=%s", fields, outcome.message_id)
+            return f"250 2.0.0 stored {_reply_text(outcome.message_id)}"
+        if isinstance(outcome, Transient):
+            log.warning("smtp.deferred %s reason=%s", fields, _reply_text(outcome.reason))
+            return f"451 4.3.0 {_reply_text(outcome.reason)}"
+        if isinstance(outcome, Permanent):
+            log.warning("smtp.rejected %s reason=%s", fields, _reply_text(outcome.reason))
+            return f"554 5.7.1 {_reply_text(outcome.reason)}"
+        log.error("smtp.error %s reason=on_envelope-returned type=%s", fields, type(outcome).__name__)
+        return "451 4.3.0 Internal error while storing the envelope; try again later"
+
+    async def handle_exception(self, error: Exception) -> str:
+        if error.__class__.__name__ == "TLSSetupException":  # the handshake failed: no certificate, wrong root, …
+            cause = error.__cause__
+            log.warning("smtp.refused reason=tls-handshake detail=%s", _reply_text(str(cause or error)))
+        else:
+            log.error("smtp.error reason=exception", exc_info=error)
+        return "451 4.3.0 Internal error; try again later"
+
+
+class SmtpListener:
+    """The SMTP listener of node ``node_id`` on ``host:port`` (port 0: any free port, see ``port``).
+
+    Start and stop it as an async context manager in a running loop (``async with listener: …``), or as a plain
+    context manager (``with listener: …``), which runs it in a thread of its own — for tests and simple tools.
+    ``trust`` may be replaced while it runs (a new CRL): each new TLS peer is checked with the current one.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        node_id: str,
+        tls: NodeTls,
+        trust: TrustPolicy,
+        on_envelope: OnEnvelope,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        node_address(node_id)
+        if tls.node_id != node_id:
+            raise ConfigError(f"the TLS identity is node {tls.node_id}'s, not {node_id}'s")
+        if max_message_bytes < 1:
+            raise ConfigError("the message size limit must be positive")
+        self.host = host
+        self.node_id = node_id
+        self.tls = tls
+        self.trust = trust
+        self.on_envelope = on_envelope
+        self.max_message_bytes = max_message_bytes
+        self.idle_timeout = idle_timeout
+        self.clock = clock
+        self._requested_port = port
+        self._port: int | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+        self._thread: threading.Thread | None = None
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self._thread_stop: asyncio.Event | None = None
+        self._thread_error: BaseException | None = None
+
+    @property
+    def port(self) -> int:
+        """The port listened on (known once started)."""
+        if self._port is None:
+            raise RuntimeError("the listener is not running")
+        return self._port
+
+    @property
+    def endpoint(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    # -- in a running loop --
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("the listener is already running")
+        loop = asyncio.get_running_loop()
+
+        def factory() -> _Connection:
+            protocol = _Connection(
+                _Handler(self),
+                self,
+                tls=self.tls.server_context,
+                max_message_bytes=self.max_message_bytes,
+                hostname=self.node_id,
+                ident="gwexchange",
+                timeout=self.idle_timeout,
+                loop=loop,
+            )
+            self._connections.add(protocol)
+            return protocol
+
+        self._server = await loop.create_server(factory, self.host, self._requested_port)
+        self._port = self._server.sockets[0].getsockname()[1]
+        log.info("smtp.listening node=%s endpoint=%s", self.node_id, self.endpoint)
+
+    async def stop(self) -> None:
+        """Stop listening and cut open connections (a message not yet answered with 250 is not taken)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        closing = []
+        for protocol in list(self._connections):
+            closing.append(protocol.closed)
+            protocol.abort()
+        if closing:
+            await asyncio.wait(closing, timeout=5)
+        await server.wait_closed()
+        log.info("smtp.stopped node=%s", self.node_id)
+        self._port = None
+
+    async def __aenter__(self) -> SmtpListener:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # -- in a thread of its own --
+
+    def __enter__(self) -> SmtpListener:
+        if self._thread is not None:
+            raise RuntimeError("the listener is already running")
+        ready = threading.Event()
+        self._thread_error = None
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._serve(ready)), name=f"smtp-{self.node_id}", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(timeout=30) or self._thread_error is not None:
+            error = self._thread_error
+            self.__exit__(None, None, None)
+            if error is not None:
+                raise error
+            raise RuntimeError("the SMTP listener did not start in time")
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        thread, loop, stop = self._thread, self._thread_loop, self._thread_stop
+        if thread is None:
+            return
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)
+        self._thread = self._thread_loop = self._thread_stop = None
+        if thread.is_alive():
+            raise RuntimeError("the SMTP listener thread did not stop")
+
+    async def _serve(self, ready: threading.Event) -> None:
+        self._thread_stop = asyncio.Event()
+        try:
+            await self.start()
+        except BaseException as e:
+            self._thread_error = e
+            ready.set()
+            return
+        self._thread_loop = asyncio.get_running_loop()
+        ready.set()
+        try:
+            await self._thread_stop.wait()
+        finally:
+            await self.stop()
+
+
+class _Connection(_NodeSMTP):
+    """One connection: tracked by its listener, so stopping the listener can close it and wait for it."""
+
+    def __init__(self, handler: _Handler, listener: SmtpListener, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._listener = listener
+        self.closed: asyncio.Future[None] = self.loop.create_future()
+
+    def abort(self) -> None:
+        transport = self.transport
+        if transport is not None:
+            transport.abort()  # type: ignore[attr-defined]
+        original = self._original_transport
+        if original is not None:
+            original.abort()  # type: ignore[attr-defined]
+        if transport is None and original is None and not self.closed.done():
+            self.closed.set_result(None)
+            self._listener._connections.discard(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        try:
+            super().connection_lost(error)
+        finally:
+            self._listener._connections.discard(self)
+            if not self.closed.done():
+                self.closed.set_result(None)
+
+
+# --- the client ----------------------------------------------------------------------------------------------
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, int]:
+    """``host:port`` (an IPv6 address in brackets) → (host, port)."""
+    m = _ENDPOINT.fullmatch(endpoint)
+    if m is None or not 0 < int(m["port"]) < 65536:
+        raise InputError(f"SMTP endpoint {endpoint!r} is not host:port")
+    return m["host"].strip("[]"), int(m["port"])
+
+
+def _classify(code: int, text: bytes | str, *, final: bool = False) -> SendResult:
+    """The result of a reply: 2xx is delivery only for the ``final`` one (after DATA); any other unexpected
+    reply is a failure, permanent if 5xx."""
+    reason = text.decode("ascii", "replace") if isinstance(text, bytes) else text
+    reason = f"{code} {reason}".replace("\n", " ")
+    if final and 200 <= code < 300:
+        return SendResult(SendStatus.DELIVERED, code, reason)
+    if 500 <= code < 600:
+        return SendResult(SendStatus.PERMANENT, code, reason)
+    return SendResult(SendStatus.TRANSIENT, code, reason)
+
+
+def send_envelope(
+    endpoint: str,
+    expected_node_id: str,
+    tls: NodeTls,
+    envelope_xml: bytes,
+    parts: Mapping[str, bytes],
+    *,
+    trust: TrustPolicy,
+    timeout: float = DEFAULT_TIMEOUT,
+    clock: Callable[[], datetime] = _now,
+    message_id: str | None = None,
+) -> SendResult:
+    """Send one envelope copy to node ``expected_node_id`` at ``endpoint`` over SMTP with STARTTLS.
+
+    The server's certificate must be ``expected_node_id``'s node certificate and pass ``trust`` (CRL included);
+    the message goes only after that. ``message_id`` is read from the envelope's header unless given. Blocking:
+    call it in a worker thread from an event loop. Never raises for what happens on the network: the result says.
+    """
+    message = encode_message(
+        tls.node_id,
+        expected_node_id,
+        envelope_xml,
+        parts,
+        message_id=message_id or envelope_message_id(envelope_xml),
+    )
+    host, port = parse_endpoint(endpoint)
+    where = f"{expected_node_id} at {endpoint}"
+    smtp: smtplib.SMTP | None = None
+    try:
+        smtp = smtplib.SMTP(host, port, timeout=timeout, local_hostname=tls.node_id)  # SMTPConnectError unless 220
+        code, text = smtp.ehlo()
+        if code != 250:
+            return _classify(code, text)
+        if not smtp.has_extn("starttls"):
+            return SendResult(SendStatus.TRANSIENT, None, f"{where} does not offer STARTTLS; not sending in the clear")
+        code, text = smtp.starttls(context=tls.client_context)
+        if code != 220:
+            return _classify(code, text)
+        if not isinstance(smtp.sock, ssl.SSLSocket):
+            return SendResult(SendStatus.TRANSIENT, None, f"{where}: STARTTLS did not give a TLS connection")
+        try:
+            peer = authenticate_peer(smtp.sock.getpeercert(binary_form=True), trust, clock())
+        except TrustError as e:
+            return SendResult(SendStatus.TRANSIENT, None, f"{where}: server certificate not accepted: {e}")
+        if peer != expected_node_id:
+            return SendResult(
+                SendStatus.TRANSIENT, None, f"{where}: the server's certificate is node {peer}'s, not the next hop's"
+            )
+        code, text = smtp.ehlo()
+        if code != 250:
+            return _classify(code, text)
+        options = []
+        if smtp.has_extn("size"):
+            announced = smtp.esmtp_features.get("size", "").strip()
+            limit = int(announced) if announced.isdigit() else 0
+            if limit and len(message) > limit:
+                return SendResult(
+                    SendStatus.PERMANENT,
+                    552,
+                    f"the message is {len(message)} bytes; {where} takes at most {limit} (SIZE): send it by bundle",
+                )
+            options.append(f"SIZE={len(message)}")
+        code, text = smtp.mail(node_address(tls.node_id), options)
+        if code != 250:
+            return _classify(code, text)
+        code, text = smtp.rcpt(node_address(expected_node_id))
+        if code not in (250, 251):
+            return _classify(code, text)
+        code, text = smtp.data(message)
+        result = _classify(code, text, final=True)
+        log.info(
+            "smtp.sent node=%s endpoint=%s status=%s code=%s bytes=%d",
+            expected_node_id,
+            endpoint,
+            result.status,
+            code,
+            len(message),
+        )
+        return result
+    except smtplib.SMTPResponseException as e:
+        return _classify(e.smtp_code, e.smtp_error)
+    except (smtplib.SMTPException, OSError) as e:  # refused, reset, timeout, TLS alerts (ssl.SSLError is OSError)
+        kind = "timeout" if isinstance(e, TimeoutError | socket.timeout) else e.__class__.__name__
+        return SendResult(SendStatus.TRANSIENT, None, f"{where}: {kind}: {e}")
+    finally:
+        if smtp is not None:
+            _quit(smtp)
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    if smtp.sock is None:
+        return
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        smtp.close()

@@ -1,0 +1,513 @@
+"""SMTP between nodes: real sockets on 127.0.0.1 (ephemeral ports), real certificates from an ``Authority``.
+
+The PKI of this module is dated from the real clock (TLS checks validity against it, not against ``NOW``); its
+node certificates: node-a and node-b (the usual sender and listener), node-c (a third node), node-r (revoked for
+key compromise in the CRL every trust policy here holds). A second root issues its own "node-a".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import smtplib
+import socket
+import ssl
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from gwexchange.crypto.certificates import RevocationReason, Role, Usage
+from gwexchange.crypto.trust import TrustPolicy
+from gwexchange.errors import ConfigError, EnvelopeError
+from gwexchange.routing.smtp import (
+    DOMAIN,
+    ENVELOPE_MEDIA_TYPE,
+    Accepted,
+    NodeTls,
+    Outcome,
+    Permanent,
+    SendResult,
+    SendStatus,
+    SmtpListener,
+    Transient,
+    decode_message,
+    encode_message,
+    node_address,
+    node_tls,
+    send_envelope,
+)
+
+TIMEOUT = 10.0
+NODES = ("node-a", "node-b", "node-c", "node-r")
+
+
+@dataclass
+class Net:
+    pki: object
+    trust: TrustPolicy
+    tls: dict[str, NodeTls]
+    foreign_tls: NodeTls  # "node-a" under another root
+    files: dict[str, tuple[str, str, bytes]] = field(default_factory=dict)  # node → (cert path, key path, pass)
+
+
+@pytest.fixture(scope="module")
+def net(make_pki: Callable[..., object]) -> Net:
+    start = datetime.now(UTC) - timedelta(hours=1)
+    pki = make_pki(start=start, departments={}, rsa_department=False, node=False)
+    other = make_pki(start=start, departments={}, rsa_department=False, node=False)
+    for node in NODES:
+        pki.issue(node, f"测试节点 {node}", Role.NODE, now=start)  # type: ignore[attr-defined]
+    other.issue("node-a", "另一个根下的节点", Role.NODE, now=start)  # type: ignore[attr-defined]
+    pki.authority.revoke(  # type: ignore[attr-defined]
+        pki.serial("node-r", Usage.NODE),  # type: ignore[attr-defined]
+        reason=RevocationReason.KEY_COMPROMISE,
+        now=start + timedelta(minutes=1),
+    )
+    trust = TrustPolicy(pki.root, (pki.crl(),))  # type: ignore[attr-defined]
+
+    def tls_of(p: object, node: str) -> NodeTls:
+        return node_tls(node, p.key(node, Usage.NODE), p.cert(node, Usage.NODE), p.root)  # type: ignore[attr-defined]
+
+    files = {
+        node: (
+            str(pki.files(node, Usage.NODE).certificate),  # type: ignore[attr-defined]
+            str(pki.files(node, Usage.NODE).key),  # type: ignore[attr-defined]
+            pki.protection,  # type: ignore[attr-defined]
+        )
+        for node in NODES
+    }
+    return Net(
+        pki=pki,
+        trust=trust,
+        tls={node: tls_of(pki, node) for node in NODES},
+        foreign_tls=tls_of(other, "node-a"),
+        files=files,
+    )
+
+
+@dataclass
+class Inbox:
+    """An ``on_envelope`` that records what it got and answers with ``outcome`` (or raises ``error``)."""
+
+    outcome: Outcome | None = None
+    error: Exception | None = None
+    got: list[tuple[str, bytes, dict[str, bytes]]] = field(default_factory=list)
+    called: threading.Event = field(default_factory=threading.Event)
+
+    def __call__(self, peer: str, envelope_xml: bytes, parts: dict[str, bytes]) -> Outcome:
+        self.got.append((peer, envelope_xml, parts))
+        self.called.set()
+        if self.error is not None:
+            raise self.error
+        return self.outcome or Accepted(message_id=MESSAGE_ID)
+
+
+MESSAGE_ID = str(uuid.UUID(int=0x6F1C))
+
+
+def envelope_xml(message_id: str = MESSAGE_ID) -> bytes:
+    """Stands in for a sealed envelope: the transport only reads the message id (``on_envelope`` verifies)."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\r\n<env:Envelope xmlns:env="urn:gwexchange:envelope:1">'
+        f"<env:Header><env:MessageId>{message_id}</env:MessageId></env:Header>"
+        "<env:Payload>公文\r\n.\r\n..\n\rFrom x\r\n--=_gwx_</env:Payload></env:Envelope>\n"
+    ).encode()
+
+
+PARTS = {
+    "part-1": os.urandom(200_000),
+    "part-2": b"",
+    "part-3": b"\r\n.\r\n" * 1000 + bytes(range(256)),
+}
+
+
+@pytest.fixture
+def listener(net: Net) -> Iterator[tuple[SmtpListener, Inbox]]:
+    inbox = Inbox()
+    with SmtpListener("127.0.0.1", 0, "node-b", net.tls["node-b"], net.trust, inbox) as running:
+        yield running, inbox
+
+
+def send(
+    net: Net, listener: SmtpListener, sender: str = "node-a", expected: str = "node-b", **kw: object
+) -> SendResult:
+    return send_envelope(
+        listener.endpoint,
+        expected,
+        net.tls[sender],
+        kw.pop("xml", envelope_xml()),  # type: ignore[arg-type]
+        kw.pop("parts", PARTS),  # type: ignore[arg-type]
+        trust=net.trust,
+        timeout=TIMEOUT,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def client(listener: SmtpListener, *, local: str = "node-a") -> smtplib.SMTP:
+    return smtplib.SMTP("127.0.0.1", listener.port, local_hostname=local, timeout=TIMEOUT)
+
+
+def context_without_certificate(net: Net) -> ssl.SSLContext:
+    context = ssl.create_default_context(cadata=net.pki.root.public_bytes(serialization.Encoding.PEM).decode())  # type: ignore[attr-defined]
+    context.check_hostname = False
+    return context
+
+
+# --- delivery and the three outcomes -------------------------------------------------------------------------
+
+
+def test_delivered_after_on_envelope_accepted_byte_identical(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = listener
+    result = send(net, running)
+    assert result.status is SendStatus.DELIVERED and result.delivered
+    assert result.code == 250
+    assert f"2.0.0 stored {MESSAGE_ID}" in result.reason
+    [(peer, xml, parts)] = inbox.got
+    assert peer == "node-a"
+    assert xml == envelope_xml()
+    assert parts == PARTS and list(parts) == list(PARTS)
+
+
+def test_envelope_without_parts(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = listener
+    assert send(net, running, parts={}).delivered
+    assert inbox.got[0][2] == {}
+
+
+def test_transient_outcome_is_451(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = listener
+    inbox.outcome = Transient("disk full")
+    result = send(net, running)
+    assert (result.status, result.code) == (SendStatus.TRANSIENT, 451)
+    assert "4.3.0 disk full" in result.reason
+
+
+def test_permanent_outcome_is_554(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = listener
+    inbox.outcome = Permanent("bad signature: 签名无效")
+    result = send(net, running)
+    assert (result.status, result.code) == (SendStatus.PERMANENT, 554)
+    assert "5.7.1 bad signature" in result.reason
+    assert "\\u7b7e" in result.reason  # non-ASCII reasons travel escaped, never break the reply
+
+
+def test_exception_in_on_envelope_is_451_never_250(
+    net: Net, listener: tuple[SmtpListener, Inbox], caplog: pytest.LogCaptureFixture
+) -> None:
+    running, inbox = listener
+    inbox.error = RuntimeError("database is locked")
+    with caplog.at_level(logging.ERROR, logger="gwexchange.smtp"):
+        result = send(net, running)
+    assert (result.status, result.code) == (SendStatus.TRANSIENT, 451)
+    assert any("on_envelope-raised" in r.getMessage() for r in caplog.records)
+
+
+def test_wrong_outcome_type_is_451(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = listener
+    inbox.outcome = "ok"  # type: ignore[assignment]
+    assert send(net, running).code == 451
+
+
+# --- who may send --------------------------------------------------------------------------------------------
+
+
+def test_mail_before_starttls_is_refused_530(listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = listener
+    with client(running) as smtp:
+        code, _ = smtp.ehlo()
+        assert code == 250 and smtp.has_extn("starttls") and not smtp.has_extn("auth")
+        code, text = smtp.mail(node_address("node-a"))
+        assert code == 530 and text.startswith(b"5.7.0 Must issue a STARTTLS command first")
+        assert smtp.rcpt(node_address("node-b"))[0] == 530
+        assert smtp.docmd("DATA")[0] == 530
+    assert not inbox.got
+
+
+def _refused_at_handshake(smtp: smtplib.SMTP, context: ssl.SSLContext) -> None:
+    """The server requires a certificate it trusts: the handshake fails (TLS 1.3 reports it on the first read)."""
+    with pytest.raises((ssl.SSLError, smtplib.SMTPServerDisconnected, ConnectionResetError)):
+        smtp.starttls(context=context)
+        smtp.ehlo()
+        smtp.mail(node_address("node-a"))
+
+
+def test_client_without_certificate_is_refused(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = listener
+    with client(running) as smtp:
+        smtp.ehlo()
+        _refused_at_handshake(smtp, context_without_certificate(net))
+    assert not inbox.got
+
+
+def test_client_certificate_of_another_root_is_refused(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = listener
+    with client(running) as smtp:
+        smtp.ehlo()
+        _refused_at_handshake(smtp, net.foreign_tls.client_context)
+    assert not inbox.got
+    # and send_envelope, which also does not trust that root's listener certificate, reports it as transient
+    result = send_envelope(
+        running.endpoint, "node-b", net.foreign_tls, envelope_xml(), PARTS, trust=net.trust, timeout=TIMEOUT
+    )
+    assert result.status is SendStatus.TRANSIENT and result.code is None
+    assert not inbox.got
+
+
+def test_node_claiming_another_node_is_refused(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = listener
+    with client(running, local="node-c") as smtp:
+        smtp.ehlo()
+        assert smtp.starttls(context=net.tls["node-a"].client_context)[0] == 220
+        assert smtp.ehlo()[0] == 250  # the EHLO name (node-c) is only logged
+        code, text = smtp.mail(node_address("node-c"))
+        assert code == 550 and text.startswith(b"5.7.1") and b"node-a" in text
+        assert smtp.mail("someone@example.org")[0] == 550
+        assert smtp.rcpt(node_address("node-b"))[0] == 503
+        assert smtp.mail(node_address("node-a"))[0] == 250  # its own name: fine
+        code, text = smtp.rcpt(node_address("node-c"))  # a recipient other than the listener's node
+        assert code == 550 and text.startswith(b"5.1.1")
+    assert not inbox.got
+
+
+def test_revoked_client_certificate_is_refused(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = listener
+    result = send(net, running, sender="node-r")
+    assert (result.status, result.code) == (SendStatus.PERMANENT, 554)
+    assert "5.7.1 Certificate not accepted" in result.reason and "revoked" in result.reason
+    assert not inbox.got
+
+
+def test_stale_crl_on_the_listener_defers(net: Net) -> None:
+    """A listener whose own CRL expired cannot check the peer: 451 4.7.0, not a refusal."""
+    inbox = Inbox()
+    later = datetime.now(UTC) + timedelta(days=365)
+    stale = TrustPolicy(net.trust.root, net.trust.crls, now=later)
+    with SmtpListener("127.0.0.1", 0, "node-b", net.tls["node-b"], stale, inbox, clock=lambda: later) as running:
+        result = send(net, running)
+    assert (result.status, result.code) == (SendStatus.TRANSIENT, 451)
+    assert "4.7.0" in result.reason and not inbox.got
+
+
+def test_server_of_another_node_is_refused_by_the_client(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = listener
+    result = send(net, running, expected="node-c")
+    assert result.status is SendStatus.TRANSIENT and result.code is None
+    assert "node-b" in result.reason and "not the next hop" in result.reason
+    assert not inbox.got
+
+
+def test_revoked_server_certificate_is_refused_by_the_client(net: Net) -> None:
+    inbox = Inbox()
+    with SmtpListener("127.0.0.1", 0, "node-r", net.tls["node-r"], net.trust, inbox) as running:
+        result = send(net, running, expected="node-r")
+    assert result.status is SendStatus.TRANSIENT and "revoked" in result.reason
+    assert not inbox.got
+
+
+# --- size ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_listener(net: Net) -> Iterator[tuple[SmtpListener, Inbox]]:
+    inbox = Inbox()
+    with SmtpListener(
+        "127.0.0.1", 0, "node-b", net.tls["node-b"], net.trust, inbox, max_message_bytes=64 * 1024
+    ) as running:
+        yield running, inbox
+
+
+def test_oversize_refused_by_the_client_before_sending(net: Net, small_listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = small_listener
+    result = send(net, running)
+    assert (result.status, result.code) == (SendStatus.PERMANENT, 552) and result.oversize
+    assert "bundle" in result.reason
+    assert send(net, running, parts={"part-1": b"small"}).delivered
+    assert [parts for _, _, parts in inbox.got] == [{"part-1": b"small"}]
+
+
+def test_oversize_refused_by_the_listener_552(net: Net, small_listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = small_listener
+    big = encode_message("node-a", "node-b", envelope_xml(), PARTS, message_id=MESSAGE_ID)
+    with client(running) as smtp:
+        smtp.starttls(context=net.tls["node-a"].client_context)
+        smtp.ehlo()
+        assert smtp.esmtp_features["size"] == str(64 * 1024)
+        code, text = smtp.mail(node_address("node-a"), [f"SIZE={len(big)}"])  # announced: refused at once
+        assert code == 552 and text.startswith(b"5.3.4")
+        assert smtp.mail(node_address("node-a"))[0] == 250  # not announced: refused after DATA
+        assert smtp.rcpt(node_address("node-b"))[0] == 250
+        code, text = smtp.data(big)
+        assert code == 552 and text.startswith(b"5.3.4")
+    assert not inbox.got
+
+
+# --- interoperability ------------------------------------------------------------------------------------------
+
+
+def test_standard_client_and_mime_library_interoperate(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
+    """smtplib with a client certificate from files, and a message built by the email package, not by us."""
+    running, inbox = listener
+    cert, key, passphrase = net.files["node-a"]
+    root = net.pki.root.public_bytes(serialization.Encoding.PEM).decode()  # type: ignore[attr-defined]
+    context = ssl.create_default_context(cadata=root)
+    context.check_hostname = False  # connecting to 127.0.0.1; the certificate names node-b
+    context.load_cert_chain(cert, key, password=passphrase)
+    message = EmailMessage()
+    message["From"] = node_address("node-a")
+    message["To"] = node_address("node-b")
+    message["Subject"] = "interop"
+    message.set_content(envelope_xml(), maintype="application", subtype="vnd.gwexchange.envelope+xml")
+    for cid, octets in PARTS.items():
+        message.add_attachment(octets, maintype="application", subtype="octet-stream", cid=f"<{cid}>")
+    assert message.get_content_type() == "multipart/mixed"
+    with smtplib.SMTP("127.0.0.1", running.port, local_hostname="relay.example.org", timeout=TIMEOUT) as smtp:
+        smtp.starttls(context=context)
+        assert isinstance(smtp.sock, ssl.SSLSocket) and "node-b" in str(smtp.sock.getpeercert())
+        refused = smtp.send_message(message, node_address("node-a"), [node_address("node-b")])
+    assert refused == {}
+    [(peer, xml, parts)] = inbox.got
+    assert (peer, xml, parts) == ("node-a", envelope_xml(), PARTS)
+
+
+def test_async_context_manager(net: Net) -> None:
+    inbox = Inbox()
+
+    async def main() -> SendResult:
+        async with SmtpListener("127.0.0.1", 0, "node-b", net.tls["node-b"], net.trust, inbox) as running:
+            return await asyncio.to_thread(send, net, running)
+
+    assert asyncio.run(main()).delivered
+    assert len(inbox.got) == 1
+
+
+def test_listener_restarts_and_stops_with_a_client_connected(net: Net) -> None:
+    inbox = Inbox()
+    running = SmtpListener("127.0.0.1", 0, "node-b", net.tls["node-b"], net.trust, inbox)
+    for _ in range(2):
+        with running:
+            smtp = client(running)
+            smtp.starttls(context=net.tls["node-a"].client_context)
+            smtp.ehlo()
+        # stopped with the connection open: the server cut it
+        with pytest.raises((smtplib.SMTPServerDisconnected, ConnectionResetError, ssl.SSLError)):
+            smtp.noop()
+        smtp.close()
+
+
+# --- the client's failures -------------------------------------------------------------------------------------
+
+
+def test_connection_refused_is_transient(net: Net) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        result = send_envelope(
+            f"127.0.0.1:{port}", "node-b", net.tls["node-a"], envelope_xml(), {}, trust=net.trust, timeout=TIMEOUT
+        )
+    assert result.status is SendStatus.TRANSIENT and "ConnectionRefusedError" in result.reason
+
+
+def test_silent_server_times_out_transient(net: Net) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()  # the kernel completes the connection; nobody ever answers
+        result = send_envelope(
+            f"127.0.0.1:{s.getsockname()[1]}",
+            "node-b",
+            net.tls["node-a"],
+            envelope_xml(),
+            {},
+            trust=net.trust,
+            timeout=0.3,
+        )
+    assert result.status is SendStatus.TRANSIENT and "timed out" in result.reason
+
+
+def test_server_without_starttls_gets_nothing(net: Net) -> None:
+    """A server that does not offer STARTTLS: the client quits without sending anything."""
+    lines: list[bytes] = []
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+
+        def serve() -> None:
+            conn, _ = s.accept()
+            with conn, conn.makefile("rwb") as f:
+                f.write(b"220 plain ESMTP\r\n")
+                f.flush()
+                while line := f.readline():
+                    lines.append(line)
+                    f.write(b"250-plain\r\n250 SIZE 100000000\r\n" if line[:4].upper() == b"EHLO" else b"221 bye\r\n")
+                    f.flush()
+                    if line.startswith(b"QUIT"):
+                        break
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        result = send_envelope(
+            f"127.0.0.1:{s.getsockname()[1]}", "node-b", net.tls["node-a"], envelope_xml(), PARTS, trust=net.trust
+        )
+        server.join(TIMEOUT)
+    assert result.status is SendStatus.TRANSIENT and "STARTTLS" in result.reason
+    assert [line.split()[0].upper() for line in lines] == [b"EHLO", b"QUIT"]
+
+
+# --- the message format and the TLS identity -------------------------------------------------------------------
+
+
+def test_message_format() -> None:
+    data = encode_message("node-a", "node-b", envelope_xml(), PARTS, message_id=MESSAGE_ID)
+    head, _, _ = data.partition(b"\r\n\r\n")
+    assert b"\r\nX-Gwexchange-Message-Id: " + MESSAGE_ID.encode() + b"\r\n" in head
+    assert f"From: <node-a@{DOMAIN}>".encode() in head and b"multipart/mixed" in head
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998 and b"\n" not in data.replace(b"\r\n", b"")
+    assert data.isascii()
+    received = decode_message(b"Received: from relay\r\n" + data)
+    assert (received.message_id, received.envelope_xml, received.parts) == (MESSAGE_ID, envelope_xml(), PARTS)
+    assert ENVELOPE_MEDIA_TYPE.encode() in data
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem"),
+    [
+        (lambda d: d.replace(b"multipart/mixed", b"text/plain"), "not multipart/mixed"),
+        (lambda d: d.replace(b"<part-2>", b"<part-1>"), "twice"),
+        (lambda d: d.replace(b"<part-2>", b"<../x>"), "Content-ID"),
+        (lambda d: d.replace(ENVELOPE_MEDIA_TYPE.encode(), b"application/xml"), "application/xml"),
+        (lambda d: d.replace(b"Content-Transfer-Encoding: base64", b"Content-Transfer-Encoding: 8bit", 1), "base64"),
+        (lambda d: d[: d.rindex(b"--=_gwx_")], "malformed"),
+        (lambda d: d.replace(b"\r\n\r\nPD94", b"\r\n\r\nP!94", 1), "valid base64"),
+    ],
+)
+def test_malformed_messages_are_refused(mutate: Callable[[bytes], bytes], problem: str) -> None:
+    data = encode_message("node-a", "node-b", envelope_xml(), PARTS, message_id=MESSAGE_ID)
+    with pytest.raises(EnvelopeError, match=problem):
+        decode_message(mutate(data))
+
+
+def test_malformed_message_is_554_5_6_0(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = listener
+    with client(running) as smtp:
+        smtp.starttls(context=net.tls["node-a"].client_context)
+        assert smtp.mail(node_address("node-a"))[0] == 503  # smtplib's mail() does not say EHLO again by itself
+        smtp.ehlo()
+        assert smtp.mail(node_address("node-a"))[0] == 250
+        smtp.rcpt(node_address("node-b"))
+        code, text = smtp.data(b"Subject: hi\r\n\r\nhello\r\n")
+        assert code == 554 and text.startswith(b"5.6.0")
+    assert not inbox.got
+
+
+def test_node_tls_refuses_another_nodes_certificate(net: Net) -> None:
+    p = net.pki
+    with pytest.raises(ConfigError, match="not node node-b"):
+        node_tls("node-b", p.key("node-a", Usage.NODE), p.cert("node-a", Usage.NODE), p.root)  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="node-a"):
+        SmtpListener("127.0.0.1", 0, "node-b", net.tls["node-a"], net.trust, Inbox())
