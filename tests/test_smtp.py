@@ -276,6 +276,18 @@ def test_node_claiming_another_node_is_refused(net: Net, listener: tuple[SmtpLis
     assert not inbox.got
 
 
+def test_no_auth_and_no_second_starttls(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
+    running, inbox = listener
+    with client(running) as smtp:
+        smtp.starttls(context=net.tls["node-a"].client_context)
+        smtp.ehlo()
+        assert not smtp.has_extn("starttls") and not smtp.has_extn("auth")
+        assert smtp.docmd("STARTTLS") == (503, b"5.5.1 TLS already active")
+        assert smtp.docmd("AUTH", "PLAIN AG5vZGUtYQBzZWNyZXQ=")[0] == 503  # already authenticated by certificate
+        assert smtp.noop()[0] == 250
+    assert not inbox.got
+
+
 def test_revoked_client_certificate_is_refused(net: Net, listener: tuple[SmtpListener, Inbox]) -> None:
     running, inbox = listener
     result = send(net, running, sender="node-r")

@@ -450,6 +450,12 @@ class _NodeSMTP(SMTP):
             "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
         }
 
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self._tls_protocol is not None:  # RFC 3207 §4.2: once only; aiosmtpd would nest a second TLS layer
+            await self.push("503 5.5.1 TLS already active")
+            return
+        await super().smtp_STARTTLS(arg)
+
     async def push(self, status: Any) -> None:
         if isinstance(status, str):
             if status == "554 Command refused due to lack of security":
@@ -639,6 +645,7 @@ class SmtpListener:
                 max_message_bytes=self.max_message_bytes,
                 hostname=self.node_id,
                 ident="gwexchange",
+                auth_exclude_mechanism=["LOGIN", "PLAIN"],  # peers authenticate by certificate only
                 timeout=self.idle_timeout,
                 loop=loop,
             )
