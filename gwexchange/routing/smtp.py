@@ -53,7 +53,12 @@ TLS and authentication
       CRL expired), and ``550 5.7.1`` for a ``MAIL FROM`` that names another node than the certificate. Mail
       before STARTTLS gets ``530 5.7.0 Must issue a STARTTLS command first``. The EHLO name is only logged
       (RFC 5321 §4.1.4: a server must not refuse mail because the EHLO name is wrong). A recipient other than the
-      listener's own node address gets ``550 5.1.1``.
+      listener's own node address gets ``550 5.1.1``. No AUTH mechanism is offered (the certificate is the
+      authentication) and a second STARTTLS gets ``503 5.5.1``.
+
+    With a standard relay between two nodes, each TLS hop authenticates its own peer: the listener would see the
+    relay's certificate, so a relay must hold a node certificate of the exchange to hand mail to a node. The node
+    signature inside the envelope is what authenticates the sending node end to end.
 
 Replies (as Postfix gives them)
     ``on_envelope(peer_node_id, envelope_xml, parts)`` runs in a worker thread once the whole message is in; the
