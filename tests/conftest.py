@@ -57,7 +57,7 @@ DEPARTMENTS = {
 }
 RSA_DEPARTMENT = "gd.gov.rsa"
 RSA_DEPARTMENT_NAME = "广东省测试厅（RSA-2048）"
-NODE = "gd-hub.gov"
+NODE = "gd-hub"
 NODE_NAME = "广东省公文交换节点（测试）"
 
 

@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
 from lxml import etree
 
-from gwexchange.crypto.certificates import RevocationReason, Role, Usage, issue
+from gwexchange.crypto.certificates import RevocationReason, Role, Usage
 from gwexchange.crypto.keys import key_from_pem
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer, sign_enveloped
@@ -277,17 +279,25 @@ def test_a_certificate_naming_the_code_in_the_wrong_role_is_refused(
     """A node certificate whose UID is a department's code: the code matches, the role does not."""
     office = directory.department("gd.gov.office")
     ca_key = key_from_pem((net.home / "root.key").read_bytes(), net.protection)
-    forged = issue(
-        ca_key,
-        net.root,
-        office.signing_certificate.public_key(),  # type: ignore[arg-type]
-        code="gd.gov.office",
-        name="办公厅",
-        role=Role.NODE,
-        usage=Usage.NODE,
-        not_before=now,
-        lifetime=timedelta(days=30),
-        serial=x509.random_serial_number(),
+    # ``issue`` itself refuses a node certificate with a department's code, so the CA key forges one by hand.
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "办公厅"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, Role.NODE.value),
+            x509.NameAttribute(NameOID.USER_ID, "gd.gov.office"),
+        ]
+    )
+    forged = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(net.root.subject)
+        .public_key(office.signing_certificate.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
     )
     with pytest.raises(ConfigError, match="a node certificate, not a department one"):
         dataclasses.replace(office, signing_certificate=forged)

@@ -442,8 +442,8 @@ def test_trust_accepts_own_signing_certificate(pki, trust, now) -> None:
         ("gd.gov.rsa", Usage.ENCRYPTION, Usage.SIGNING),
         ("gd.gov.czt", Usage.SIGNING, Usage.ENCRYPTION),
         ("gd.gov.czt", Usage.SIGNING, Usage.NODE),
-        ("gd-hub.gov", Usage.NODE, Usage.SIGNING),
-        ("gd-hub.gov", Usage.NODE, Usage.ENCRYPTION),
+        ("gd-hub", Usage.NODE, Usage.SIGNING),
+        ("gd-hub", Usage.NODE, Usage.ENCRYPTION),
     ],
 )
 def test_trust_refuses_wrong_usage(pki, trust, now, holder: str, cert_usage: Usage, wanted: Usage) -> None:

@@ -281,11 +281,12 @@ def test_ec_signature_method(example_xml, pki, now) -> None:
 
 
 def test_node_certificate_cannot_sign_documents(document_builder, pki, trust, now) -> None:
-    doc = document_builder(issuers=(Department(pki.NODE),), signature_names=("节点",))
+    doc = document_builder(issuers=(Department("gd.gov.office"),), signature_names=("办公厅",))
     with pytest.raises(ConfigError, match="department certificate"):
         sign_document(document_to_xml(doc), pki.signer(pki.NODE, Usage.NODE), at=now)
-    # and a signature made with it anyway does not verify
-    forged = sign_raw(document_to_xml(doc), pki.signer(pki.NODE, Usage.NODE), pki.NODE, now.strftime(TIME_FORMAT))
+    # and a signature made with it anyway, in the department's name, does not verify
+    node = pki.signer(pki.NODE, Usage.NODE)
+    forged = sign_raw(document_to_xml(doc), node, "gd.gov.office", now.strftime(TIME_FORMAT))
     with pytest.raises(TrustError):
         verify_document(forged, trust, now=now)
 

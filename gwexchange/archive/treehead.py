@@ -63,6 +63,7 @@ from lxml import etree
 
 from gwexchange import xmlsafe
 from gwexchange.archive.merkle import HASH_SIZE, TreeState, verify_consistency
+from gwexchange.codes import is_node_id
 from gwexchange.crypto.algorithms import SignatureMethod
 from gwexchange.crypto.certificates import Role, Usage, identity_of
 from gwexchange.crypto.suite import INTERNATIONAL, Suite
@@ -77,7 +78,6 @@ MAX_TREE_SIZE = (1 << 63) - 1
 MAX_CERTIFICATE_BYTES = 16 * 1024
 MAX_SIGNATURE_BYTES = 1024
 MAX_XML_BYTES = 64 * 1024
-_NODE_ID = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 _HEX_HASH = re.compile(r"[0-9a-f]{64}")
@@ -112,7 +112,7 @@ def parse_head_time(text: str) -> datetime:
 
 
 def check_node_id(node_id: str) -> str:
-    if not isinstance(node_id, str) or not _NODE_ID.fullmatch(node_id):
+    if not is_node_id(node_id):
         raise InputError(f"node id {node_id!r} is not valid (lower-case letters, digits, '-' and '.')")
     return node_id
 

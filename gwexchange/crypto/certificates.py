@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gwexchange.codes import is_department_code, is_node_id
 from gwexchange.crypto.suite import PrivateKey, PublicKey
 from gwexchange.errors import ConfigError, TrustError
 
@@ -148,6 +149,10 @@ def issue(
         raise ConfigError("the root certificate is made with make_root, not issued")
     if (role is Role.NODE) != (usage is Usage.NODE):
         raise ConfigError(f"a {role} certificate cannot have the {usage} usage")
+    if role is Role.NODE and not is_node_id(code):
+        raise ConfigError(f"node id {code!r} must be one label of lower-case letters, digits and '-', like gd-hub")
+    if role is Role.DEPARTMENT and not is_department_code(code):
+        raise ConfigError(f"department code {code!r} must be dotted lower-case labels, like gd.gov.czt")
     not_after = min(not_before + lifetime, ca_cert.not_valid_after_utc)
     builder = (
         x509.CertificateBuilder()

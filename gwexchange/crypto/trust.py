@@ -92,7 +92,7 @@ class TrustPolicy:
                 warnings.simplefilter("error")
                 cert = x509.load_der_x509_certificate(der)
                 issuer, subject, _ = cert.issuer, cert.subject, cert.serial_number
-        except (ValueError, Warning) as e:
+        except (ValueError, x509.InvalidVersion, Warning) as e:
             raise TrustError("certificate is not valid DER X.509") from e
         if not der.endswith(b"\x00" + cert.signature):
             # A signature BIT STRING that claims unused bits still parses to the same signature bytes: refuse

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from lxml import etree
 
+from gwexchange.codes import is_node_id
 from gwexchange.envelope.model import Classification, Urgency, check_department_code
 from gwexchange.envelope.times import format_utc, parse_utc
 from gwexchange.errors import EnvelopeError
@@ -16,7 +17,6 @@ from gwexchange.errors import EnvelopeError
 ENVELOPE_NS = "urn:gwexchange:envelope:1"
 _Q = "{" + ENVELOPE_NS + "}"
 _MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_NODE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 def eq(local: str) -> str:
@@ -68,7 +68,7 @@ class RoutingHeader:
 
 
 def check_node_id(node: str) -> str:
-    if not isinstance(node, str) or not _NODE_ID.fullmatch(node):
+    if not is_node_id(node):
         raise EnvelopeError(f"node id {node!r} is not valid (lower-case letters, digits and '-')")
     return node
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gwexchange.codes import is_department_code
 from gwexchange.errors import DocumentError
 
 
@@ -67,7 +68,6 @@ class DocKind(StrEnum):
 
 # Characters XML 1.0 cannot carry, plus line breaks: every text element here is one line.
 _FORBIDDEN_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-_DEPARTMENT_CODE = re.compile(r"[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+")
 # [0-9], not \d: \d also matches full-width and other Unicode digits, which the schema refuses.
 _DOC_NUMBER = re.compile(r"(?P<code>[^〔〕\[\]［］()（）\s]+)〔(?P<year>[0-9]{4})〕(?P<serial>[0-9]+)号")
 _SECRECY_PERIOD = re.compile(r"[1-9][0-9]{0,2}(年|个月)|长期")
@@ -109,7 +109,7 @@ def check_lines(element: str, lines: tuple[str, ...]) -> None:
 
 
 def check_department_code(element: str, code: str) -> str:
-    if not isinstance(code, str) or len(code) > 64 or not _DEPARTMENT_CODE.fullmatch(code):
+    if not is_department_code(code):
         raise DocumentError(element, f"机关代码“{code}”格式不正确，应如 gd.gov.office（小写字母、数字、点分）")
     return code
 

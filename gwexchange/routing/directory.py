@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from gwexchange import xmlsafe
+from gwexchange.codes import is_department_code, is_node_id
 from gwexchange.crypto.certificates import Identity, Role, Usage, identity_of
 from gwexchange.crypto.trust import TrustPolicy, ValidatedCertificate
 from gwexchange.crypto.xmldsig import SIGNATURE_TAG, Signer, sign_enveloped, verify_enveloped
@@ -76,8 +77,6 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 # The same forms as the envelope schema's DepartmentCodeType and NodeIdType: department codes have dots, node ids
 # have none, so the two can never be confused.
-_DEPARTMENT_CODE = re.compile(r"[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+")
-_NODE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _ENDPOINT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):(?P<port>[0-9]{1,5})")
 _FORBIDDEN_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
@@ -319,13 +318,13 @@ class Directory:
 
 
 def check_department_code(code: str) -> str:
-    if not isinstance(code, str) or len(code) > 64 or not _DEPARTMENT_CODE.fullmatch(code):
+    if not is_department_code(code):
         raise ConfigError(f"department code {code!r} is not valid (like gd.gov.office: lower case, dotted)")
     return code
 
 
 def check_node_id(node_id: str) -> str:
-    if not isinstance(node_id, str) or not _NODE_ID.fullmatch(node_id):
+    if not is_node_id(node_id):
         raise ConfigError(f"node id {node_id!r} is not valid (like gd-hub: lower-case letters, digits and '-')")
     return node_id
 

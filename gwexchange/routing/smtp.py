@@ -104,6 +104,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gwexchange import xmlsafe
+from gwexchange.codes import is_node_id
 from gwexchange.crypto.certificates import Role, Usage, identity_of
 from gwexchange.crypto.suite import PrivateKey
 from gwexchange.crypto.trust import TrustPolicy
@@ -124,7 +125,6 @@ DEFAULT_IDLE_TIMEOUT = 300.0
 MAX_PARTS = 10_000
 MAX_REASON = 300
 
-_NODE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _CID = re.compile(r"part-[1-9][0-9]{0,8}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _ENDPOINT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):(?P<port>[0-9]{1,5})")
@@ -136,7 +136,7 @@ _PRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 def node_address(node_id: str) -> str:
     """The SMTP address of a node: ``<node-id>@gwexchange.invalid``."""
-    if not _NODE_ID.fullmatch(node_id):
+    if not is_node_id(node_id):
         raise ConfigError(f"node id {node_id!r} is not valid (like gd-hub: lower-case letters, digits and '-')")
     return f"{node_id}@{DOMAIN}"
 
@@ -144,7 +144,7 @@ def node_address(node_id: str) -> str:
 def node_of_address(address: str) -> str | None:
     """The node id an SMTP address names, or None if it is not a node address."""
     local, at, domain = address.strip().strip("<>").rpartition("@")
-    if not at or domain.lower() != DOMAIN or not _NODE_ID.fullmatch(local):
+    if not at or domain.lower() != DOMAIN or not is_node_id(local):
         return None
     return local
 
@@ -280,7 +280,7 @@ def authenticate_peer(der: bytes | None, trust: TrustPolicy, at: datetime) -> st
         raise TrustError("the peer presented no certificate")
     validated = trust.validate(der, usage=Usage.NODE, at=at)
     node_id = validated.identity.code
-    if not _NODE_ID.fullmatch(node_id) or not _names_node(validated.certificate, node_id):
+    if not is_node_id(node_id) or not _names_node(validated.certificate, node_id):
         raise TrustError(f"the node certificate of {node_id!r} does not name that node as its DNS name")
     return node_id
 

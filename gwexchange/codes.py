@@ -1,0 +1,21 @@
+"""The two kinds of names in the exchange, in one place: department codes and node ids.
+
+A department code is dotted, like a reversed domain (gd.gov.czt); a node id is one label (gd-hub). They differ
+on purpose, so a certificate, a directory entry or a header can never confuse the two.
+"""
+
+from __future__ import annotations
+
+import re
+
+DEPARTMENT_CODE = re.compile(r"[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+")
+NODE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+MAX_DEPARTMENT_CODE = 64
+
+
+def is_department_code(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_DEPARTMENT_CODE and bool(DEPARTMENT_CODE.fullmatch(value))
+
+
+def is_node_id(value: object) -> bool:
+    return isinstance(value, str) and bool(NODE_ID.fullmatch(value))
