@@ -55,7 +55,7 @@ from gwexchange.crypto.trust import TrustPolicy  # noqa: E402
 from gwexchange.crypto.xmldsig import Signer  # noqa: E402
 
 NOW = datetime(2026, 11, 20, 8, 0, 0, tzinfo=UTC)
-NODE = "gd-hub.gov"
+NODE = "gd-hub"
 ENTRY_BYTES = 200
 BATCH = 1_000
 HEADS = 10  # tree heads signed while the log is built, evenly spread
