@@ -13,6 +13,7 @@ import typer
 from gwexchange.cli.directory import directory_app
 from gwexchange.cli.doc import doc_app
 from gwexchange.cli.envelope import inspect_command, open_command, receipt_app, seal_command
+from gwexchange.cli.node import node_cli
 from gwexchange.cli.pki import pki_app
 from gwexchange.cli.render import render
 from gwexchange.cli.verify import verify
@@ -45,6 +46,7 @@ app.command("render")(render)
 app.command("seal")(seal_command)
 app.command("open")(open_command)
 app.command("inspect")(inspect_command)
+app.add_typer(node_cli)  # gwx node …, send, outbox, inbox, sign-for, return
 
 
 def _headline(error: GwxError) -> str:

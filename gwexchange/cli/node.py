@@ -1,0 +1,330 @@
+"""gwx node (init, run, status) and the clerk's commands on a node home: send, outbox, inbox, sign-for, return."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gwexchange import xmlsafe
+from gwexchange.cli.common import JsonOption, emit_json, now
+from gwexchange.envelope.receipts import ReceiptKind
+from gwexchange.envelope.sealing import seal
+from gwexchange.envelope.signing import sign_document, verify_document
+from gwexchange.envelope.xmlform import document_from_element, document_to_xml
+from gwexchange.errors import ConfigError, GwxError, InputError
+from gwexchange.files import load_description_file, read_chunks
+from gwexchange.routing import node_logic
+from gwexchange.routing.node import (
+    NodeConfig,
+    NodeContext,
+    init_home,
+    load_context,
+    open_store,
+    remove_dir,
+    run_node,
+    staging_dir,
+    status,
+)
+from gwexchange.routing.routes import plan
+
+node_cli = typer.Typer()
+node_app = typer.Typer(help="交换节点：初始化、运行、查看状态。", no_args_is_help=True)
+node_cli.add_typer(node_app, name="node")
+
+NodeHomeArg = Annotated[Path, typer.Argument(help="The node home (node.toml, node.db, parts/).")]
+NodeHomeOption = Annotated[
+    Path, typer.Option("--home", help="The node home of your department's node.", envvar="GWX_NODE_HOME")
+]
+DepartmentOption = Annotated[
+    str | None,
+    typer.Option(
+        "--department", help="Your department's code (default: the node's only department).", envvar="GWX_DEPARTMENT"
+    ),
+]
+
+
+def _department_entry(values: Iterable[str]) -> dict[str, Path]:
+    departments: dict[str, Path] = {}
+    for value in values:
+        code, sep, folder = value.partition("=")
+        if not sep or not code or not folder:
+            raise InputError(f"--department takes CODE=KEYFOLDER, not {value!r}")
+        departments[code.strip()] = Path(folder.strip())
+    return departments
+
+
+@node_app.command("init")
+def node_init(
+    home: NodeHomeArg,
+    node_id: Annotated[str, typer.Option("--node-id", help="This node's id (as in the directory).")],
+    listen: Annotated[str, typer.Option(help="host:port to listen on (port 0: any free port).")],
+    directory: Annotated[Path, typer.Option(help="The signed directory.")],
+    root: Annotated[Path, typer.Option(help="Root certificate (root.crt).")],
+    node_keys: Annotated[Path, typer.Option("--node-keys", help="The node's key folder (node.key, node.crt).")],
+    crl: Annotated[list[Path] | None, typer.Option(help="CRL signed by the root (repeatable).")] = None,
+    department: Annotated[
+        list[str] | None, typer.Option("--department", help="CODE=KEYFOLDER of a department served here (repeatable).")
+    ] = None,
+    database: Annotated[str | None, typer.Option(help="Database URL; default: SQLite node.db in the home.")] = None,
+    tick: Annotated[float | None, typer.Option(help="Seconds between looks at the queue.")] = None,
+    retry_base: Annotated[float | None, typer.Option(help="Back-off base in seconds.")] = None,
+    retry_cap: Annotated[float | None, typer.Option(help="Back-off cap in seconds.")] = None,
+) -> None:
+    """Write a node home: node.toml and an empty store (keys, directory and trust are checked now)."""
+    extra = {
+        key: value
+        for key, value in (("tick_seconds", tick), ("retry_base_seconds", retry_base), ("retry_cap_seconds", retry_cap))
+        if value is not None
+    }
+    config = init_home(
+        home,
+        node_id=node_id,
+        listen=listen,
+        directory=directory,
+        root=root,
+        crls=crl or [],
+        node_keys=node_keys,
+        departments=_department_entry(department or []),
+        database=database,
+        extra=extra,
+    )
+    typer.echo(f"已初始化节点 {node_id}：{config}")
+
+
+@node_app.command("run")
+def node_run(home: NodeHomeArg) -> None:
+    """Run the node in the foreground (SMTP listener and delivery); SIGTERM or Ctrl-C stops it cleanly."""
+    run_node(home)
+
+
+@node_app.command("status")
+def node_status(home: NodeHomeArg, as_json: JsonOption = False) -> None:
+    """Queue sizes by state, peers, last errors, inbox and outbox counts."""
+    data = status(home)
+    if as_json:
+        emit_json(data)
+        return
+    running = data["running"]
+    typer.echo(f"节点：{data['node_id']}  监听：{data['listen']}")
+    typer.echo(
+        f"运行：{'是（pid ' + str(running['pid']) + '，端口 ' + str(running['port']) + '）' if running else '否'}"
+    )
+    typer.echo("队列：" + ("、".join(f"{k} {v}" for k, v in data["queue"].items()) or "空"))
+    for peer in data["peers"]:
+        typer.echo(f"相邻节点：{peer['node']}  {peer['endpoint']}（{peer['zone']}）")
+    for code, counts in data["inbox"].items():
+        typer.echo(f"收件箱 {code}：" + "、".join(f"{k} {v}" for k, v in counts.items()))
+    if data["outbox"]:
+        typer.echo("发件箱：" + "、".join(f"{k} {v}" for k, v in data["outbox"].items()))
+    for e in data["last_errors"]:
+        typer.echo(f"错误：{e['message_id']} → {e['next_hop']}（第 {e['attempts']} 次，{e['state']}）：{e['error']}")
+
+
+# --- the clerk's commands --------------------------------------------------------------------------------------
+
+
+def _open(home: Path) -> NodeContext:
+    return load_context(NodeConfig.load(home))
+
+
+def _department(ctx: NodeContext, department: str | None) -> str:
+    served = sorted(ctx.view.departments)
+    if department is None:
+        if len(served) != 1:
+            raise ConfigError(
+                f"node {ctx.config.node_id} serves {'、'.join(served) or 'no department'}: give --department"
+            )
+        return served[0]
+    if department not in ctx.view.departments:
+        raise ConfigError(
+            f"department {department} is not served by node {ctx.config.node_id} (its keys are not configured)"
+        )
+    return department
+
+
+def _attachment_files(description: Path, folder: Path | None) -> dict[str, Path]:
+    """Attachment file name → its file: in ``folder`` if given, else where the description's entries point."""
+    if folder is not None:
+        return {p.name: p for p in folder.iterdir() if p.is_file()}
+    try:
+        spec = tomllib.loads(description.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    found: dict[str, Path] = {}
+    for entry in spec.get("attachments", []):
+        name = entry.get("file") if isinstance(entry, dict) else entry
+        if isinstance(name, str):
+            path = description.parent / name
+            found[path.name] = path
+    return found
+
+
+@node_cli.command("send")
+def send(
+    description: Annotated[Path, typer.Argument(help="The clerk's TOML description of the document.")],
+    home: NodeHomeOption,
+    department: DepartmentOption = None,
+    departments: Annotated[
+        Path | None, typer.Option(help="Department list (codes to names); default: departments.toml beside it.")
+    ] = None,
+    attachments: Annotated[
+        Path | None, typer.Option(help="Folder of the attachment files; default: as the description names them.")
+    ] = None,
+) -> None:
+    """Draft, sign, route-check, seal and queue a document; prints its message id."""
+    ctx = _open(home)
+    try:
+        code = _department(ctx, department)
+        doc = load_description_file(description, departments)
+        if code not in {d.code for d in doc.issuers}:
+            raise ConfigError(f"{code} does not issue this document ({'、'.join(d.code for d in doc.issuers)})")
+        at = now()
+        recipients = tuple(d.code for d in doc.recipients)
+        plan(ctx.directory, ctx.config.node_id, recipients, doc.classification)  # RouteError before anything is queued
+        signed = sign_document(document_to_xml(doc), ctx.view.departments[code].signer, at=at, trust=ctx.trust)
+        verified = verify_document(signed, ctx.trust, now=at)
+        certs = {c: ctx.directory.department(c).encryption_certificate for c in recipients}
+        files = _attachment_files(description, attachments)
+        missing = [a.file_name for a in doc.attachments if a.file_name not in files]
+        if missing:
+            raise ConfigError(f"attachments not found: {'、'.join(missing)} (give --attachments DIR)")
+        sources = {a.file_name: read_chunks(files[a.file_name]) for a in doc.attachments}
+        scratch = staging_dir(ctx.config.home)
+        try:
+
+            def sink(cid: str, octets: Iterable[bytes]) -> None:
+                with (scratch / cid).open("wb") as f:
+                    for chunk in octets:
+                        f.write(chunk)
+
+            sealed = seal(
+                verified,
+                certs,
+                ctx.view.node_signer,
+                trust=ctx.trust,
+                sender_department=code,
+                node_id=ctx.config.node_id,
+                now=at,
+                attachments=sources,
+                part_sink=sink,
+            )
+            message_id = sealed.header.message_id
+            ctx.store.stage_parts(message_id, sealed.parts, {p.cid: read_chunks(scratch / p.cid) for p in sealed.parts})
+            ctx.store.apply(node_logic.originate(sealed, code, ctx.view, ctx.store, now()))
+        finally:
+            remove_dir(scratch)
+    finally:
+        ctx.close()
+    typer.echo(message_id)
+
+
+@node_cli.command("outbox")
+def outbox(home: NodeHomeOption, department: DepartmentOption = None, as_json: JsonOption = False) -> None:
+    """What your department sent: each document × recipient, and where it stands."""
+    config = NodeConfig.load(home)
+    with open_store(config) as store:
+        views = [v for v in store.outbox() if department is None or v.sender_department == department]
+    rows = [
+        {
+            "message_id": v.message_id,
+            "sender_department": v.sender_department,
+            "recipient": recipient,
+            "state": state.value,
+            "since": since.isoformat(),
+        }
+        for v in views
+        for recipient, state, since in v.recipients
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        typer.echo("发件箱为空")
+        return
+    typer.echo(f"{'报文编号':<36}  {'发文机关':<16}  {'收文机关':<16}  {'状态':<10}  更新时间（UTC）")
+    for r in rows:
+        typer.echo(
+            f"{r['message_id']:<36}  {r['sender_department']:<20}  {r['recipient']:<20}  {r['state']:<12}  "
+            f"{r['since'][:19].replace('T', ' ')}"
+        )
+
+
+@node_cli.command("inbox")
+def inbox(home: NodeHomeOption, department: DepartmentOption = None, as_json: JsonOption = False) -> None:
+    """What your department received: message id, sender, title, state."""
+    config = NodeConfig.load(home)
+    with open_store(config) as store:
+        entries = store.inbox(department)
+    rows = []
+    for e in entries:
+        try:
+            doc = document_from_element(xmlsafe.parse(e.document_xml))
+            title, number = doc.title, doc.doc_number.text
+        except GwxError:
+            title, number = "", ""
+        rows.append(
+            {
+                "department": e.department,
+                "message_id": e.message_id,
+                "sender_department": e.sender_department,
+                "doc_number": number,
+                "title": title,
+                "classification": e.classification,
+                "received_at": e.received_at.isoformat(),
+                "state": e.state,
+                "reason": e.reason,
+            }
+        )
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        typer.echo("收件箱为空")
+        return
+    states = {"new": "待签收", "signed-for": "已签收", "returned": "已退回"}
+    for r in rows:
+        typer.echo(
+            f"{r['message_id']}  {r['department']} ← {r['sender_department']}  {r['doc_number']}《{r['title']}》  "
+            f"{r['classification']}  {states.get(str(r['state']), r['state'])}  {str(r['received_at'])[:19]}"
+        )
+
+
+def _answer(home: Path, department: str | None, message_id: str, kind: ReceiptKind, reason: str | None) -> str:
+    ctx = _open(home)
+    try:
+        code = _department(ctx, department)
+        try:
+            item = ctx.store.inbox_item(code, message_id)
+        except KeyError as e:
+            raise InputError(f"message {message_id} is not in the inbox of {code}") from e
+        ctx.store.apply(node_logic.answer(item, kind, ctx.view, ctx.store, now(), reason=reason))
+        return code
+    finally:
+        ctx.close()
+
+
+@node_cli.command("sign-for")
+def sign_for(
+    message_id: Annotated[str, typer.Argument(help="The message id from 'gwx inbox'.")],
+    home: NodeHomeOption,
+    department: DepartmentOption = None,
+) -> None:
+    """签收: sign for a document in the inbox; the signed receipt goes back to the sender."""
+    code = _answer(home, department, message_id, ReceiptKind.SIGNED_FOR, None)
+    typer.echo(f"已签收：{message_id}（{code}），签收回执已发出")
+
+
+@node_cli.command("return")
+def return_(
+    message_id: Annotated[str, typer.Argument(help="The message id from 'gwx inbox'.")],
+    home: NodeHomeOption,
+    reason: Annotated[str, typer.Option(help="Why it is returned.")],
+    department: DepartmentOption = None,
+) -> None:
+    """退回: return a document in the inbox, with the reason; the signed receipt goes back to the sender."""
+    code = _answer(home, department, message_id, ReceiptKind.RETURNED, reason)
+    typer.echo(f"已退回：{message_id}（{code}），退回回执已发出")
