@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -292,3 +293,17 @@ def test_the_hub_is_killed_and_restarted_and_the_letter_arrives_once(network: Ne
     assert inbox_ids(hub, "gd.gov.office") == [message_id]
     with open_store(NodeConfig.load(hub)) as store:
         assert [(q.next_hop, q.state) for q in store.queue() if q.message_id == message_id] == [("gd-czt", "sent")]
+
+
+def test_an_unroutable_letter_is_refused_in_one_line_before_anything_is_queued(network: Network) -> None:
+    folder = network.folder / "desk"
+    shutil.copytree(LETTER.parent, folder, ignore=shutil.ignore_patterns("*.gwx", "*.xml", "*.pdf"))
+    text = (folder / "letter.toml").read_text(encoding="utf-8")
+    (folder / "letter.toml").write_text(text.replace('cc = ["gd.gov.office"]', 'cc = ["gz.gov.office"]'), "utf-8")
+    gxt = network.homes["gd-gxt"]
+    result = gwx("send", folder / "letter.toml", "--home", gxt, check=False)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "无可用路由" in result.stderr and "gz.gov.office" in result.stderr
+    assert outbox_states(gxt) == {}
+    with open_store(NodeConfig.load(gxt)) as store:
+        assert store.queue() == ()
