@@ -1,4 +1,4 @@
-"""The file-system edge: reading clerks' description files, hashing attachments, writing files atomically."""
+"""The file-system edge: clerks' description files, attachments, key folders, atomic writes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+from cryptography import x509
+
+from gwexchange.crypto.keys import key_from_pem
+from gwexchange.crypto.suite import PrivateKey
 from gwexchange.envelope.description import load_description
 from gwexchange.envelope.model import Document
 from gwexchange.errors import ConfigError, DocumentError
@@ -91,3 +95,35 @@ def load_description_file(path: Path, departments: Path | None = None) -> Docume
         raise DocumentError("描述文件", f"{path} 不是 UTF-8 编码") from e
     names = read_departments(departments) if departments is not None else None
     return load_description(text, read, lambda name: measure_file(resolve(name)), names)
+
+
+KEY_PASSPHRASE_ENV = "GWX_KEY_PASSPHRASE"  # noqa: S105  # the name of the variable, not a passphrase
+
+
+def read_file(path: Path, what: str = "file") -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}") from e
+
+
+def load_certificate(path: Path, what: str = "the certificate") -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(read_file(path, what))
+    except ValueError as e:
+        raise ConfigError(f"{path} is not a PEM certificate") from e
+
+
+def load_keypair(
+    folder: Path, usage: str, passphrase_env: str = KEY_PASSPHRASE_ENV
+) -> tuple[PrivateKey, x509.Certificate]:
+    """``<usage>.key`` and ``<usage>.crt`` from a holder's folder, laid out as ``gwx pki issue`` writes them.
+
+    The key's passphrase comes from ``passphrase_env``; an unencrypted key loads only when that variable is unset.
+    """
+    if not folder.is_dir():
+        raise ConfigError(f"{folder} is not a key folder (it should hold {usage}.key and {usage}.crt)")
+    pem = read_file(folder / f"{usage}.key", "the key")
+    secret = os.environ.get(passphrase_env)
+    key = key_from_pem(pem, secret.encode("utf-8") if secret else None, source=str(folder / f"{usage}.key"))
+    return key, load_certificate(folder / f"{usage}.crt")

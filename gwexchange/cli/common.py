@@ -13,13 +13,11 @@ from typing import Annotated, Any
 import typer
 from cryptography import x509
 
-from gwexchange.crypto.keys import Protection, UnsafeUnencrypted, key_from_pem
-from gwexchange.crypto.suite import PrivateKey
+from gwexchange.crypto.keys import Protection, UnsafeUnencrypted
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.errors import ConfigError
 
 CA_PASSPHRASE_ENV = "GWX_CA_PASSPHRASE"
-KEY_PASSPHRASE_ENV = "GWX_KEY_PASSPHRASE"
 
 HomeOption = Annotated[Path, typer.Option("--home", help="CA home directory.", envvar="GWX_PKI_HOME")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -87,26 +85,6 @@ def to_json(value: Any) -> Any:
 
 def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
-def load_certificate(path: Path) -> x509.Certificate:
-    try:
-        return x509.load_pem_x509_certificate(read(path))
-    except ValueError as e:
-        raise ConfigError(f"{path} is not a PEM certificate") from e
-
-
-def load_keypair(folder: Path, usage: str, passphrase_env: str) -> tuple[PrivateKey, x509.Certificate]:
-    """``<usage>.key`` and ``<usage>.crt`` from a holder's folder, laid out as ``gwx pki issue`` writes them.
-
-    The key's passphrase comes from ``passphrase_env``; an unencrypted key loads only when that variable is unset.
-    """
-    if not folder.is_dir():
-        raise ConfigError(f"{folder} is not a key folder (it should hold {usage}.key and {usage}.crt)")
-    pem = read(folder / f"{usage}.key")
-    secret = os.environ.get(passphrase_env)
-    key = key_from_pem(pem, secret.encode("utf-8") if secret else None, source=str(folder / f"{usage}.key"))
-    return key, load_certificate(folder / f"{usage}.crt")
 
 
 KeysOption = Annotated[

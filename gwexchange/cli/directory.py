@@ -9,10 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from gwexchange.cli.common import (
-    KEY_PASSPHRASE_ENV,
     JsonOption,
     emit_json,
-    load_keypair,
     now,
     read,
     trust_policy,
@@ -22,7 +20,7 @@ from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.model import Classification
 from gwexchange.envelope.times import format_utc
 from gwexchange.errors import ConfigError
-from gwexchange.files import atomic_write
+from gwexchange.files import KEY_PASSPHRASE_ENV, atomic_write, load_keypair
 from gwexchange.routing.directory import (
     Directory,
     VerifiedDirectory,

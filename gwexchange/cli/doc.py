@@ -10,7 +10,6 @@ from cryptography import x509
 
 from gwexchange import xmlsafe
 from gwexchange.cli.common import (
-    KEY_PASSPHRASE_ENV,
     CrlOption,
     JsonOption,
     cn_date,
@@ -27,7 +26,7 @@ from gwexchange.envelope.model import Document
 from gwexchange.envelope.signing import SIGNING_TAG, sign_document
 from gwexchange.envelope.xmlform import document_from_element, document_to_xml
 from gwexchange.errors import ConfigError
-from gwexchange.files import atomic_write, load_description_file
+from gwexchange.files import KEY_PASSPHRASE_ENV, atomic_write, load_description_file
 
 doc_app = typer.Typer(help="公文：由描述文件起草、签发、查看。", no_args_is_help=True)
 

@@ -12,15 +12,12 @@ from typing import Annotated, Any
 import typer
 
 from gwexchange.cli.common import (
-    KEY_PASSPHRASE_ENV,
     CrlOption,
     JsonOption,
     KeysOption,
     NodeKeysOption,
     RootOption,
     emit_json,
-    load_certificate,
-    load_keypair,
     now,
     read,
     trust_policy,
@@ -31,7 +28,7 @@ from gwexchange.envelope.receipts import ReceiptKind, SentRecord, make_receipt, 
 from gwexchange.envelope.sealing import InspectedEnvelope, OpenedEnvelope, inspect, open_envelope, seal
 from gwexchange.envelope.signing import verify_document
 from gwexchange.errors import ConfigError
-from gwexchange.files import atomic_write, read_chunks
+from gwexchange.files import KEY_PASSPHRASE_ENV, atomic_write, load_certificate, load_keypair, read_chunks
 from gwexchange.package import Package, write_package
 
 PROGRESS_FROM = 8 * 1024 * 1024  # attachments smaller than this open too fast for a progress bar

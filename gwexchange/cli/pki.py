@@ -9,7 +9,6 @@ import typer
 
 from gwexchange.cli.common import (
     CA_PASSPHRASE_ENV,
-    KEY_PASSPHRASE_ENV,
     HomeOption,
     JsonOption,
     emit_json,
@@ -22,6 +21,7 @@ from gwexchange.crypto.authority import Authority
 from gwexchange.crypto.certificates import RevocationReason, Role, Usage
 from gwexchange.crypto.keys import KeyAlgorithm
 from gwexchange.errors import ConfigError
+from gwexchange.files import KEY_PASSPHRASE_ENV
 
 pki_app = typer.Typer(help="安全中心：根证书、签发与吊销证书、发布 CRL。", no_args_is_help=True)
 

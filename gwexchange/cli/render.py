@@ -9,11 +9,9 @@ import typer
 from cryptography.hazmat.primitives import serialization
 
 from gwexchange.cli.common import (
-    KEY_PASSPHRASE_ENV,
     CrlOption,
     RootOption,
     emit_json,
-    load_certificate,
     now,
     read,
     read_passphrase,
@@ -24,7 +22,7 @@ from gwexchange.crypto.keys import key_from_pem
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.signing import VerifiedDocument, verify_attachment, verify_document
-from gwexchange.files import atomic_write, read_chunks
+from gwexchange.files import KEY_PASSPHRASE_ENV, atomic_write, load_certificate, read_chunks
 
 if TYPE_CHECKING:
     from gwexchange.archive.pdf_proof import VerifiedPdf

@@ -51,13 +51,11 @@ from typing import Any
 from cryptography import x509
 
 from gwexchange.crypto.certificates import identity_of
-from gwexchange.crypto.keys import key_from_pem
-from gwexchange.crypto.suite import PrivateKey
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.sealing import inspect
 from gwexchange.errors import ConfigError, GwxError, InputError, VerificationError
-from gwexchange.files import atomic_write
+from gwexchange.files import atomic_write, load_certificate, load_keypair, read_file
 from gwexchange.routing import node_logic
 from gwexchange.routing.directory import (
     Directory,
@@ -270,38 +268,10 @@ class NodeContext:
         self.store.close()
 
 
-KEY_PASSPHRASE_ENV = "GWX_KEY_PASSPHRASE"  # noqa: S105 — the name of the variable, as gwx reads it
-
-
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}") from e
-
-
-def _certificate(path: Path, what: str) -> x509.Certificate:
-    try:
-        return x509.load_pem_x509_certificate(_read(path, what))
-    except ValueError as e:
-        raise ConfigError(f"{path} is not a PEM certificate") from e
-
-
-def load_keypair(folder: Path, usage: str) -> tuple[PrivateKey, x509.Certificate]:
-    """``<usage>.key`` and ``<usage>.crt`` of a key folder (as ``gwx pki issue`` writes them); the passphrase from
-    ``$GWX_KEY_PASSPHRASE``, an unencrypted key only when it is unset."""
-    if not folder.is_dir():
-        raise ConfigError(f"{folder} is not a key folder (it should hold {usage}.key and {usage}.crt)")
-    secret = os.environ.get(KEY_PASSPHRASE_ENV)
-    pem = _read(folder / f"{usage}.key", "the key")
-    key = key_from_pem(pem, secret.encode("utf-8") if secret else None, source=str(folder / f"{usage}.key"))
-    return key, _certificate(folder / f"{usage}.crt", "the certificate")
-
-
 def load_trust(config: NodeConfig) -> TrustPolicy:
-    root = _certificate(config.root, "the root certificate")
+    root = load_certificate(config.root, "the root certificate")
     try:
-        crls = tuple(x509.load_pem_x509_crl(_read(p, "the CRL")) for p in config.crls)
+        crls = tuple(x509.load_pem_x509_crl(read_file(p, "the CRL")) for p in config.crls)
     except ValueError as e:
         raise ConfigError(f"cannot read a CRL: {e}") from e
     return TrustPolicy(root, crls)
