@@ -18,6 +18,7 @@ from gwexchange.envelope.xmlform import document_from_element, document_to_xml
 from gwexchange.errors import ConfigError, GwxError, InputError
 from gwexchange.files import load_description_file, read_chunks
 from gwexchange.routing import node_logic
+from gwexchange.routing.bundle import export_bundle, import_bundle
 from gwexchange.routing.node import (
     NodeConfig,
     NodeContext,
@@ -328,3 +329,47 @@ def return_(
     """退回: return a document in the inbox, with the reason; the signed receipt goes back to the sender."""
     code = _answer(home, department, message_id, ReceiptKind.RETURNED, reason)
     typer.echo(f"已退回：{message_id}（{code}），退回回执已发出")
+
+
+# --- air gaps: bundles on removable media ---------------------------------------------------------------------
+
+bundle_app = typer.Typer(help="隔离网络：把待发往相邻节点的信封导出为一个文件，或在另一侧导入。", no_args_is_help=True)
+node_cli.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.command("export")
+def bundle_export(
+    home: NodeHomeOption,
+    peer: Annotated[str, typer.Option("--peer", help="The node the bundle is for (the next hop).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The bundle file to write.")],
+) -> None:
+    """Write every envelope queued for PEER into one bundle file; they count as sent once it is written."""
+    ctx = _open(home)
+    try:
+        report = export_bundle(ctx.store, ctx.view, peer, output, now())
+    finally:
+        ctx.close()
+    typer.echo(f"已导出 {len(report.message_ids)} 封信封：{ctx.config.node_id} → {peer}，文件 {output}")
+
+
+@bundle_app.command("import")
+def bundle_import(
+    file: Annotated[Path, typer.Argument(help="The bundle file.")],
+    home: NodeHomeOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Take in the envelopes of a bundle, each with the checks, dedup and receipts of an SMTP delivery."""
+    ctx = _open(home)
+    try:
+        report = import_bundle(file, ctx.store, ctx.view, now())
+    finally:
+        ctx.close()
+    if as_json:
+        emit_json(report.as_json())
+        return
+    typer.echo(
+        f"已导入 {report.from_node} → {report.to_node} 的交换包：接收 {len(report.accepted)} 封，"
+        f"重复 {len(report.duplicates)} 封，拒收 {len(report.refused)} 封"
+    )
+    for mid, reason in report.refused:
+        typer.echo(f"拒收：{mid}：{reason}")
