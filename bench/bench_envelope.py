@@ -50,7 +50,6 @@ import gc
 import hashlib
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -76,6 +75,7 @@ _GIVEN_CA = {k: os.environ[k] for k in _EMPTY_CA if k in os.environ}
 if os.environ.get("GWX_BENCH_DEFAULT_CA") != "1":
     os.environ.update(_EMPTY_CA)
 
+import benchenv  # noqa: E402
 import cryptography  # noqa: E402
 import signxml  # noqa: E402
 import xmlsec  # noqa: E402
@@ -842,43 +842,14 @@ def run_attachment(work: Path, size: int) -> bool:
 
 
 def environment() -> list[str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    from importlib.metadata import version
-
     return [
-        f"gwexchange {_source_revision()}",
-        f"python {platform.python_version()} ({platform.python_implementation()}), {platform.system()} "
-        f"{platform.machine()}, {os.cpu_count()} CPUs: {cpu}",
+        f"gwexchange {benchenv.source_revision()}",
+        benchenv.machine(),
         f"lxml {'.'.join(map(str, etree.LXML_VERSION[:3]))} / libxml2 {'.'.join(map(str, etree.LIBXML_VERSION))}; "
         f"python-xmlsec {xmlsec.__version__} / libxmlsec1 {'.'.join(map(str, xmlsec.get_libxmlsec_version()))}; "
-        f"signxml {version('signxml')}; "
+        f"{benchenv.library_versions('signxml')}; "
         f"cryptography {cryptography.__version__} / {openssl_backend.openssl_version_text()}",
     ]
-
-
-def _source_revision() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "gwexchange"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return f"at {REPO} (not a git checkout)"
-    return f"at {head}" + (" + uncommitted changes in gwexchange/" if dirty else "")
 
 
 def keys_manager_cost() -> tuple[float, float]:

@@ -27,11 +27,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import os
-import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a source tree without installing
     sys.path.insert(0, str(REPO))
 
-import cryptography  # noqa: E402
+import benchenv  # noqa: E402
 from cryptography import x509  # noqa: E402
 
 from gwexchange.archive.log import MerkleLog, verify_log  # noqa: E402
@@ -288,32 +285,9 @@ def disk_use(directory: Path) -> str:
 
 
 def environment() -> str:
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "gwexchange/archive"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        revision = f"at {head}" + (" + uncommitted changes in gwexchange/archive/" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        revision = f"at {REPO} (not a git checkout)"
     return (
-        f"gwexchange {revision}\npython {platform.python_version()}, {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs: {cpu}; cryptography {cryptography.__version__}"
+        f"gwexchange {benchenv.source_revision('gwexchange/archive')}\n{benchenv.machine()}; "
+        f"{benchenv.library_versions('cryptography')}"
     )
 
 

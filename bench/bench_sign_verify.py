@@ -29,11 +29,8 @@ import dataclasses
 import gc
 import hashlib
 import io
-import os
-import platform
 import pstats
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a source tree without installing
     sys.path.insert(0, str(REPO))
 
+import benchenv  # noqa: E402
 import cryptography  # noqa: E402
 import signxml  # noqa: E402
 import xmlsec  # noqa: E402
@@ -340,48 +338,14 @@ def check(implementations: list[Implementation], floor: Floor, draft: bytes, gwx
 
 
 def environment() -> list[str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return [
-        f"gwexchange {_source_revision()}",
-        f"python {platform.python_version()} ({platform.python_implementation()}), {platform.system()} "
-        f"{platform.machine()}, {os.cpu_count()} CPUs: {cpu}",
+        f"gwexchange {benchenv.source_revision()}",
+        benchenv.machine(),
         f"lxml {'.'.join(map(str, etree.LXML_VERSION[:3]))} / libxml2 {'.'.join(map(str, etree.LIBXML_VERSION))}; "
         f"python-xmlsec {xmlsec.__version__} / libxmlsec1 {'.'.join(map(str, xmlsec.get_libxmlsec_version()))}; "
-        f"signxml {signxml.__version__ if hasattr(signxml, '__version__') else _dist_version('signxml')}; "
+        f"{benchenv.library_versions('signxml')}; "
         f"cryptography {cryptography.__version__} / {openssl_backend.openssl_version_text()}",
     ]
-
-
-def _source_revision() -> str:
-    """The commit of the measured source tree, and whether gwexchange/ has uncommitted changes."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "gwexchange"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return f"at {REPO} (not a git checkout)"
-    return f"at {head}" + (" + uncommitted changes in gwexchange/" if dirty else "")
-
-
-def _dist_version(name: str) -> str:
-    from importlib.metadata import version
-
-    return version(name)
 
 
 def ratio_cell(ours: float, theirs: float, goal: float) -> str:
@@ -412,8 +376,10 @@ def run_bench(budget: float, repeat: int, docs: dict[str, tuple[bytes, bytes]], 
         f"   {'gwx/xmlsec':>11}   {'gwx/signxml':>11}"
     )
     print(header)
-    print(f"{'':<17}{'':>17}{'':>17}{'':>17}{'':>17}   {'goal ≥' + f'{GOAL_XMLSEC:g}x':>11}   "
-          f"{'goal ≥' + f'{GOAL_SIGNXML:g}x':>11}")
+    print(
+        f"{'':<17}{'':>17}{'':>17}{'':>17}{'':>17}   {'goal ≥' + f'{GOAL_XMLSEC:g}x':>11}   "
+        f"{'goal ≥' + f'{GOAL_SIGNXML:g}x':>11}"
+    )
     print("-" * len(header))
     for label in docs:
         for op in ("sign", "verify"):
@@ -428,11 +394,14 @@ def run_bench(budget: float, repeat: int, docs: dict[str, tuple[bytes, bytes]], 
     print("floor sign   = parse + exclusive C14N + SHA-256 + ECDSA sign (SignedInfo-sized) + serialise")
     print("floor verify = parse + exclusive C14N + SHA-256 + C14N SignedInfo + ECDSA verify (no profile, no trust)")
     print("gwexchange verify also checks the profile, the trust policy with the CRL, and reads the Document back")
-    print("gwexchange as a share of the floor: " + ", ".join(
-        f"{op} {label} {results[(label, op, 'gwexchange')].best / results[(label, op, 'floor')].best:.0%}"
-        for label in docs
-        for op in ("sign", "verify")
-    ))
+    print(
+        "gwexchange as a share of the floor: "
+        + ", ".join(
+            f"{op} {label} {results[(label, op, 'gwexchange')].best / results[(label, op, 'floor')].best:.0%}"
+            for label in docs
+            for op in ("sign", "verify")
+        )
+    )
     print(f"\nmeasured in {elapsed:.0f} s")
 
 
