@@ -25,13 +25,17 @@ from typing import IO, Any
 
 import pytest
 
+from gwexchange.archive.log import MerkleLog, verify_log
+from gwexchange.archive.treehead import PeerHeads, TreeHeadStore
 from gwexchange.crypto.authority import Authority
 from gwexchange.crypto.certificates import Role, Usage
 from gwexchange.crypto.keys import UnsafeUnencrypted, key_from_pem
+from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.model import Classification
 from gwexchange.routing.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy, sign_directory
-from gwexchange.routing.node import NodeConfig, open_store
+from gwexchange.routing.node import NodeConfig, load_trust, open_store
+from gwexchange.routing.smtp import envelope_message_id
 
 REPO = Path(__file__).resolve().parent.parent
 LETTER = REPO / "examples" / "letter.toml"
@@ -211,6 +215,16 @@ def wait_for(
     raise AssertionError(f"timed out waiting for {what}\n{tail}")
 
 
+def node_trust(home: Path) -> TrustPolicy:
+    config = NodeConfig.load(home)
+    return load_trust(config)
+
+
+def log_entries(folder: Path) -> list[tuple[int, bytes]]:
+    with MerkleLog(folder) as merkle:
+        return list(merkle.iter_entries())
+
+
 def outbox_states(home: Path) -> dict[tuple[str, str], str]:
     with open_store(NodeConfig.load(home)) as store:
         return {(v.message_id, code): state.value for v in store.outbox() for code, state, _ in v.recipients}
@@ -258,6 +272,23 @@ def test_a_letter_goes_through_the_hub_and_is_signed_for(network: Network, daemo
     for node in NODES:
         assert daemons.stop(node) == 0, logs(daemons)
         assert not (network.homes[node] / "run.json").exists()
+
+    # every node logged every envelope it took, byte for byte, under a tree head signed at the stop
+    for node, home in network.homes.items():
+        with open_store(NodeConfig.load(home)) as store:
+            stored = {q.message_id for q in store.queue()} | {e.message_id for e in store.inbox()}
+        report = verify_log(home / "log", trust=node_trust(home), node_id=node)
+        assert report.ok, report
+        heads = list(TreeHeadStore(home / "log" / "heads"))
+        assert heads and heads[-1].size == report.size >= 2, (node, report.size)
+        entries = [envelope_message_id(xml) for _, xml in log_entries(home / "log")]
+        assert len(entries) == len(set(entries)) == report.size
+        assert stored <= set(entries), (node, stored - set(entries))
+        assert message_id in entries
+    # the tree heads travelled with the envelopes: each node holds its neighbours' heads, and they verify
+    held = {h.node_id for h in PeerHeads(czt / "peer-heads")}
+    assert held == {"gd-hub"}
+    assert {h.node_id for h in PeerHeads(hub / "peer-heads")} == {"gd-gxt", "gd-czt"}
 
 
 def test_the_hub_is_killed_and_restarted_and_the_letter_arrives_once(network: Network, daemons: Daemons) -> None:

@@ -415,6 +415,53 @@ class TreeHeadStore:
         return head
 
 
+class PeerHeads:
+    """The heads a node received from its peers (one ``head_to_line`` line each, in the order received): the
+    evidence an auditor later holds against each peer's log. ``keep`` appends a verified head unless it is the
+    last one kept from that node; a head that contradicts earlier ones is kept too — it is the evidence.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._last: dict[str, SignedTreeHead] = {}
+        try:
+            with open(self.path, "a+b") as f:
+                _last_line(f)  # cut off a torn last line
+                f.seek(0)
+                for raw in f:
+                    head = parse_head_line(raw.rstrip(b"\n"))
+                    self._last[head.node_id] = head
+        except OSError as e:
+            raise ConfigError(f"cannot open the peers' tree heads in {self.path}: {e}") from e
+
+    def last(self, node_id: str) -> SignedTreeHead | None:
+        return self._last.get(node_id)
+
+    def __iter__(self) -> Iterator[SignedTreeHead]:
+        with open(self.path, "rb") as f:
+            for raw in f:
+                yield parse_head_line(raw.rstrip(b"\n"))
+
+    def keep(self, head: SignedTreeHead, peer: str, trust: TrustPolicy) -> bool:
+        """Keep ``head``, sent by node ``peer``, if it verifies and is news; return whether it was kept."""
+        if head.node_id != peer:
+            raise VerificationError(f"node {peer} sent a tree head of node {head.node_id}")
+        if self._last.get(peer) == head:
+            return False
+        verify_tree_head(head, trust)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, head_to_line(head) + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise ConfigError(f"cannot keep a peer's tree head in {self.path}: {e}") from e
+        self._last[peer] = head
+        return True
+
+
 def _last_line(f: _SeekableFile) -> bytes | None:
     """The last complete line of ``f`` (without its newline); a torn last line is cut off the file first."""
     size = f.seek(0, os.SEEK_END)

@@ -5,6 +5,9 @@ The node home
     ``node.db``        the store (SQLite, WAL) unless ``database`` names another URL
     ``parts/``         the part files of stored envelopes
     ``run.json``       while the daemon runs: its pid and the port it listens on (removed at a clean stop)
+    ``log/``           the Merkle log (``archive.log``): every envelope accepted here, byte for byte, and
+                       ``log/heads``, the tree heads this node signed
+    ``peer-heads``     the tree heads peers sent with their envelopes, one line each (``treehead.head_to_line``)
 
 ``node.toml``::
 
@@ -19,6 +22,8 @@ The node home
     # retry_base_seconds = 30           # back-off: full jitter under min(cap, base·2ⁿ)
     # retry_cap_seconds = 7200
     # send_timeout_seconds = 60
+    # tree_head_seconds = 60            # sign a tree head this often while the log grows (and at every stop)
+    # parallel_peers = 8                # next hops sent to at once, each over one kept-open connection
 
     [departments]                       # departments served here: their key folders
     "gd.gov.office" = "keys/gd.gov.office"   # signing.key/.crt, encryption.key/.crt
@@ -41,8 +46,10 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 import tomllib
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,11 +57,14 @@ from typing import Any
 
 from cryptography import x509
 
+from gwexchange.archive.log import MerkleLog
+from gwexchange.archive.treehead import PeerHeads, TreeHeadStore, tree_head_from_xml, tree_head_to_xml
 from gwexchange.crypto.certificates import identity_of
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.sealing import inspect
 from gwexchange.errors import ConfigError, GwxError, InputError, VerificationError
+from gwexchange.faults import crash_point
 from gwexchange.files import atomic_write, load_certificate, load_keypair, read_file
 from gwexchange.routing import node_logic
 from gwexchange.routing.directory import (
@@ -69,12 +79,12 @@ from gwexchange.routing.smtp import (
     Accepted,
     NodeTls,
     Outcome,
+    PeerSession,
     Permanent,
     SendStatus,
     SmtpListener,
     Transient,
     node_tls,
-    send_envelope,
 )
 from gwexchange.routing.store import Store, StoreBusy, StoreFull
 
@@ -82,6 +92,9 @@ log = logging.getLogger("gwexchange.node")
 
 CONFIG_NAME = "node.toml"
 RUN_NAME = "run.json"
+LOG_NAME = "log"
+PEER_HEADS_NAME = "peer-heads"
+IDLE_SESSION_SECONDS = 30.0
 _KEYS = frozenset(
     {
         "node_id",
@@ -95,6 +108,8 @@ _KEYS = frozenset(
         "retry_base_seconds",
         "retry_cap_seconds",
         "send_timeout_seconds",
+        "tree_head_seconds",
+        "parallel_peers",
         "departments",
     }
 )
@@ -123,6 +138,16 @@ class NodeConfig:
     retry_base_seconds: float = 30.0
     retry_cap_seconds: float = 7200.0
     send_timeout_seconds: float = 60.0
+    tree_head_seconds: float = 60.0
+    parallel_peers: int = 8
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / LOG_NAME
+
+    @property
+    def peer_heads_path(self) -> Path:
+        return self.home / PEER_HEADS_NAME
 
     @property
     def database_url(self) -> str:
@@ -187,6 +212,8 @@ class NodeConfig:
             retry_base_seconds=number("retry_base_seconds", 30.0),
             retry_cap_seconds=number("retry_cap_seconds", 7200.0),
             send_timeout_seconds=number("send_timeout_seconds", 60.0),
+            tree_head_seconds=number("tree_head_seconds", 60.0),
+            parallel_peers=max(1, int(number("parallel_peers", 8))),
         )
 
 
@@ -323,23 +350,40 @@ def _jitter() -> float:
 
 
 class Node:
-    """One running node: ``run()`` serves until ``stop()`` (or SIGTERM/SIGINT with ``install_signals``)."""
+    """One running node: ``run()`` serves until ``stop()`` (or SIGTERM/SIGINT with ``install_signals``).
+
+    Receiving happens in the listener's worker threads; sending in one worker per next hop (at most
+    ``parallel_peers`` at once), each over a connection kept open to its peer. Every round of the delivery loop
+    first appends newly accepted envelopes to the Merkle log; a tree head is signed every ``tree_head_seconds``
+    while the log grows, on SIGUSR1, and at every stop, and travels with every envelope sent.
+    """
 
     def __init__(self, context: NodeContext, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.ctx = context
         self.clock = clock
+        config = context.config
         self.listener = SmtpListener(
-            context.config.listen_host,
-            context.config.listen_port,
-            context.config.node_id,
+            config.listen_host,
+            config.listen_port,
+            config.node_id,
             context.tls,
             context.trust,
             self.on_envelope,
+            on_tree_head=self.on_tree_head,
         )
+        self.log = MerkleLog(config.log_dir, create=True)
+        self.heads = TreeHeadStore(self.log.heads_path)
+        self.peer_heads = PeerHeads(config.peer_heads_path)
+        self._head_xml = tree_head_to_xml(self.heads.latest) if self.heads.latest is not None else None
+        self._head_lock = threading.Lock()
         self._stop: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._busy = 0
         self._idle = threading.Condition()
+        self._sessions: dict[str, PeerSession] = {}
+        self._session_used: dict[str, float] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
 
     # --- receiving ---
 
@@ -348,11 +392,22 @@ class Node:
         with self._idle:
             self._busy += 1
         try:
-            return self._receive(peer, envelope_xml, parts)
+            outcome = self._receive(peer, envelope_xml, parts)
         finally:
             with self._idle:
                 self._busy -= 1
                 self._idle.notify_all()
+        if isinstance(outcome, Accepted):
+            self._nudge()  # copies to forward and receipts to return are due now
+        return outcome
+
+    def on_tree_head(self, peer: str, head_xml: bytes) -> None:
+        """A peer's latest signed tree head came with its envelope: keep it (verified) as evidence."""
+        try:
+            if self.peer_heads.keep(tree_head_from_xml(head_xml), peer, self.ctx.trust):
+                log.debug("node.peer-head peer=%s", peer)
+        except GwxError as e:
+            log.warning("node.peer-head-refused peer=%s reason=%s", peer, _one_line(e))
 
     def _receive(self, peer: str, envelope_xml: bytes, parts: dict[str, bytes]) -> Outcome:
         store, view = self.ctx.store, self.ctx.view
@@ -360,11 +415,15 @@ class Node:
         try:
             inspected = inspect(envelope_xml, self.ctx.trust)
             message_id = inspected.header.message_id
+            crash_point("verified")
             if store.seen(message_id):
                 log.info("node.duplicate peer=%s message_id=%s", peer, message_id)
                 return Accepted(message_id)
             store.stage_parts(message_id, inspected.parts, {cid: [data] for cid, data in parts.items()})
-            store.apply(node_logic.receive(inspected, view, store, self.clock()))
+            actions = node_logic.receive(inspected, view, store, self.clock())
+            crash_point("receipt-signed")
+            store.apply(actions)
+            crash_point("committed")
         except (StoreBusy, StoreFull) as e:
             log.warning("node.deferred peer=%s message_id=%s reason=%s", peer, message_id, _one_line(e))
             return Transient(str(e))
@@ -383,15 +442,53 @@ class Node:
         )
         return Accepted(message_id)
 
+    # --- the log ---
+
+    def log_accepted(self) -> int:
+        """Append the envelopes accepted since the last call to the Merkle log, and commit it; return how many.
+
+        Indices are committed to the store first, so after a crash the log catches up from its own size.
+        """
+        store, merkle = self.ctx.store, self.log
+        store.assign_log_indices()
+        before = merkle.size
+        while rows := store.logged_from(merkle.size):
+            for index, envelope_xml in rows:
+                if index != merkle.size:
+                    raise ConfigError(f"the store's log index {index} does not follow the log's size {merkle.size}")
+                merkle.append(envelope_xml)
+        if merkle.size != before:
+            crash_point("log-appended")
+            merkle.flush()
+        return merkle.size - before
+
+    def sign_head(self, *, force: bool = False) -> None:
+        """Sign a tree head over the committed log when it grew (or ``force``) and the interval has passed."""
+        with self._head_lock:
+            latest = self.heads.latest
+            committed = self.log.committed
+            now = self.clock()
+            interval = timedelta(seconds=self.ctx.config.tree_head_seconds)
+            if (
+                latest is not None
+                and not force
+                and (committed.size == latest.size or now - latest.timestamp < interval)
+            ):
+                return
+            at = now if latest is None else max(now, latest.timestamp + timedelta(milliseconds=1))
+            head = self.heads.sign(self.log, self.ctx.view.node_signer, self.ctx.config.node_id, at)
+            self._head_xml = tree_head_to_xml(head)
+        log.info("node.tree-head size=%d root=%s time=%s", head.size, head.root_hash.hex()[:16], head.time_text)
+
     # --- sending ---
 
-    def attempt(self, hop: Hop) -> None:
+    def attempt(self, hop: Hop, session: PeerSession | None = None) -> None:
         """One attempt at one due copy: expire it, or send it and record the outcome."""
         store, view = self.ctx.store, self.ctx.view
         envelope_xml = store.envelope_xml(hop.message_id)
-        inspected = inspect(envelope_xml, self.ctx.trust)
         now = self.clock()
-        if inspected.header.expired(now):
+        if now > hop.expires:
+            inspected = inspect(envelope_xml, self.ctx.trust)
             store.apply(node_logic.expire(hop, inspected, view, store, now))
             log.warning("node.expired message_id=%s next_hop=%s", hop.message_id, hop.next_hop)
             return
@@ -400,23 +497,21 @@ class Node:
             result_status, code, reason = SendStatus.PERMANENT, None, f"node {hop.next_hop} is not in the directory"
         else:
             parts = {p.cid: b"".join(store.read_part(hop.message_id, p.cid)) for p in store.parts(hop.message_id)}
-            result = send_envelope(
-                entry.smtp_endpoint,
-                hop.next_hop,
-                self.ctx.tls,
-                envelope_xml,
-                parts,
-                trust=self.ctx.trust,
-                timeout=self.ctx.config.send_timeout_seconds,
-                message_id=hop.message_id,
-            )
+            crash_point("hop-sending")
+            own = session or self._session(hop.next_hop, entry.smtp_endpoint)
+            result = own.deliver(envelope_xml, parts, message_id=hop.message_id, tree_head=self._head_xml)
+            if session is None:
+                own.close()
             result_status, code, reason = result.status, result.code, result.reason
         now = self.clock()
         if result_status is SendStatus.DELIVERED:
+            crash_point("hop-sent")
             store.apply(node_logic.attempt_succeeded(hop, now))
+            crash_point("hop-recorded")
             log.info("node.sent message_id=%s next_hop=%s attempts=%d", hop.message_id, hop.next_hop, hop.attempts + 1)
             return
         permanent = result_status is SendStatus.PERMANENT
+        inspected = inspect(envelope_xml, self.ctx.trust)
         store.apply(
             node_logic.attempt_failed(hop, inspected, view, store, now, error=reason, permanent=permanent, rand=_jitter)
         )
@@ -430,27 +525,75 @@ class Node:
             _one_line(reason),
         )
 
-    async def _deliver(self, stop: asyncio.Event) -> None:
-        tick = self.ctx.config.tick_seconds
-        while not stop.is_set():
+    def _session(self, next_hop: str, endpoint: str) -> PeerSession:
+        config = self.ctx.config
+        return PeerSession(endpoint, next_hop, self.ctx.tls, trust=self.ctx.trust, timeout=config.send_timeout_seconds)
+
+    def _send_to(self, next_hop: str, hops: list[Hop], stop: asyncio.Event) -> None:
+        """A peer's worker (a thread): its due copies in order, over the connection kept open to it."""
+        session = self._sessions.get(next_hop)
+        entry = self.ctx.directory.find_node(next_hop)
+        if session is None and entry is not None:
+            session = self._sessions[next_hop] = self._session(next_hop, entry.smtp_endpoint)
+        for hop in hops:
+            if stop.is_set():
+                break
             try:
-                due = await asyncio.to_thread(self.ctx.store.due, self.clock())
-                for hop in due:
-                    if stop.is_set():
-                        break
-                    await asyncio.to_thread(self._attempt_logged, hop)
+                self.attempt(hop, session)
+            except (StoreBusy, StoreFull) as e:  # the decision was not committed: the copy stays due
+                log.warning("node.store-busy message_id=%s next_hop=%s reason=%s", hop.message_id, hop.next_hop, e)
+                break
+            except Exception:
+                log.exception("node.attempt-error message_id=%s next_hop=%s", hop.message_id, hop.next_hop)
+                break
+        self._session_used[next_hop] = time.monotonic()
+
+    def _close_idle_sessions(self, older_than: float) -> None:
+        now = time.monotonic()
+        for peer in list(self._sessions):
+            if peer not in self._workers and now - self._session_used.get(peer, 0.0) >= older_than:
+                self._sessions.pop(peer).close()
+
+    def _nudge(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            loop.call_soon_threadsafe(wake.set)
+
+    async def _deliver(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
+        tick = self.ctx.config.tick_seconds
+        limit = 500
+        while not stop.is_set():
+            wake.clear()
+            due: tuple[Hop, ...] = ()
+            try:
+                await asyncio.to_thread(self.log_accepted)
+                await asyncio.to_thread(self.sign_head)
+                due = await asyncio.to_thread(self.ctx.store.due, self.clock(), limit)
+                self._start_workers(due, stop, wake)
+                self._close_idle_sessions(IDLE_SESSION_SECONDS)
             except GwxError as e:
                 log.warning("node.delivery-error reason=%s", _one_line(e))
+            if len(due) == limit:
+                await asyncio.sleep(0)  # more are due: another round at once
+                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=tick)
+                await asyncio.wait_for(wake.wait(), timeout=tick)
 
-    def _attempt_logged(self, hop: Hop) -> None:
-        try:
-            self.attempt(hop)
-        except (StoreBusy, StoreFull) as e:  # the decision was not committed: the copy stays due
-            log.warning("node.store-busy message_id=%s next_hop=%s reason=%s", hop.message_id, hop.next_hop, e)
-        except Exception:
-            log.exception("node.attempt-error message_id=%s next_hop=%s", hop.message_id, hop.next_hop)
+    def _start_workers(self, due: tuple[Hop, ...], stop: asyncio.Event, wake: asyncio.Event) -> None:
+        by_peer: dict[str, list[Hop]] = {}
+        for hop in due:
+            by_peer.setdefault(hop.next_hop, []).append(hop)
+        for peer, hops in by_peer.items():
+            if peer in self._workers or len(self._workers) >= self.ctx.config.parallel_peers:
+                continue  # its worker is busy (it sees these next round), or enough peers at once
+
+            def done(_: asyncio.Task[None], peer: str = peer) -> None:
+                self._workers.pop(peer, None)
+                wake.set()  # what it left, or what another peer waits for
+
+            task = asyncio.create_task(asyncio.to_thread(self._send_to, peer, hops, stop))
+            task.add_done_callback(done)
+            self._workers[peer] = task
 
     # --- running ---
 
@@ -460,19 +603,25 @@ class Node:
             self._loop.call_soon_threadsafe(self._stop.set)
 
     async def run(self, *, install_signals: bool = False, ready: Callable[[int], None] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
+        # Listener workers and peer workers block on disks and sockets: more threads than the default few.
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=16 + self.ctx.config.parallel_peers))
         self._stop = stop = asyncio.Event()
+        self._wake = wake = asyncio.Event()
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
-                self._loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(signal.SIGUSR1, lambda: loop.create_task(self._sign_now()))
         config = self.ctx.config
+        await asyncio.to_thread(self.log_accepted)  # catch up with what was accepted before a crash
+        await asyncio.to_thread(self.sign_head)
         await self.listener.start()
         run_file = config.home / RUN_NAME
         atomic_write(run_file, json.dumps({"pid": os.getpid(), "port": self.listener.port}).encode("utf-8"))
         log.info("node.started node=%s endpoint=%s pid=%d", config.node_id, self.listener.endpoint, os.getpid())
         if ready is not None:
             ready(self.listener.port)
-        delivery = asyncio.create_task(self._deliver(stop))
+        delivery = asyncio.create_task(self._deliver(stop, wake))
         try:
             await stop.wait()
         finally:
@@ -480,10 +629,28 @@ class Node:
             stop.set()
             await self.listener.stop()  # stop accepting
             await asyncio.to_thread(self._wait_idle, 30.0)  # envelopes being stored
-            await delivery  # the send in flight finishes and is recorded
+            await delivery
+            if self._workers:  # the sends in flight finish and are recorded
+                await asyncio.wait(list(self._workers.values()))
+            for session in self._sessions.values():
+                session.close()
+            self._sessions.clear()
+            try:
+                await asyncio.to_thread(self.log_accepted)
+                await asyncio.to_thread(self.sign_head, force=True)
+            except GwxError as e:
+                log.error("node.log-error reason=%s", _one_line(e))
+            self.log.close()
             self.ctx.close()
             run_file.unlink(missing_ok=True)
             log.info("node.stopped node=%s", config.node_id)
+
+    async def _sign_now(self) -> None:
+        try:
+            await asyncio.to_thread(self.log_accepted)
+            await asyncio.to_thread(self.sign_head, force=True)
+        except GwxError as e:
+            log.error("node.tree-head-error reason=%s", _one_line(e))
 
     def _wait_idle(self, timeout: float) -> None:
         with self._idle:

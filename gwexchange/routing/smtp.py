@@ -21,6 +21,9 @@ The message (one SMTP message per envelope copy)
         Content-Type: application/vnd.gwexchange.envelope+xml    exactly one, first: the node-signed envelope XML
         Content-Transfer-Encoding: base64
         --=_gwx_…
+        Content-Type: application/vnd.gwexchange.tree-head+xml   optional, second: the sending node's latest
+        Content-Transfer-Encoding: base64                        signed tree head (archive.treehead), which the
+        --=_gwx_…                                                receiver keeps as evidence of that node's log
         Content-Type: application/octet-stream                   one per encrypted attachment part
         Content-Transfer-Encoding: base64
         Content-ID: <part-1>                                     the part's cid in the envelope (part-N)
@@ -111,12 +114,15 @@ from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.envelope.header import eq
 from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES
 from gwexchange.errors import ConfigError, EnvelopeError, GwxError, InputError, TrustError
+from gwexchange.faults import crash_point
 
 log = logging.getLogger("gwexchange.smtp")
 
 DOMAIN = "gwexchange.invalid"
 ENVELOPE_MEDIA_TYPE = "application/vnd.gwexchange.envelope+xml"
 PART_MEDIA_TYPE = "application/octet-stream"
+TREE_HEAD_MEDIA_TYPE = "application/vnd.gwexchange.tree-head+xml"
+MAX_TREE_HEAD_BYTES = 64 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_TIMEOUT = 60.0
 """Seconds the client waits for any one reply (connect, each command, the commit after DATA)."""
@@ -173,6 +179,8 @@ class Permanent:
 Outcome = Accepted | Transient | Permanent
 OnEnvelope = Callable[[str, bytes, dict[str, bytes]], Outcome]
 """``on_envelope(peer node id, envelope XML, {cid: part octets}) -> Outcome``; called in a worker thread."""
+OnTreeHead = Callable[[str, bytes], None]
+"""Called with the peer's node id and the tree head XML that came with its message (before ``OnEnvelope``)."""
 
 
 class SendStatus(StrEnum):
@@ -326,7 +334,13 @@ def _base64_lines(data: bytes) -> bytes:
 
 
 def encode_message(
-    sender: str, recipient: str, envelope_xml: bytes, parts: Mapping[str, bytes], *, message_id: str
+    sender: str,
+    recipient: str,
+    envelope_xml: bytes,
+    parts: Mapping[str, bytes],
+    *,
+    message_id: str,
+    tree_head: bytes | None = None,
 ) -> bytes:
     """The MIME message carrying one envelope copy from node ``sender`` to node ``recipient`` (see above)."""
     for cid in parts:
@@ -353,6 +367,12 @@ def encode_message(
         f"--{boundary}\r\nContent-Type: {ENVELOPE_MEDIA_TYPE}\r\nContent-Transfer-Encoding: base64\r\n\r\n".encode()
     )
     chunks.append(_base64_lines(envelope_xml))
+    if tree_head is not None:
+        chunks.append(
+            f"--{boundary}\r\nContent-Type: {TREE_HEAD_MEDIA_TYPE}\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n".encode()
+        )
+        chunks.append(_base64_lines(tree_head))
     for cid, octets in parts.items():
         chunks.append(
             (
@@ -370,6 +390,7 @@ class ReceivedMessage:
     message_id: str | None  # the X-Gwexchange-Message-Id header, unverified
     envelope_xml: bytes
     parts: dict[str, bytes]
+    tree_head: bytes | None = None  # the sending node's latest signed tree head (XML), unverified
 
 
 def decode_message(data: bytes) -> ReceivedMessage:
@@ -384,6 +405,12 @@ def decode_message(data: bytes) -> ReceivedMessage:
     if not bodies or len(bodies) != len(payload):
         raise EnvelopeError("the message has no body parts, or one that is not MIME")
     envelope_xml = _decode_part(bodies[0], ENVELOPE_MEDIA_TYPE)
+    tree_head = None
+    if len(bodies) > 1 and bodies[1].get_content_type() == TREE_HEAD_MEDIA_TYPE:
+        tree_head = _decode_part(bodies[1], TREE_HEAD_MEDIA_TYPE)
+        if len(tree_head) > MAX_TREE_HEAD_BYTES:
+            raise EnvelopeError(f"the tree head is over {MAX_TREE_HEAD_BYTES} bytes")
+        bodies = bodies[1:]
     parts: dict[str, bytes] = {}
     for body in bodies[1:]:
         cid = str(body.get("Content-ID", "")).strip()
@@ -401,6 +428,7 @@ def decode_message(data: bytes) -> ReceivedMessage:
         message_id=message_id if message_id and _UUID.fullmatch(message_id) else None,
         envelope_xml=envelope_xml,
         parts=parts,
+        tree_head=tree_head,
     )
 
 
@@ -469,6 +497,8 @@ class _NodeSMTP(SMTP):
             else:
                 status = self._replies.get(status, status)
         await super().push(status)
+        if isinstance(status, str) and status.startswith("250 2.0.0 stored"):
+            crash_point("acknowledged")
 
 
 class _Handler:
@@ -543,11 +573,17 @@ class _Handler:
         if peer is None or peer.node_id is None:
             return "530 5.7.0 Must issue a STARTTLS command first"
         content = envelope.original_content or b""
+        crash_point("data-received")
         try:
             received = decode_message(content)
         except EnvelopeError as e:
             log.warning("smtp.refused peer=%s node=%s reason=format detail=%s", _where(session), peer.node_id, e)
             return f"554 5.6.0 Not a gwexchange envelope message: {_reply_text(str(e))}"
+        if received.tree_head is not None and listener.on_tree_head is not None:
+            try:  # evidence about the peer's log: kept if it verifies, never a reason to refuse the envelope
+                await asyncio.to_thread(listener.on_tree_head, peer.node_id, received.tree_head)
+            except Exception:
+                log.exception("smtp.error peer=%s node=%s reason=on_tree_head-raised", _where(session), peer.node_id)
         try:
             outcome = await asyncio.to_thread(listener.on_envelope, peer.node_id, received.envelope_xml, received.parts)
         except Exception:
@@ -600,6 +636,7 @@ class SmtpListener:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         clock: Callable[[], datetime] = _now,
+        on_tree_head: OnTreeHead | None = None,
     ) -> None:
         node_address(node_id)
         if tls.node_id != node_id:
@@ -611,6 +648,7 @@ class SmtpListener:
         self.tls = tls
         self.trust = trust
         self.on_envelope = on_envelope
+        self.on_tree_head = on_tree_head
         self.max_message_bytes = max_message_bytes
         self.idle_timeout = idle_timeout
         self.clock = clock
@@ -783,6 +821,147 @@ def _classify(code: int, text: bytes | str, *, final: bool = False) -> SendResul
     return SendResult(SendStatus.TRANSIENT, code, reason)
 
 
+class PeerSession:
+    """An authenticated SMTP connection to one next hop, kept open for the envelopes queued for it.
+
+    The TLS handshake and the peer's certificate check happen once per connection, not once per envelope; a
+    connection the peer closed (idle timeout) is opened again for the next envelope. Blocking: use it from one
+    worker thread. Never raises for what happens on the network: each ``deliver`` returns a ``SendResult``.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        expected_node_id: str,
+        tls: NodeTls,
+        *,
+        trust: TrustPolicy,
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.endpoint = endpoint
+        self.expected_node_id = expected_node_id
+        self.tls = tls
+        self.trust = trust
+        self.timeout = timeout
+        self.clock = clock
+        self._smtp: smtplib.SMTP | None = None
+        self._limit = 0
+        self._where = f"{expected_node_id} at {endpoint}"
+
+    def __enter__(self) -> PeerSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            _quit(smtp)
+
+    def deliver(
+        self,
+        envelope_xml: bytes,
+        parts: Mapping[str, bytes],
+        *,
+        message_id: str | None = None,
+        tree_head: bytes | None = None,
+    ) -> SendResult:
+        """Send one envelope copy (with the sending node's latest signed tree head, if given)."""
+        message = encode_message(
+            self.tls.node_id,
+            self.expected_node_id,
+            envelope_xml,
+            parts,
+            message_id=message_id or envelope_message_id(envelope_xml),
+            tree_head=tree_head,
+        )
+        reused = self._smtp is not None
+        result = self._deliver(message)
+        if reused and result.code is None and result.status is SendStatus.TRANSIENT:
+            result = self._deliver(message)  # the kept connection had gone stale: once more on a new one
+        if not result.delivered:
+            self.close()  # after any trouble, start the next envelope on a fresh connection
+        return result
+
+    def _deliver(self, message: bytes) -> SendResult:
+        try:
+            if self._smtp is None:
+                failed = self._connect()
+                if failed is not None:
+                    return failed
+            smtp = self._smtp
+            if smtp is None:
+                raise RuntimeError("not connected")
+            options = []
+            if self._limit:
+                if len(message) > self._limit:
+                    return SendResult(
+                        SendStatus.PERMANENT,
+                        552,
+                        f"the message is {len(message)} bytes; {self._where} takes at most {self._limit} (SIZE): "
+                        "send it by bundle",
+                    )
+                options.append(f"SIZE={len(message)}")
+            code, text = smtp.mail(node_address(self.tls.node_id), options)
+            if code != 250:
+                return _classify(code, text)
+            code, text = smtp.rcpt(node_address(self.expected_node_id))
+            if code not in (250, 251):
+                return _classify(code, text)
+            code, text = smtp.data(message)
+            result = _classify(code, text, final=True)
+            log.debug(
+                "smtp.sent node=%s endpoint=%s status=%s code=%s bytes=%d",
+                self.expected_node_id,
+                self.endpoint,
+                result.status,
+                code,
+                len(message),
+            )
+            return result
+        except smtplib.SMTPResponseException as e:
+            return _classify(e.smtp_code, e.smtp_error)
+        except (smtplib.SMTPException, OSError) as e:  # refused, reset, timeout, TLS alerts (ssl.SSLError is OSError)
+            self.close()
+            kind = "timeout" if isinstance(e, TimeoutError | socket.timeout) else e.__class__.__name__
+            return SendResult(SendStatus.TRANSIENT, None, f"{self._where}: {kind}: {e}")
+
+    def _connect(self) -> SendResult | None:
+        """Connect, STARTTLS, check the server is the expected node: None when ready, else why not."""
+        host, port = parse_endpoint(self.endpoint)
+        where = self._where
+        smtp = smtplib.SMTP(host, port, timeout=self.timeout, local_hostname=self.tls.node_id)  # 220 or raises
+        self._smtp = smtp
+        code, text = smtp.ehlo()
+        if code != 250:
+            return _classify(code, text)
+        if not smtp.has_extn("starttls"):
+            return SendResult(SendStatus.TRANSIENT, None, f"{where} does not offer STARTTLS; not sending in the clear")
+        code, text = smtp.starttls(context=self.tls.client_context)
+        if code != 220:
+            return _classify(code, text)
+        if not isinstance(smtp.sock, ssl.SSLSocket):
+            return SendResult(SendStatus.TRANSIENT, None, f"{where}: STARTTLS did not give a TLS connection")
+        try:
+            peer = authenticate_peer(smtp.sock.getpeercert(binary_form=True), self.trust, self.clock())
+        except TrustError as e:
+            return SendResult(SendStatus.TRANSIENT, None, f"{where}: server certificate not accepted: {e}")
+        if peer != self.expected_node_id:
+            return SendResult(
+                SendStatus.TRANSIENT, None, f"{where}: the server's certificate is node {peer}'s, not the next hop's"
+            )
+        code, text = smtp.ehlo()
+        if code != 250:
+            return _classify(code, text)
+        self._limit = 0
+        if smtp.has_extn("size"):
+            announced = smtp.esmtp_features.get("size", "").strip()
+            self._limit = int(announced) if announced.isdigit() else 0
+        return None
+
+
 def send_envelope(
     endpoint: str,
     expected_node_id: str,
@@ -794,82 +973,17 @@ def send_envelope(
     timeout: float = DEFAULT_TIMEOUT,
     clock: Callable[[], datetime] = _now,
     message_id: str | None = None,
+    tree_head: bytes | None = None,
 ) -> SendResult:
-    """Send one envelope copy to node ``expected_node_id`` at ``endpoint`` over SMTP with STARTTLS.
+    """Send one envelope copy to node ``expected_node_id`` at ``endpoint`` over SMTP with STARTTLS, on a
+    connection of its own (``PeerSession`` keeps one open for many).
 
     The server's certificate must be ``expected_node_id``'s node certificate and pass ``trust`` (CRL included);
     the message goes only after that. ``message_id`` is read from the envelope's header unless given. Blocking:
     call it in a worker thread from an event loop. Never raises for what happens on the network: the result says.
     """
-    message = encode_message(
-        tls.node_id,
-        expected_node_id,
-        envelope_xml,
-        parts,
-        message_id=message_id or envelope_message_id(envelope_xml),
-    )
-    host, port = parse_endpoint(endpoint)
-    where = f"{expected_node_id} at {endpoint}"
-    smtp: smtplib.SMTP | None = None
-    try:
-        smtp = smtplib.SMTP(host, port, timeout=timeout, local_hostname=tls.node_id)  # SMTPConnectError unless 220
-        code, text = smtp.ehlo()
-        if code != 250:
-            return _classify(code, text)
-        if not smtp.has_extn("starttls"):
-            return SendResult(SendStatus.TRANSIENT, None, f"{where} does not offer STARTTLS; not sending in the clear")
-        code, text = smtp.starttls(context=tls.client_context)
-        if code != 220:
-            return _classify(code, text)
-        if not isinstance(smtp.sock, ssl.SSLSocket):
-            return SendResult(SendStatus.TRANSIENT, None, f"{where}: STARTTLS did not give a TLS connection")
-        try:
-            peer = authenticate_peer(smtp.sock.getpeercert(binary_form=True), trust, clock())
-        except TrustError as e:
-            return SendResult(SendStatus.TRANSIENT, None, f"{where}: server certificate not accepted: {e}")
-        if peer != expected_node_id:
-            return SendResult(
-                SendStatus.TRANSIENT, None, f"{where}: the server's certificate is node {peer}'s, not the next hop's"
-            )
-        code, text = smtp.ehlo()
-        if code != 250:
-            return _classify(code, text)
-        options = []
-        if smtp.has_extn("size"):
-            announced = smtp.esmtp_features.get("size", "").strip()
-            limit = int(announced) if announced.isdigit() else 0
-            if limit and len(message) > limit:
-                return SendResult(
-                    SendStatus.PERMANENT,
-                    552,
-                    f"the message is {len(message)} bytes; {where} takes at most {limit} (SIZE): send it by bundle",
-                )
-            options.append(f"SIZE={len(message)}")
-        code, text = smtp.mail(node_address(tls.node_id), options)
-        if code != 250:
-            return _classify(code, text)
-        code, text = smtp.rcpt(node_address(expected_node_id))
-        if code not in (250, 251):
-            return _classify(code, text)
-        code, text = smtp.data(message)
-        result = _classify(code, text, final=True)
-        log.info(
-            "smtp.sent node=%s endpoint=%s status=%s code=%s bytes=%d",
-            expected_node_id,
-            endpoint,
-            result.status,
-            code,
-            len(message),
-        )
-        return result
-    except smtplib.SMTPResponseException as e:
-        return _classify(e.smtp_code, e.smtp_error)
-    except (smtplib.SMTPException, OSError) as e:  # refused, reset, timeout, TLS alerts (ssl.SSLError is OSError)
-        kind = "timeout" if isinstance(e, TimeoutError | socket.timeout) else e.__class__.__name__
-        return SendResult(SendStatus.TRANSIENT, None, f"{where}: {kind}: {e}")
-    finally:
-        if smtp is not None:
-            _quit(smtp)
+    with PeerSession(endpoint, expected_node_id, tls, trust=trust, timeout=timeout, clock=clock) as session:
+        return session.deliver(envelope_xml, parts, message_id=message_id, tree_head=tree_head)
 
 
 def _quit(smtp: smtplib.SMTP) -> None:

@@ -10,6 +10,10 @@ Tables
     outbox_recipient  one per (message, recipient): queued, in transit, 送达, 签收, 退回, 投递失败
     receipt           every verified receipt, raw bytes, by digest
 
+The Merkle log (``archive.log``) holds every accepted envelope again, in acceptance order: ``envelope.log_index``
+is assigned (``assign_log_indices``) in a commit before the entry is appended, so a crash between the two is
+repaired by appending again from the log's size (``logged_from``): the entries are the stored bytes.
+
 Crash safety
     ``apply`` commits a decision's actions in ONE transaction (SQLite: ``BEGIN IMMEDIATE``, fsynced at commit
     with synchronous=FULL): after a crash all of them hold or none. Part files are written before the commit that
@@ -36,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, LargeBinary, TypeDecorator, UniqueConstraint, event
+from sqlalchemy import DateTime, Engine, LargeBinary, TypeDecorator, UniqueConstraint, event, func
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
@@ -46,6 +50,7 @@ from gwexchange.envelope.model import Classification
 from gwexchange.envelope.receipts import SentRecord
 from gwexchange.envelope.sealing import Part
 from gwexchange.errors import EnvelopeError, GwxError
+from gwexchange.faults import check_storage
 from gwexchange.routing.node_logic import (
     Accept,
     Action,
@@ -119,6 +124,7 @@ class StoredEnvelope(SQLModel, table=True):
     expires: datetime = Field(sa_type=UtcDateTime)
     in_reply_to: str | None = None
     received_at: datetime = Field(sa_type=UtcDateTime)
+    log_index: int | None = Field(default=None, unique=True)  # its entry in the node's Merkle log, once logged
 
 
 class StoredPart(SQLModel, table=True):
@@ -255,6 +261,7 @@ class Store:
         """
         folder = self.parts_dir / message_id
         with _faults():
+            check_storage()
             folder.mkdir(exist_ok=True)
             for part in parts:
                 if part.cid not in sources:
@@ -376,8 +383,44 @@ class Store:
     def apply(self, actions: Iterable[Action]) -> None:
         """Commit the actions of one decision together, or none of them."""
         with _faults(), Session(self.engine) as s, s.begin():
+            check_storage()
             for action in actions:
                 self._apply(s, action)
+
+    # --- the Merkle log's order ---
+
+    def assign_log_indices(self, limit: int = 1000) -> int:
+        """Give the envelopes not yet in the log their log indices, in acceptance order; return how many."""
+        with _faults(), Session(self.engine) as s, s.begin():
+            check_storage()
+            last = s.exec(select(func.max(StoredEnvelope.log_index))).one()
+            rows = s.exec(
+                select(StoredEnvelope)
+                .where(col(StoredEnvelope.log_index).is_(None))
+                .order_by(col(StoredEnvelope.received_at), col(StoredEnvelope.message_id))
+                .limit(limit)
+            ).all()
+            start = -1 if last is None else last
+            for offset, row in enumerate(rows, start=1):
+                row.log_index = start + offset
+                s.add(row)
+            return len(rows)
+
+    def logged_from(self, index: int, limit: int = 1000) -> tuple[tuple[int, bytes], ...]:
+        """The envelopes with log index ≥ ``index``, in index order: what the log must append next."""
+        with _faults(), Session(self._reader) as s:
+            rows = s.exec(
+                select(StoredEnvelope.log_index, StoredEnvelope.envelope_xml)
+                .where(col(StoredEnvelope.log_index) >= index)
+                .order_by(col(StoredEnvelope.log_index))
+                .limit(limit)
+            ).all()
+            return tuple((int(i), bytes(xml)) for i, xml in rows if i is not None)
+
+    def log_index_of(self, message_id: str) -> int | None:
+        with _faults(), Session(self._reader) as s:
+            row = s.get(StoredEnvelope, message_id)
+            return row.log_index if row is not None else None
 
     def _apply(self, s: Session, action: Action) -> None:  # noqa: PLR0915 — one short branch per action
         match action:
