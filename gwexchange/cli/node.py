@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
@@ -12,25 +11,21 @@ import typer
 from gwexchange import xmlsafe
 from gwexchange.cli.common import JsonOption, emit_json, now
 from gwexchange.envelope.receipts import ReceiptKind
-from gwexchange.envelope.sealing import seal
-from gwexchange.envelope.signing import sign_document, verify_document
-from gwexchange.envelope.xmlform import document_from_element, document_to_xml
+from gwexchange.envelope.xmlform import document_from_element
 from gwexchange.errors import ConfigError, GwxError, InputError
-from gwexchange.files import load_description_file, read_chunks
+from gwexchange.files import load_description_file
 from gwexchange.routing import node_logic
 from gwexchange.routing.bundle import export_bundle, import_bundle
+from gwexchange.routing.clerk import attachment_files, send_document
 from gwexchange.routing.node import (
     NodeConfig,
     NodeContext,
     init_home,
     load_context,
     open_store,
-    remove_dir,
     run_node,
-    staging_dir,
     status,
 )
-from gwexchange.routing.routes import plan
 
 node_cli = typer.Typer()
 node_app = typer.Typer(help="交换节点：初始化、运行、查看状态。", no_args_is_help=True)
@@ -147,23 +142,6 @@ def _department(ctx: NodeContext, department: str | None) -> str:
     return department
 
 
-def _attachment_files(description: Path, folder: Path | None) -> dict[str, Path]:
-    """Attachment file name → its file: in ``folder`` if given, else where the description's entries point."""
-    if folder is not None:
-        return {p.name: p for p in folder.iterdir() if p.is_file()}
-    try:
-        spec = tomllib.loads(description.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return {}
-    found: dict[str, Path] = {}
-    for entry in spec.get("attachments", []):
-        name = entry.get("file") if isinstance(entry, dict) else entry
-        if isinstance(name, str):
-            path = description.parent / name
-            found[path.name] = path
-    return found
-
-
 @node_cli.command("send")
 def send(
     description: Annotated[Path, typer.Argument(help="The clerk's TOML description of the document.")],
@@ -181,46 +159,10 @@ def send(
     try:
         code = _department(ctx, department)
         doc = load_description_file(description, departments)
-        if code not in {d.code for d in doc.issuers}:
-            raise ConfigError(f"{code} does not issue this document ({'、'.join(d.code for d in doc.issuers)})")
-        at = now()
-        recipients = tuple(d.code for d in doc.recipients)
-        plan(ctx.directory, ctx.config.node_id, recipients, doc.classification)  # RouteError before anything is queued
-        signed = sign_document(document_to_xml(doc), ctx.view.departments[code].signer, at=at, trust=ctx.trust)
-        verified = verify_document(signed, ctx.trust, now=at)
-        certs = {c: ctx.directory.department(c).encryption_certificate for c in recipients}
-        files = _attachment_files(description, attachments)
-        missing = [a.file_name for a in doc.attachments if a.file_name not in files]
-        if missing:
-            raise ConfigError(f"attachments not found: {'、'.join(missing)} (give --attachments DIR)")
-        sources = {a.file_name: read_chunks(files[a.file_name]) for a in doc.attachments}
-        scratch = staging_dir(ctx.config.home)
-        try:
-
-            def sink(cid: str, octets: Iterable[bytes]) -> None:
-                with (scratch / cid).open("wb") as f:
-                    for chunk in octets:
-                        f.write(chunk)
-
-            sealed = seal(
-                verified,
-                certs,
-                ctx.view.node_signer,
-                trust=ctx.trust,
-                sender_department=code,
-                node_id=ctx.config.node_id,
-                now=at,
-                attachments=sources,
-                part_sink=sink,
-            )
-            message_id = sealed.header.message_id
-            ctx.store.stage_parts(message_id, sealed.parts, {p.cid: read_chunks(scratch / p.cid) for p in sealed.parts})
-            ctx.store.apply(node_logic.originate(sealed, code, ctx.view, ctx.store, now()))
-        finally:
-            remove_dir(scratch)
+        sent = send_document(ctx, code, doc, attachment_files(description, attachments), at=now())
     finally:
         ctx.close()
-    typer.echo(message_id)
+    typer.echo(sent.message_id)
 
 
 @node_cli.command("outbox")

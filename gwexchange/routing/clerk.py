@@ -1,0 +1,130 @@
+"""What a department's clerk does at its node, as library calls: send a document, answer one in the inbox.
+
+``gwx send`` and ``gwx demo`` share ``send_document``, so the demo shows exactly what a clerk's command does:
+check the route, sign, verify, seal for every recipient, stage the parts and queue the envelope in one commit.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from gwexchange.crypto.certificates import identity_of
+from gwexchange.crypto.xmldsig import Signer
+from gwexchange.envelope.model import Document
+from gwexchange.envelope.receipts import ReceiptKind
+from gwexchange.envelope.sealing import seal
+from gwexchange.envelope.signing import sign_document, verify_document
+from gwexchange.envelope.xmlform import document_to_xml
+from gwexchange.errors import ConfigError, InputError
+from gwexchange.files import read_chunks
+from gwexchange.routing import node_logic
+from gwexchange.routing.node import NodeContext, remove_dir, staging_dir
+from gwexchange.routing.routes import RoutePlan, plan
+
+
+@dataclass(frozen=True, slots=True)
+class SentDocument:
+    """A queued document: its message id and the route tree it takes."""
+
+    message_id: str
+    route: RoutePlan
+
+
+def attachment_files(description: Path, folder: Path | None = None) -> dict[str, Path]:
+    """Attachment file name → its file: in ``folder`` if given, else where the description's entries point."""
+    if folder is not None:
+        return {p.name: p for p in folder.iterdir() if p.is_file()}
+    try:
+        spec = tomllib.loads(description.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    found: dict[str, Path] = {}
+    for entry in spec.get("attachments", []):
+        name = entry.get("file") if isinstance(entry, dict) else entry
+        if isinstance(name, str):
+            path = description.parent / name
+            found[path.name] = path
+    return found
+
+
+def send_document(
+    ctx: NodeContext,
+    department: str,
+    doc: Document,
+    files: Mapping[str, Path],
+    *,
+    at: datetime,
+    co_signers: Sequence[Signer] = (),
+) -> SentDocument:
+    """Sign ``doc`` as its issuers, seal it at this node for its recipients and queue it; nothing is queued on error.
+
+    ``department`` (served here) sends it. A joint document (联合发文) needs every other issuer's signer in
+    ``co_signers``: each signs in the order of 发文机关, as the departments would pass the draft along.
+    """
+    if department not in ctx.view.departments:
+        raise ConfigError(f"department {department} is not served by node {ctx.config.node_id}")
+    issuers = [d.code for d in doc.issuers]
+    if department not in issuers:
+        raise ConfigError(f"{department} does not issue this document ({'、'.join(issuers)})")
+    signers = {identity_of(s.certificate).code: s for s in co_signers}
+    signers[department] = ctx.view.departments[department].signer
+    unsigned = [code for code in issuers if code not in signers]
+    if unsigned:
+        raise ConfigError(f"联合发文须由每个发文机关签署：缺少 {'、'.join(unsigned)} 的签名")
+    recipients = tuple(d.code for d in doc.recipients)
+    route = plan(ctx.directory, ctx.config.node_id, recipients, doc.classification)  # RouteError before anything
+    missing = [a.file_name for a in doc.attachments if a.file_name not in files]
+    if missing:
+        raise ConfigError(f"attachments not found: {'、'.join(missing)} (give --attachments DIR)")
+    signed = document_to_xml(doc)
+    for code in issuers:
+        signed = sign_document(signed, signers[code], at=at, trust=ctx.trust)
+    verified = verify_document(signed, ctx.trust, now=at)
+    certs = {c: ctx.directory.department(c).encryption_certificate for c in recipients}
+    sources = {a.file_name: read_chunks(files[a.file_name]) for a in doc.attachments}
+    scratch = staging_dir(ctx.config.home)
+    try:
+
+        def sink(cid: str, octets: Iterable[bytes]) -> None:
+            with (scratch / cid).open("wb") as f:
+                for chunk in octets:
+                    f.write(chunk)
+
+        sealed = seal(
+            verified,
+            certs,
+            ctx.view.node_signer,
+            trust=ctx.trust,
+            sender_department=department,
+            node_id=ctx.config.node_id,
+            now=at,
+            attachments=sources,
+            part_sink=sink,
+        )
+        message_id = sealed.header.message_id
+        ctx.store.stage_parts(message_id, sealed.parts, {p.cid: read_chunks(scratch / p.cid) for p in sealed.parts})
+        ctx.store.apply(node_logic.originate(sealed, department, ctx.view, ctx.store, at))
+    finally:
+        remove_dir(scratch)
+    return SentDocument(message_id, route)
+
+
+def answer_document(
+    ctx: NodeContext,
+    department: str,
+    message_id: str,
+    kind: ReceiptKind,
+    *,
+    at: datetime,
+    reason: str | None = None,
+) -> None:
+    """签收 or 退回 a document in ``department``'s inbox; the signed receipt is queued back to its sender."""
+    try:
+        item = ctx.store.inbox_item(department, message_id)
+    except KeyError as e:
+        raise InputError(f"message {message_id} is not in the inbox of {department}") from e
+    ctx.store.apply(node_logic.answer(item, kind, ctx.view, ctx.store, at, reason=reason))
