@@ -1,0 +1,645 @@
+"""What an auditor reads: one node's archive, from its home or from an exported file (``gwx audit export``).
+
+The export file is a stored ZIP, after the envelope package (``gwexchange/package.py``)::
+
+    mimetype                          "application/vnd.gwexchange.audit+zip", stored first
+    manifest.json                     {"format": 1, "node", "created", "snapshot", "log": {"size", "root"}}
+    log/format, log/commit            the Merkle log (``archive/log.py``) up to its last commit point …
+    log/entries, log/offsets          … cut at the committed size, so a log being appended to exports whole
+    log/level-00 … log/level-62
+    log/heads                         the tree heads the node signed, up to the committed size
+    peer-heads                        the heads the node received from its peers, one canonical line each
+    directories/directory-N.xml       the signed directories the node held (N from 1)
+    root.crt, crls/crl-N.pem          the trust the node was configured with
+    inbox/<department>/<id>.xml       the exact signed bytes of every document delivered to a department here
+
+Reading an export is hostile-input safe: the member count and the central directory are bounded before
+``zipfile`` reads them; only the names above are accepted (so no name is ever a path: nothing is extracted under
+a member's name); every member is stored, not encrypted, within its size limit, and no two members overlap (an
+overlapping or inflating "zip bomb" is refused). The log members are copied to a private temporary folder, where
+``verify_log`` reads them; the rest is read into memory one bounded member at a time.
+
+**A live node.** The daemon appends while the auditor reads, so a home is never audited in place: its log is
+copied up to the commit point read first (every file is only appended to, so the prefix the commit names is
+stable), with the heads the node signed up to then. Heads signed after the snapshot began, over entries it does
+not hold, are left out; inbox documents filed after it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import tempfile
+import zipfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO, Self
+
+from sqlmodel import Session, col, select
+
+from gwexchange.archive.log import (
+    COMMIT_FILE,
+    ENTRIES_FILE,
+    FORMAT_FILE,
+    HEADS_FILE,
+    LENGTH_BYTES,
+    OFFSET_BYTES,
+    CommitPoint,
+    commit_record,
+    level_file,
+    read_commit,
+)
+from gwexchange.archive.merkle import HASH_SIZE, MAX_LEVELS
+from gwexchange.archive.treehead import format_head_time, parse_head_line, parse_head_time
+from gwexchange.codes import DEPARTMENT_CODE, is_node_id
+from gwexchange.errors import ConfigError, GwxError, InputError, VerificationError
+from gwexchange.routing.directory import MAX_DIRECTORY_BYTES
+from gwexchange.xmlsafe import DEFAULT_MAX_BYTES
+
+MIMETYPE = "application/vnd.gwexchange.audit+zip"
+MANIFEST = "manifest.json"
+FORMAT = 1
+PEER_HEADS = "peer-heads"
+LOG_PREFIX = "log/"
+
+MAX_MEMBERS = 100_000
+"""Members of one export: the log's files, directories, CRLs and up to about this many inbox documents."""
+MAX_CENTRAL_DIRECTORY = 24 * 1024 * 1024
+"""``zipfile`` reads central directory records until this many bytes are used up, whatever the count claims."""
+MAX_LOG_FILE = 1 << 40
+MAX_HEADS_FILE = 1 << 30
+MAX_MANIFEST = 64 * 1024
+MAX_ROOT = 64 * 1024
+MAX_CRL = 64 * 1024 * 1024
+MAX_DIRECTORIES = 256
+MAX_CRLS = 64
+MAX_DOCUMENT = DEFAULT_MAX_BYTES
+LATE_HEAD_MARGIN = timedelta(minutes=1)
+"""A head over more entries than the snapshot holds is the daemon's next one if signed this close to the snapshot
+or later (its time is taken just before the commit it covers)."""
+
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_LOG_NAMES = frozenset(
+    {FORMAT_FILE, COMMIT_FILE, ENTRIES_FILE, "offsets", HEADS_FILE, *(level_file(lv) for lv in range(MAX_LEVELS))}
+)
+_DIRECTORY_MEMBER = re.compile(r"directories/directory-([1-9][0-9]{0,2})\.xml")
+_CRL_MEMBER = re.compile(r"crls/crl-([1-9][0-9]{0,1})\.pem")
+_INBOX_MEMBER = re.compile(rf"inbox/(?P<department>{DEPARTMENT_CODE.pattern})/(?P<id>{_UUID})\.xml")
+_ZIP_FAULTS = (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, EOFError, OSError)
+_COPY_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class InboxDocument:
+    """A document delivered to ``department`` here: the exact signed bytes the node filed."""
+
+    department: str
+    message_id: str
+    document_xml: bytes
+
+
+class NodeSource(ABC):
+    """One node's archive as the audit reads it; a context manager (it owns a temporary copy of the log).
+
+    ``log_dir`` is a consistent copy of the log (``verify_log`` reads it); ``peer_heads`` the file of peer heads
+    (None if the node kept none); ``snapshot`` when the copy began (heads the node signed later are not in it).
+    """
+
+    node_id: str
+    label: str
+    kind: str
+    log_dir: Path
+    peer_heads: Path | None
+    directories: tuple[bytes, ...]
+    root_pem: bytes
+    crl_pems: tuple[bytes, ...]
+    snapshot: datetime
+    _tmp: Path | None = None
+
+    @abstractmethod
+    def inbox(self) -> Iterator[InboxDocument]:
+        """Every document delivered here, one at a time."""
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- copying a log up to its commit point ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogCut:
+    """How much of each log file belongs to the snapshot: ``(name, bytes)``; the commit record as read."""
+
+    commit: CommitPoint | None
+    commit_bytes: bytes | None
+    lengths: tuple[tuple[str, int], ...]
+
+
+def plan_log_copy(log_dir: Path, snapshot: datetime) -> LogCut:
+    """The prefix of each file of the log in ``log_dir`` that its last commit covers (read the commit first).
+
+    A damaged or missing commit record is not repaired or hidden: the files are then taken whole, and the audit
+    reports what is wrong with them.
+    """
+    if not (log_dir / FORMAT_FILE).is_file() and not (log_dir / ENTRIES_FILE).is_file():
+        raise ConfigError(f"{log_dir} holds no log (the node keeps its Merkle log in <home>/log)")
+    commit_bytes: bytes | None
+    try:
+        commit = read_commit(log_dir)
+        commit_bytes = None if commit is None else commit_record(commit.state, commit.entries_end)
+    except VerificationError:
+        commit = None
+        commit_bytes = _read_small(log_dir / COMMIT_FILE, 4096)
+    sizes = {e.name: e.stat().st_size for e in os.scandir(log_dir) if e.is_file() and e.name in _LOG_NAMES}
+    lengths: list[tuple[str, int]] = []
+    for name in sorted(sizes):
+        if name in (COMMIT_FILE, HEADS_FILE):
+            continue
+        size = sizes[name]
+        if commit is not None and name != FORMAT_FILE:
+            n = commit.size
+            if name == ENTRIES_FILE:
+                size = min(size, commit.entries_end)
+            elif name == "offsets":
+                size = min(size, n * OFFSET_BYTES)
+            elif name.startswith("level-"):
+                records = n >> int(name[6:])
+                if records == 0:
+                    continue
+                size = min(size, records * HASH_SIZE)
+        lengths.append((name, size))
+    if HEADS_FILE in sizes:
+        lengths.append((HEADS_FILE, _heads_prefix(log_dir / HEADS_FILE, commit, snapshot)))
+    return LogCut(commit, commit_bytes, tuple(lengths))
+
+
+def _heads_prefix(path: Path, commit: CommitPoint | None, snapshot: datetime) -> int:
+    """Bytes of complete head lines, up to the first well-formed head signed after the snapshot over entries it
+    does not hold (the daemon's next head). Damaged lines are kept: the audit must see them."""
+    limit = commit.size if commit is not None else None
+    kept = 0
+    with path.open("rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break  # a torn last line: a head whose write never returned, never handed out
+            if limit is not None:
+                try:
+                    head = parse_head_line(raw[:-1])
+                except GwxError:
+                    head = None
+                if head is not None and head.size > limit and head.timestamp >= snapshot - LATE_HEAD_MARGIN:
+                    break
+            kept += len(raw)
+    return kept
+
+
+def _complete_lines(path: Path, limit: int) -> int:
+    """Bytes of ``path`` up to the end of its last complete line (a peer head being appended is left out)."""
+    size = path.stat().st_size
+    if size > limit:
+        raise ConfigError(f"{path} is larger than {limit} bytes")
+    with path.open("rb") as f:
+        data = f.read(size)
+    return data.rfind(b"\n") + 1
+
+
+def copy_prefix(src: Path, length: int, out: BinaryIO) -> None:
+    """Copy the first ``length`` bytes of ``src`` to ``out``; the file must still hold them."""
+    remaining = length
+    with src.open("rb") as f:
+        while remaining:
+            chunk = f.read(min(_COPY_CHUNK, remaining))
+            if not chunk:
+                raise ConfigError(f"{src} became shorter while it was copied")
+            out.write(chunk)
+            remaining -= len(chunk)
+
+
+def _read_small(path: Path, limit: int) -> bytes:
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigError(f"{path} is larger than {limit} bytes")
+    return data
+
+
+def snapshot_log(log_dir: Path, dest: Path, snapshot: datetime) -> LogCut:
+    """Copy the committed prefix of the log in ``log_dir`` to the new folder ``dest``."""
+    cut = plan_log_copy(log_dir, snapshot)
+    dest.mkdir(parents=True)
+    for name, length in cut.lengths:
+        with (dest / name).open("wb") as out:
+            copy_prefix(log_dir / name, length, out)
+    if cut.commit_bytes is not None:
+        (dest / COMMIT_FILE).write_bytes(cut.commit_bytes)
+    return cut
+
+
+# --- a node home -----------------------------------------------------------------------------------------------
+
+
+class HomeSource(NodeSource):
+    """A node home (``node.toml``): the log copied up to its commit point, the rest read from the home."""
+
+    def __init__(self, home: Path, *, extra_directories: tuple[Path, ...] = (), label: str | None = None) -> None:
+        from gwexchange.routing.node import NodeConfig  # noqa: PLC0415 — the daemon's module, only for homes
+
+        config = NodeConfig.load(home)
+        self.config = config
+        self.node_id = config.node_id
+        self.label = label or str(home)
+        self.kind = "home"
+        self.root_pem = _read_file(config.root, MAX_ROOT, "the root certificate")
+        self.crl_pems = tuple(_read_file(p, MAX_CRL, "a CRL") for p in config.crls)
+        self.directories = tuple(
+            _read_file(p, MAX_DIRECTORY_BYTES, "a directory") for p in (config.directory, *extra_directories)
+        )
+        self.snapshot = datetime.now(UTC)
+        self._tmp = Path(tempfile.mkdtemp(prefix="gwx-audit-"))
+        try:
+            self.cut = snapshot_log(config.home / "log", self._tmp / "log", self.snapshot)
+            self.log_dir = self._tmp / "log"
+            self.peer_heads = None
+            peer = config.home / PEER_HEADS
+            if peer.is_file():
+                self.peer_heads = self._tmp / PEER_HEADS
+                with self.peer_heads.open("wb") as out:
+                    copy_prefix(peer, _complete_lines(peer, MAX_HEADS_FILE), out)
+        except BaseException:
+            self.close()
+            raise
+
+    def inbox(self) -> Iterator[InboxDocument]:
+        """The inbox rows filed before the snapshot, one row read at a time (a node's inbox can be large)."""
+        from gwexchange.routing.node import open_store  # noqa: PLC0415
+        from gwexchange.routing.store import InboxEntry  # noqa: PLC0415
+
+        store = open_store(self.config)
+        try:
+            reader = store.engine.execution_options(read_only=True)
+            with Session(reader) as s:
+                keys = s.exec(
+                    select(InboxEntry.department, InboxEntry.message_id)
+                    .where(col(InboxEntry.received_at) <= self.snapshot)
+                    .order_by(col(InboxEntry.received_at), col(InboxEntry.message_id))
+                ).all()
+            for department, message_id in keys:
+                with Session(reader) as s:
+                    row = s.get(InboxEntry, (department, message_id))
+                    if row is not None:
+                        yield InboxDocument(row.department, row.message_id, row.document_xml)
+        finally:
+            store.close()
+
+
+def _read_file(path: Path, limit: int, what: str) -> bytes:
+    try:
+        return _read_small(path, limit)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{what} {path} does not exist") from e
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e}") from e
+
+
+# --- the export file ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    path: Path
+    node_id: str
+    log_size: int
+    log_root: str
+    heads: int
+    peer_heads: int
+    inbox: int
+    directories: int
+    crls: int
+    bytes: int
+
+
+def export_archive(home: Path, out: Path, *, extra_directories: tuple[Path, ...] = ()) -> ExportSummary:
+    """Write the archive of the node at ``home`` to ``out``: complete and durable, or not there at all."""
+    tmp = out.with_name(f".{out.name}.partial")
+    with HomeSource(home, extra_directories=extra_directories) as source:
+        cut = source.cut
+        heads = peers = inbox = 0
+        try:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+                zf.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE)
+                manifest = {
+                    "format": FORMAT,
+                    "node": source.node_id,
+                    "created": format_head_time(datetime.now(UTC)),
+                    "snapshot": format_head_time(source.snapshot),
+                    "log": {
+                        "size": cut.commit.size if cut.commit else None,
+                        "root": cut.commit.root.hex() if cut.commit else None,
+                    },
+                }
+                zf.writestr(zipfile.ZipInfo(MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=1))
+                for path in sorted(source.log_dir.iterdir()):
+                    _write_member(zf, LOG_PREFIX + path.name, path)
+                    if path.name == HEADS_FILE:
+                        heads = _count_lines(path)
+                if source.peer_heads is not None:
+                    _write_member(zf, PEER_HEADS, source.peer_heads)
+                    peers = _count_lines(source.peer_heads)
+                for number, data in enumerate(source.directories, 1):
+                    zf.writestr(zipfile.ZipInfo(f"directories/directory-{number}.xml"), data)
+                zf.writestr(zipfile.ZipInfo("root.crt"), source.root_pem)
+                for number, data in enumerate(source.crl_pems, 1):
+                    zf.writestr(zipfile.ZipInfo(f"crls/crl-{number}.pem"), data)
+                for doc in source.inbox():
+                    inbox += 1
+                    if inbox + 64 + MAX_DIRECTORIES + MAX_CRLS > MAX_MEMBERS:
+                        raise ConfigError(f"the node has more inbox documents than one export holds ({MAX_MEMBERS})")
+                    zf.writestr(zipfile.ZipInfo(f"inbox/{doc.department}/{doc.message_id}.xml"), doc.document_xml)
+            with tmp.open("rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return ExportSummary(
+            path=out,
+            node_id=source.node_id,
+            log_size=cut.commit.size if cut.commit else 0,
+            log_root=cut.commit.root.hex() if cut.commit else "",
+            heads=heads,
+            peer_heads=peers,
+            inbox=inbox,
+            directories=len(source.directories),
+            crls=len(source.crl_pems),
+            bytes=out.stat().st_size,
+        )
+
+
+def _write_member(zf: zipfile.ZipFile, name: str, path: Path) -> None:
+    with zf.open(zipfile.ZipInfo(name), "w", force_zip64=True) as member, path.open("rb") as f:
+        shutil.copyfileobj(f, member, _COPY_CHUNK)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(_COPY_CHUNK), b""))
+
+
+class ArchiveSource(NodeSource):
+    """An export file, its shape checked before anything in it is read (see the module docstring)."""
+
+    def __init__(self, path: Path, *, label: str | None = None) -> None:
+        self.path = path
+        self.label = label or str(path)
+        self.kind = "archive"
+        try:
+            self._zip = zipfile.ZipFile(_checked_zip(path), "r")
+        except _ZIP_FAULTS as e:
+            raise InputError(f"{path} is not an audit archive: {e}") from e
+        try:
+            self._check()
+            self._extract()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._zip.close()
+        super().close()
+
+    def _refuse(self, why: str) -> InputError:
+        return InputError(f"{self.path} is refused as an audit archive: {why}")
+
+    def _check(self) -> None:
+        infos = self._zip.infolist()
+        if not infos or infos[0].filename != "mimetype":
+            raise self._refuse("no leading mimetype member")
+        if len(infos) > MAX_MEMBERS:
+            raise self._refuse(f"more than {MAX_MEMBERS} members")
+        names: set[str] = set()
+        directories: dict[int, str] = {}
+        crls: dict[int, str] = {}
+        self._inbox: list[tuple[str, str, str]] = []
+        self._log: list[str] = []
+        for info in infos:
+            name = info.filename
+            if name in names:
+                raise self._refuse(f"member {name!r} appears twice")
+            names.add(name)
+            if info.flag_bits & 0x1:
+                raise self._refuse(f"member {name!r} is encrypted")
+            if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                raise self._refuse(f"member {name!r} is compressed; an audit archive stores its members as they are")
+            limit = self._limit(name, directories, crls)
+            if info.file_size > limit:
+                raise self._refuse(f"member {name!r} is larger than {limit} bytes")
+        if len(directories) > MAX_DIRECTORIES or len(crls) > MAX_CRLS:
+            raise self._refuse("too many directories or CRLs")
+        for what, found in (("directories/directory", directories), ("crls/crl", crls)):
+            if sorted(found) != list(range(1, len(found) + 1)):
+                raise self._refuse(f"the {what}-N members are not numbered 1, 2, 3, …")
+        for required in ("mimetype", MANIFEST, "root.crt", LOG_PREFIX + ENTRIES_FILE):
+            if required not in names:
+                raise self._refuse(f"no {required} member")
+        if not directories:
+            raise self._refuse("no directory")
+        self._check_layout(infos)
+        if self._read("mimetype", 100) != MIMETYPE.encode("ascii"):
+            raise self._refuse("not a gwexchange audit archive (wrong mimetype)")
+        self._manifest()
+        self.directories = tuple(
+            self._read(directories[n], MAX_DIRECTORY_BYTES) for n in range(1, len(directories) + 1)
+        )
+        self.crl_pems = tuple(self._read(crls[n], MAX_CRL) for n in range(1, len(crls) + 1))
+        self.root_pem = self._read("root.crt", MAX_ROOT)
+
+    def _limit(self, name: str, directories: dict[int, str], crls: dict[int, str]) -> int:
+        if name == "mimetype":
+            return 100
+        if name == MANIFEST:
+            return MAX_MANIFEST
+        if name == "root.crt":
+            return MAX_ROOT
+        if name == PEER_HEADS:
+            return MAX_HEADS_FILE
+        if name.startswith(LOG_PREFIX) and name[len(LOG_PREFIX) :] in _LOG_NAMES:
+            self._log.append(name)
+            return MAX_HEADS_FILE if name.endswith("/" + HEADS_FILE) else MAX_LOG_FILE
+        if m := _DIRECTORY_MEMBER.fullmatch(name):
+            directories[int(m[1])] = name
+            return MAX_DIRECTORY_BYTES
+        if m := _CRL_MEMBER.fullmatch(name):
+            crls[int(m[1])] = name
+            return MAX_CRL
+        if m := _INBOX_MEMBER.fullmatch(name):
+            self._inbox.append((name, m["department"], m["id"]))
+            return MAX_DOCUMENT
+        raise self._refuse(f"unexpected member {name!r}")
+
+    def _check_layout(self, infos: list[zipfile.ZipInfo]) -> None:
+        """No two members share bytes and none reaches into the central directory: what a stored member says it
+        holds is all it can hand out, so reading the archive never yields more than the file's size."""
+        end_of_data = self._zip.start_dir  # the central directory's offset
+        ordered = sorted(infos, key=lambda i: i.header_offset)
+        for info, following in zip(ordered, [*ordered[1:], None], strict=True):
+            end = info.header_offset + 30 + len(info.orig_filename.encode("utf-8")) + info.compress_size
+            limit = following.header_offset if following is not None else end_of_data
+            if end > limit:
+                raise self._refuse(f"member {info.filename!r} overlaps another member (a zip bomb)")
+
+    def _manifest(self) -> None:
+        try:
+            data = json.loads(self._read(MANIFEST, MAX_MANIFEST).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise self._refuse(f"manifest.json does not parse ({e})") from e
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise self._refuse(f"manifest.json is not a format {FORMAT} manifest")
+        if set(data) != {"format", "node", "created", "snapshot", "log"}:
+            raise self._refuse("manifest.json does not have exactly the keys format, node, created, snapshot, log")
+        node = data["node"]
+        if not is_node_id(node):
+            raise self._refuse(f"manifest.json names no valid node ({node!r})")
+        try:
+            self.snapshot = parse_head_time(data["snapshot"])
+            self.created = parse_head_time(data["created"])
+        except InputError as e:
+            raise self._refuse(f"manifest.json: {e}") from e
+        self.node_id = node
+
+    def _read(self, name: str, limit: int) -> bytes:
+        try:
+            info = self._zip.getinfo(name)
+            if info.file_size > limit:
+                raise self._refuse(f"member {name!r} is larger than {limit} bytes")
+            with self._zip.open(info) as member:
+                return member.read(limit + 1)
+        except _ZIP_FAULTS as e:  # a CRC mismatch or a damaged local header
+            raise self._refuse(f"member {name} is damaged ({e})") from e
+
+    def _extract(self) -> None:
+        """Copy the log and the peer heads to a private folder, by names of our own making."""
+        self._tmp = Path(tempfile.mkdtemp(prefix="gwx-audit-"))
+        self.log_dir = self._tmp / "log"
+        self.log_dir.mkdir()
+        for name in self._log:
+            self._copy(name, self.log_dir / name[len(LOG_PREFIX) :])
+        self.peer_heads = None
+        if PEER_HEADS in self._zip.NameToInfo:
+            self.peer_heads = self._tmp / PEER_HEADS
+            self._copy(PEER_HEADS, self.peer_heads)
+
+    def _copy(self, name: str, target: Path) -> None:
+        try:
+            with self._zip.open(name) as member, target.open("xb") as out:
+                shutil.copyfileobj(member, out, _COPY_CHUNK)
+        except _ZIP_FAULTS as e:
+            if isinstance(e, FileExistsError):
+                raise
+            raise self._refuse(f"member {name} is damaged ({e})") from e
+
+    def inbox(self) -> Iterator[InboxDocument]:
+        for name, department, message_id in self._inbox:
+            yield InboxDocument(department, message_id, self._read(name, MAX_DOCUMENT))
+
+
+def _checked_zip(path: Path) -> Path:
+    """``path`` if its end-of-central-directory record names a bounded number of members and a bounded central
+    directory. The record is found exactly as ``zipfile`` finds it (a ZIP64 record before it wins), so ``zipfile``
+    then reads the directory checked here and nothing larger."""
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size < 22:
+                raise InputError(f"{path} is not an audit archive (too short to be a ZIP file)")
+            f.seek(size - 22)
+            record = f.read()
+            at = size - 22
+            if not (record[:4] == b"PK\x05\x06" and record[-2:] == b"\x00\x00"):
+                start = max(size - 0x10000 - 22, 0)
+                f.seek(start)
+                tail = f.read()
+                found = tail.rfind(b"PK\x05\x06")
+                if found < 0 or len(tail) - found < 22:
+                    raise InputError(f"{path} is not an audit archive (not a ZIP file)")
+                at, record = start + found, tail[found : found + 22]
+            count, cd_size = struct.unpack("<HI", record[10:16])
+            if at >= 76:
+                f.seek(at - 76)
+                zip64 = f.read(76)
+                if zip64[56:60] == b"PK\x06\x07" and zip64[:4] == b"PK\x06\x06":
+                    count, cd_size = struct.unpack("<QQ", zip64[32:48])
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e}") from e
+    if count > MAX_MEMBERS:
+        raise InputError(f"{path} is refused as an audit archive: it claims {count} members (at most {MAX_MEMBERS})")
+    if cd_size > MAX_CENTRAL_DIRECTORY:
+        raise InputError(
+            f"{path} is refused as an audit archive: its central directory is {cd_size} bytes "
+            f"(at most {MAX_CENTRAL_DIRECTORY})"
+        )
+    return path
+
+
+def is_archive(path: Path) -> bool:
+    """Whether ``path`` is a file (an export) rather than a node home."""
+    return path.is_file()
+
+
+def open_source(path: Path, *, extra_directories: tuple[Path, ...] = ()) -> NodeSource:
+    """A node home or an export file, whichever ``path`` is."""
+    if is_archive(path):
+        if extra_directories:
+            raise InputError("extra directories are given with a node home; an export carries its own")
+        return ArchiveSource(path)
+    if path.is_dir():
+        return HomeSource(path, extra_directories=extra_directories)
+    raise ConfigError(f"{path} is neither a node home nor an audit archive")
+
+
+def iter_entries(log_dir: Path, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """``(index, entry)`` of the entries file of a log copy, until the first incomplete record (or ``limit``)."""
+    path = log_dir / ENTRIES_FILE
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    with path.open("rb", buffering=_COPY_CHUNK) as f:
+        pos = index = 0
+        while limit is None or index < limit:
+            header = f.read(LENGTH_BYTES)
+            length = int.from_bytes(header)
+            if len(header) < LENGTH_BYTES or length == 0 or length > size - pos - LENGTH_BYTES:
+                return
+            yield index, f.read(length)
+            pos += LENGTH_BYTES + length
+            index += 1
+
+
+__all__ = [
+    "MIMETYPE",
+    "ArchiveSource",
+    "ExportSummary",
+    "HomeSource",
+    "InboxDocument",
+    "LogCut",
+    "NodeSource",
+    "export_archive",
+    "iter_entries",
+    "open_source",
+    "plan_log_copy",
+    "snapshot_log",
+]
