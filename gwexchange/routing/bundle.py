@@ -192,7 +192,7 @@ class _Bundle:
     def _manifest(self) -> None:
         try:
             data = json.loads(self._read(MANIFEST).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: arrays nested too deep
             raise self._refuse(f"manifest.json does not parse ({e})") from e
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise self._refuse(f"manifest.json is not a format {FORMAT} manifest")

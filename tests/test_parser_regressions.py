@@ -1,0 +1,24 @@
+"""Regressions found by the hostile-input corpus and the fuzzers: inputs that once escaped as a foreign exception.
+
+Each is also a corpus case (``tests/attacks/``); here it is checked on its own, without the corpus machinery.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from gwexchange.errors import EnvelopeError
+from gwexchange.routing import bundle
+
+
+def test_a_bundle_manifest_nested_too_deep_is_refused_not_a_recursion_error(tmp_path: Path) -> None:
+    """json.loads raises RecursionError (not a ValueError) for deeply nested arrays: it escaped import_bundle."""
+    path = tmp_path / "deep.gwxb"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(zipfile.ZipInfo("mimetype"), bundle.MIMETYPE)
+        zf.writestr(zipfile.ZipInfo(bundle.MANIFEST), b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(EnvelopeError, match=r"manifest\.json does not parse"):
+        bundle._Bundle(path)
