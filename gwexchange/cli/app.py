@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from gwexchange.cli.demo import demo
 from gwexchange.cli.directory import directory_app
 from gwexchange.cli.doc import doc_app
 from gwexchange.cli.envelope import inspect_command, open_command, receipt_app, seal_command
@@ -47,6 +48,7 @@ app.command("seal")(seal_command)
 app.command("open")(open_command)
 app.command("inspect")(inspect_command)
 app.add_typer(node_cli)  # gwx node …, send, outbox, inbox, sign-for, return
+app.command("demo")(demo)
 
 
 def _headline(error: GwxError) -> str:

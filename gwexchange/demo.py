@@ -1,0 +1,472 @@
+"""``gwx demo``: the six-node example network, run for real on this machine from nothing to 签收.
+
+1. A PKI (root, node certificates, each department's signing and encryption certificates, the security centre's
+   own signing certificate) and the signed directory of ``examples/network.toml``, its SMTP endpoints moved to
+   free ports on 127.0.0.1 — the topology, zones and policy are the file's, compiled by ``compile_directory``.
+2. A node home per node, each run as its own ``gwx node run`` process logging to ``HOME/node.log``.
+3. The four sample documents, sent from their issuers' nodes by ``clerk.send_document`` (what ``gwx send``
+   does), with the route each takes — and, where the 密级 forbids the shortest one, which zone it avoids.
+4. Every document × recipient followed in the senders' outboxes until 送达; then each recipient's clerk signs
+   for everything in the inbox (``clerk.answer_document``, what ``gwx sign-for`` does) and the demo waits until
+   every sender holds every 签收.
+
+The demo's keys are unencrypted (``UnsafeUnencrypted``): it is a demonstration, not a deployment. Whatever
+happens — success, a timeout, a daemon that dies, Ctrl-C — every daemon is stopped before ``run_demo`` returns
+or raises: SIGTERM first (the node stops cleanly), SIGKILL only after a grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from gwexchange.crypto.authority import Authority
+from gwexchange.crypto.certificates import Role, Usage
+from gwexchange.crypto.keys import UnsafeUnencrypted
+from gwexchange.crypto.xmldsig import Signer
+from gwexchange.envelope.model import Classification, Document
+from gwexchange.envelope.receipts import ReceiptKind
+from gwexchange.errors import ConfigError, GwxError
+from gwexchange.files import KEY_PASSPHRASE_ENV, atomic_write, load_description_file, load_keypair
+from gwexchange.routing.clerk import answer_document, attachment_files, send_document
+from gwexchange.routing.directory import Directory, Zone, compile_directory, sign_directory
+from gwexchange.routing.node import RUN_NAME, NodeConfig, NodeContext, init_home, load_context
+from gwexchange.routing.node_logic import RecipientState
+from gwexchange.routing.routes import RoutePlan, format_path, plan
+
+Say = Callable[[str], None]
+
+AUTHORITY_CODE = "gd.gov.ca"
+AUTHORITY_NAME = "广东省电子政务安全中心"
+SAMPLES = ("notice.toml", "request.toml", "letter.toml", "joint-notice.toml")
+# Short enough that six hops and their receipts take seconds, not the production minutes.
+NODE_SETTINGS = {"tick_seconds": 0.2, "retry_base_seconds": 0.5, "retry_cap_seconds": 2.0}
+LOG_NAME = "node.log"
+START_TIMEOUT = 30.0  # seconds for every daemon to write run.json
+STOP_GRACE = 10.0  # seconds after SIGTERM before SIGKILL
+POLL = 0.1
+TAIL_LINES = 8
+_WORDS = {RecipientState.QUEUED: "排队待发", RecipientState.IN_TRANSIT: "传输中"}  # the others are Chinese already
+
+
+def examples_folder() -> Path:
+    """``examples/`` of the source tree this package runs from (the demo's network and documents)."""
+    for folder in (Path(__file__).resolve().parent / "examples", Path(__file__).resolve().parent.parent / "examples"):
+        if (folder / "network.toml").is_file():
+            return folder
+    raise ConfigError("gwx demo needs the examples/ folder of the gwexchange source tree (network.toml and samples)")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoResult:
+    folder: Path
+    seconds: float
+    rows: tuple[tuple[str, str, str], ...]  # document, recipient name, final state
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    label: str  # 文种 and 发文字号: how the progress lines name the document
+    message_id: str
+    sender_node: str
+    recipients: tuple[str, ...]
+
+
+@dataclass
+class _Daemon:
+    node_id: str
+    home: Path
+    process: subprocess.Popen[bytes]
+
+
+def run_demo(folder: Path | None, *, timeout: float = 60.0, say: Say = print) -> DemoResult:
+    """Run the whole demo in ``folder`` (a fresh temporary folder if None; an existing one must be empty).
+
+    ``timeout`` bounds the wait from the first send until every recipient has signed for every document. Raises
+    ``GwxError`` (one line naming what did not arrive) when it runs out or a daemon dies; the node logs' last lines
+    go to ``say`` first.
+    """
+    demo = _Demo(_prepare(folder), examples_folder(), say)
+    with _without(KEY_PASSPHRASE_ENV):
+        try:
+            demo.build()
+            demo.start()
+            demo.send_all()
+            deadline = time.monotonic() + timeout
+            demo.follow(RecipientState.DELIVERED, deadline, timeout)
+            demo.sign_for_all()
+            demo.follow(RecipientState.SIGNED_FOR, deadline, timeout)
+            rows = demo.summary()
+        finally:
+            demo.close()
+    return DemoResult(demo.folder, demo.elapsed(), rows)
+
+
+def _prepare(folder: Path | None) -> Path:
+    if folder is None:
+        return Path(tempfile.mkdtemp(prefix="gwx-demo-")).resolve()
+    if folder.exists():
+        if not folder.is_dir():
+            raise ConfigError(f"{folder} is not a folder")
+        if any(folder.iterdir()):
+            raise ConfigError(f"{folder} is not empty: give gwx demo a new or empty folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder.resolve()
+
+
+@contextlib.contextmanager
+def _without(variable: str) -> Iterator[None]:
+    """The demo's keys are unencrypted, and an unencrypted key loads only when no passphrase is set."""
+    saved = os.environ.pop(variable, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[variable] = saved
+
+
+class _Demo:
+    def __init__(self, folder: Path, examples: Path, say: Say) -> None:
+        self.folder = folder
+        self.examples = examples
+        self.say = say
+        self.started = time.monotonic()
+        self.ca = folder / "ca"
+        self.directory_file = folder / "directory.signed.xml"
+        self.homes: dict[str, Path] = {}
+        self.daemons: list[_Daemon] = []
+        self.contexts: dict[str, NodeContext] = {}
+        self.sent: list[_Sent] = []
+        self.states: dict[tuple[str, str], RecipientState] = {}  # (message id, recipient) → last state seen
+        self._directory: Directory | None = None
+
+    # --- the network ---
+
+    @property
+    def directory(self) -> Directory:
+        if self._directory is None:
+            raise ConfigError("the demo's directory is not built yet")
+        return self._directory
+
+    def build(self) -> None:
+        """PKI, signed directory with local endpoints, and one node home per node."""
+        source = self.examples / "network.toml"
+        text = source.read_text(encoding="utf-8")
+        spec = tomllib.loads(text)
+        nodes = [str(n["id"]) for n in spec.get("node", [])]
+        departments = {str(d["code"]): (str(d["name"]), str(d["node"])) for d in spec.get("department", [])}
+        self.step(f"1. 安全中心：根证书，{len(nodes)} 个节点证书，{len(departments)} 个机关的签名与加密证书")
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)  # valid at once on every clock
+        unsafe = UnsafeUnencrypted()
+        authority = Authority.create(self.ca, code=AUTHORITY_CODE, name=AUTHORITY_NAME, protection=unsafe, now=start)
+        authority.issue(
+            code=AUTHORITY_CODE, name=AUTHORITY_NAME, role=Role.DEPARTMENT, usage=Usage.SIGNING, protection=unsafe,
+            now=start,
+        )  # fmt: skip
+        for node_id in nodes:
+            served = [name for name, home in departments.values() if home == node_id]
+            name = f"{served[0]}交换节点" if served else f"交换节点 {node_id}"
+            authority.issue(code=node_id, name=name, role=Role.NODE, usage=Usage.NODE, protection=unsafe, now=start)
+        for code, (name, _) in departments.items():
+            for usage in (Usage.SIGNING, Usage.ENCRYPTION):
+                authority.issue(code=code, name=name, role=Role.DEPARTMENT, usage=usage, protection=unsafe, now=start)
+
+        # The file names its certificates relative to itself ("ca/issued"): the demo folder has the same layout.
+        compiled = compile_directory(text, lambda name: (self.folder / name).read_bytes(), now=datetime.now(UTC))
+        local = tuple(replace(n, smtp_host="127.0.0.1", smtp_port=_free_port()) for n in compiled.nodes)
+        self._directory = directory = replace(compiled, nodes=local)
+        key, cert = load_keypair(self.ca / "issued" / AUTHORITY_CODE, "signing")
+        atomic_write(self.directory_file, sign_directory(directory, Signer(key, cert), authority_code=AUTHORITY_CODE))
+        limits = "，".join(f"{zone}最高{limit}" for zone, limit in directory.policy.limits.items())
+        self.say(
+            f"   交换目录第 {directory.serial} 版（{source.name}）：{len(directory.nodes)} 个节点，"
+            f"{len(directory.links)} 条链路；{limits}；由{AUTHORITY_NAME}签名"
+        )
+
+        self.step("2. 节点：每个节点一个目录，各自运行 gwx node run（SMTP + STARTTLS，双方出示节点证书）")
+        for node in directory.nodes:
+            home = self.folder / "nodes" / node.node_id
+            init_home(
+                home,
+                node_id=node.node_id,
+                listen=node.smtp_endpoint,
+                directory=self.directory_file,
+                root=self.ca / "root.crt",
+                crls=[self.ca / "crl.pem"],
+                node_keys=self.ca / "issued" / node.node_id,
+                departments={d.code: self.ca / "issued" / d.code for d in directory.departments_at(node.node_id)},
+                extra=NODE_SETTINGS,
+            )
+            self.homes[node.node_id] = home
+
+    def start(self) -> None:
+        environment = {k: v for k, v in os.environ.items() if k != KEY_PASSPHRASE_ENV}
+        for node_id, home in self.homes.items():
+            with (home / LOG_NAME).open("ab") as log:
+                process = subprocess.Popen(
+                    [*_gwx(), "node", "run", str(home)], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                    env=environment,
+                )  # fmt: skip
+            self.daemons.append(_Daemon(node_id, home, process))
+        deadline = time.monotonic() + START_TIMEOUT
+        for daemon in self.daemons:
+            run_file = daemon.home / RUN_NAME
+            while not run_file.is_file():
+                if daemon.process.poll() is not None:
+                    self.fail(f"节点 {daemon.node_id} 未能启动（退出码 {daemon.process.returncode}）")
+                if time.monotonic() > deadline:
+                    self.fail(f"节点 {daemon.node_id} 在 {START_TIMEOUT:.0f} 秒内未就绪")
+                time.sleep(POLL)
+        for daemon in self.daemons:
+            node = self.directory.node(daemon.node_id)
+            names = "、".join(d.name for d in self.directory.departments_at(daemon.node_id))
+            self.say(
+                f"   {_pad(node.node_id, 8)} {node.zone}  {_pad(node.smtp_endpoint, 16)} pid {daemon.process.pid:<7} "
+                f"{names}"
+            )
+        self.say(f"   {len(self.daemons)} 个节点已就绪（{self.clock()}）")
+
+    # --- the documents ---
+
+    def send_all(self) -> None:
+        self.step(f"3. 发文：{len(SAMPLES)} 份示例公文，各由发文机关所在节点签署、加密、发出（即 gwx send）")
+        for name in SAMPLES:
+            description = self.examples / name
+            doc = load_description_file(description)
+            sender = doc.issuers[0].code  # the lead department sends a joint document
+            sender_node = self.directory.department(sender).home_node
+            co_signers = [self.signer_of(d.code) for d in doc.issuers[1:]]
+            at = datetime.now(UTC).replace(microsecond=0)
+            sent = send_document(
+                self.context(sender_node), sender, doc, attachment_files(description), at=at, co_signers=co_signers
+            )
+            label = f"{doc.kind} {doc.doc_number.text}"
+            self.sent.append(_Sent(label, sent.message_id, sender_node, sent.route.recipients))
+            self.show_route(label, doc, sent.route, sent.message_id)
+
+    def show_route(self, label: str, doc: Document, route: RoutePlan, message_id: str) -> None:
+        directory = self.directory
+        flags = "，".join([str(doc.classification)] + ([str(doc.urgency)] if doc.urgency else []))
+        issuers = "、".join(directory.department(d.code).name for d in doc.issuers)
+        joint = "（联合发文，依次签署）" if doc.is_joint else ""
+        self.say(f"\n   {label}《{doc.title}》（{flags}）")
+        self.say(f"   {issuers}{joint} 自节点 {route.sender_node} 发出，报文编号 {message_id}")
+        # The route the same recipients would take if 密级 set no limit: where they differ, a zone was avoided.
+        free = plan(directory, route.sender_node, route.recipients, Classification.PUBLIC)
+        for code in route.recipients:
+            path = route.path(code)
+            self.say(f"     → {_pad(directory.department(code).name, 22)} {format_path(directory, path)}")
+            if free.path(code) != path:
+                zones = [
+                    z
+                    for z in Zone
+                    if z in _zones(directory, free.path(code)) and not directory.policy.allows(z, doc.classification)
+                ]
+                avoided = "、".join(f"{z}（最高{directory.policy.limit(z)}）" for z in zones)
+                self.say(
+                    f"       {doc.classification}文件不得经过{avoided}：不走更短的 "
+                    f"{format_path(directory, free.path(code))}，改走上面这条 {len(path) - 1} 跳的路由"
+                )
+
+    def sign_for_all(self) -> None:
+        self.step("5. 签收：每个收文机关的收发员签收收件箱中的公文（即 gwx sign-for），签收回执发回发文机关")
+        labels = {s.message_id: s.label for s in self.sent}
+        for department in dict.fromkeys(code for s in self.sent for code in s.recipients):
+            node = self.directory.department(department).home_node
+            ctx = self.context(node)
+            for entry in ctx.store.inbox(department):
+                if entry.message_id not in labels or entry.state != "new":
+                    continue
+                at = datetime.now(UTC).replace(microsecond=0)
+                answer_document(ctx, department, entry.message_id, ReceiptKind.SIGNED_FOR, at=at)
+                name = self.directory.department(department).name
+                self.say(f"{self.clock()} {name} 签收 {labels[entry.message_id]}")
+
+    # --- following the outboxes ---
+
+    def follow(self, target: RecipientState, deadline: float, timeout: float) -> None:
+        """Print every state change until each document × recipient reaches ``target`` (or fail)."""
+        if target is RecipientState.DELIVERED:
+            self.step("4. 传输：发文机关发件箱中每个收文机关的状态（回执逐跳返回）")
+        while True:
+            self.poll()
+            failed = [(k, s) for k, s in self.states.items() if s in (RecipientState.FAILED, RecipientState.RETURNED)]
+            if failed:
+                self.fail(f"有公文{failed[0][1]}", target)
+            if all(self.states.get((s.message_id, r), RecipientState.QUEUED).rank >= target.rank for s in self.sent
+                   for r in s.recipients):  # fmt: skip
+                return
+            for daemon in self.daemons:
+                if daemon.process.poll() is not None:
+                    self.fail(f"节点 {daemon.node_id} 意外退出（退出码 {daemon.process.returncode}）", target)
+            if time.monotonic() > deadline:
+                self.fail(f"{timeout:g} 秒内未完成", target)
+            time.sleep(POLL)
+
+    def poll(self) -> None:
+        labels = {s.message_id: s for s in self.sent}
+        for node in dict.fromkeys(s.sender_node for s in self.sent):
+            for view in self.context(node).store.outbox():
+                sent = labels.get(view.message_id)
+                if sent is None:
+                    continue
+                for recipient, state, _ in view.recipients:
+                    key = (view.message_id, recipient)
+                    if self.states.get(key) != state:
+                        self.states[key] = state
+                        name = self.directory.department(recipient).name
+                        self.say(f"{self.clock()} {sent.label} → {name}：{_WORDS.get(state, state.value)}")
+
+    def summary(self) -> tuple[tuple[str, str, str], ...]:
+        rows = tuple(
+            (
+                s.label,
+                self.directory.department(r).name,
+                str(self.states.get((s.message_id, r), RecipientState.QUEUED)),
+            )
+            for s in self.sent
+            for r in s.recipients
+        )
+        self.step(f"6. 结果：{len(self.sent)} 份公文，{len(rows)} 个收文机关，用时 {self.elapsed():.1f} 秒")
+        width = max(_width(row[0]) for row in rows) + 2
+        self.say(f"   {_pad('公文', width)}{_pad('收文机关', 24)}状态")
+        for label, name, state in rows:
+            self.say(f"   {_pad(label, width)}{_pad(name, 24)}{_WORDS.get(RecipientState(state), state)}")
+        self.say(f"\n节点目录在 {self.folder / 'nodes'}（每个节点的日志：node.log），节点停止后仍可查看：")
+        hub, czt = self.homes.get("gd-hub"), self.homes.get("gd-czt")
+        first = next(iter(self.homes.values()))
+        self.say(f"   gwx node status {hub or first}")
+        self.say(f"   gwx outbox --home {czt or first}")
+        self.say(f"   gwx inbox --home {hub or first}")
+        return rows
+
+    # --- helpers ---
+
+    def context(self, node_id: str) -> NodeContext:
+        """The node's keys, directory and store, as a clerk's command opens them beside the running daemon."""
+        if node_id not in self.contexts:
+            self.contexts[node_id] = load_context(NodeConfig.load(self.homes[node_id]))
+        return self.contexts[node_id]
+
+    def signer_of(self, department: str) -> Signer:
+        """A co-issuing department's signing key, from the demo's PKI (at its own node, in real life)."""
+        key, cert = load_keypair(self.ca / "issued" / department, "signing")
+        return Signer(key, cert)
+
+    def fail(self, reason: str, target: RecipientState | None = None) -> None:
+        self.say("\n节点日志（最后几行）：")
+        for daemon in self.daemons:
+            self.say(f"--- {daemon.node_id}（{daemon.home / LOG_NAME}）")
+            for line in _tail(daemon.home / LOG_NAME):
+                self.say(f"    {line}")
+        if target is None:
+            raise GwxError(f"演示未完成：{reason}")
+        pending = []
+        for sent in self.sent:
+            late = [
+                f"{self.directory.department(r).name}（{_WORDS.get(state, state.value)}）"
+                for r in sent.recipients
+                if (state := self.states.get((sent.message_id, r), RecipientState.QUEUED)).rank < target.rank
+                or state in (RecipientState.FAILED, RecipientState.RETURNED)
+            ]
+            if late:
+                pending.append(f"{sent.label} → {'、'.join(late)}")
+        raise GwxError(f"演示未完成：{reason}；未{target}：{'；'.join(pending) or '无'}")
+
+    def close(self) -> None:
+        """Stop every daemon, then close the stores."""
+        try:
+            self.stop_daemons()
+        finally:
+            for ctx in self.contexts.values():
+                ctx.close()
+            self.contexts.clear()
+
+    def stop_daemons(self) -> None:
+        """SIGTERM (a node stops cleanly), then SIGKILL whatever outlives the grace period or a second Ctrl-C."""
+        gone = [d for d in self.daemons if d.process.poll() is not None]
+        running = [d for d in self.daemons if d not in gone]
+        killed: list[str] = []
+        try:
+            for daemon in running:
+                daemon.process.terminate()
+            deadline = time.monotonic() + STOP_GRACE
+            for daemon in running:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    daemon.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        finally:
+            for daemon in running:
+                if daemon.process.poll() is None:
+                    daemon.process.kill()
+                    daemon.process.wait()
+                    killed.append(daemon.node_id)
+        if not self.daemons:
+            return
+        clean = sum(1 for d in running if d.process.returncode == 0)
+        notes = [f"{len(running)} 个节点进程已停止（SIGTERM），{clean} 个正常退出"]
+        if killed:
+            notes.append(f"{'、'.join(killed)} 超时未退出，已强制结束（SIGKILL）")
+        if gone:
+            notes.append("此前已退出：" + "、".join(f"{d.node_id}（退出码 {d.process.returncode}）" for d in gone))
+        self.say("\n" + "；".join(notes))
+
+    def step(self, title: str) -> None:
+        self.say(f"\n== {title}")
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def clock(self) -> str:
+        return f"[{self.elapsed():5.1f}s]"
+
+
+def _gwx() -> list[str]:
+    """The command that runs ``gwx`` with this interpreter: the script beside it, or the module."""
+    script = Path(sys.executable).with_name("gwx")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-c", "from gwexchange.cli import main; main()"]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _zones(directory: Directory, path: tuple[str, ...]) -> set[Zone]:
+    """The zones a path passes: its nodes' and its links'."""
+    zones = {directory.node(n).zone for n in path}
+    zones.update(link.zone for a, b in itertools.pairwise(path) if (link := directory.link_between(a, b)))
+    return zones
+
+
+def _tail(log: Path) -> list[str]:
+    """The last lines of a node log, without the SMTP library's chatter."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line for line in lines if "logger=mail.log" not in line][-TAIL_LINES:]
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    """Pad to ``width`` terminal columns (a CJK character takes two)."""
+    return text + " " * max(width - _width(text), 0)
