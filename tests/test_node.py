@@ -10,127 +10,46 @@ the real clock (the daemons read it). Every wait is bounded; every process is ki
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
 
 import pytest
+from nodes_support import (
+    LETTER,
+    NODES,
+    Daemons,
+    Network,
+    free_port,
+    gwx,
+    inbox_ids,
+    log_entries,
+    logs,
+    make_directory,
+    make_pki,
+    node_trust,
+    outbox_states,
+    wait_for,
+    write_directory,
+)
 
-from gwexchange.archive.log import MerkleLog, verify_log
+from gwexchange.archive.log import verify_log
 from gwexchange.archive.treehead import PeerHeads, TreeHeadStore
-from gwexchange.crypto.authority import Authority
-from gwexchange.crypto.certificates import Role, Usage
-from gwexchange.crypto.keys import UnsafeUnencrypted, key_from_pem
-from gwexchange.crypto.trust import TrustPolicy
-from gwexchange.crypto.xmldsig import Signer
-from gwexchange.envelope.model import Classification
-from gwexchange.routing.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy, sign_directory
-from gwexchange.routing.node import NodeConfig, load_trust, open_store
+from gwexchange.routing.node import NodeConfig, open_store
 from gwexchange.routing.smtp import envelope_message_id
-
-REPO = Path(__file__).resolve().parent.parent
-LETTER = REPO / "examples" / "letter.toml"
-GWX = str(Path(sys.executable).with_name("gwx"))
-AUTHORITY = "gd.gov.ca"
-NODES = {"gd-gxt": "gd.gov.gxt", "gd-hub": "gd.gov.office", "gd-czt": "gd.gov.czt"}
-NAMES = {"gd.gov.gxt": "广东省工业和信息化厅", "gd.gov.office": "广东省人民政府办公厅", "gd.gov.czt": "广东省财政厅"}
-WAIT = 40.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e.pop("GWX_KEY_PASSPHRASE", None)  # the test keys are unencrypted
-    return e
-
-
-def gwx(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([GWX, *map(str, args)], capture_output=True, text=True, timeout=60, env=env(), check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"gwx {' '.join(map(str, args))} failed ({result.returncode}): {result.stderr}")
-    return result
-
-
-@dataclass
-class Network:
-    """The files every node home points at, and one node home per node (made with ``gwx node init``)."""
-
-    folder: Path
-    homes: dict[str, Path]
 
 
 @pytest.fixture(scope="module")
 def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Root, CRL, node and department keys, and the authority's directory signing key, valid now."""
-    home = tmp_path_factory.mktemp("node-pki") / "ca"
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-    unsafe = UnsafeUnencrypted()
-    authority = Authority.create(
-        home, code=AUTHORITY, name="广东省电子政务安全中心（测试）", protection=unsafe, now=start
-    )
-    for usage in (Usage.SIGNING,):
-        authority.issue(
-            code=AUTHORITY, name="安全中心", role=Role.DEPARTMENT, usage=usage, protection=unsafe, now=start
-        )
-    for node, code in NODES.items():
-        authority.issue(
-            code=node, name=f"{node} 交换节点", role=Role.NODE, usage=Usage.NODE, protection=unsafe, now=start
-        )
-        for usage in (Usage.SIGNING, Usage.ENCRYPTION):
-            authority.issue(
-                code=code, name=NAMES[code], role=Role.DEPARTMENT, usage=usage, protection=unsafe, now=start
-            )
-    return home
-
-
-def cert(pki: Path, code: str, usage: Usage) -> Any:
-    from cryptography import x509
-
-    return x509.load_pem_x509_certificate((pki / "issued" / code / f"{usage.value}.crt").read_bytes())
+    return make_pki(tmp_path_factory.mktemp("node-pki") / "ca")
 
 
 @pytest.fixture
 def network(pki_dir: Path, tmp_path: Path) -> Network:
-    """A signed directory with fresh ports, and a node home per node."""
-    now = datetime.now(UTC).replace(microsecond=0)
+    """A signed directory with fresh ports, and a node home per node (made with ``gwx node init``)."""
     ports = {node: free_port() for node in NODES}
-    directory = Directory(
-        serial=1,
-        issued=now - timedelta(hours=1),
-        expires=now + timedelta(days=30),
-        policy=ZonePolicy(dict.fromkeys(Zone, Classification.TOP_SECRET)),
-        nodes=tuple(
-            NodeEntry(node, "127.0.0.1", ports[node], Zone.INTERNAL, cert(pki_dir, node, Usage.NODE)) for node in NODES
-        ),
-        departments=tuple(
-            DepartmentEntry(
-                code, NAMES[code], node, cert(pki_dir, code, Usage.SIGNING), cert(pki_dir, code, Usage.ENCRYPTION)
-            )
-            for node, code in NODES.items()
-        ),
-        links=(Link("gd-gxt", "gd-hub", Zone.INTERNAL), Link("gd-hub", "gd-czt", Zone.INTERNAL)),
-    )
-    ca_files = pki_dir / "issued" / AUTHORITY
-    signer = Signer(
-        key_from_pem((ca_files / "signing.key").read_bytes(), None), cert(pki_dir, AUTHORITY, Usage.SIGNING)
-    )
-    signed = tmp_path / "directory.signed.xml"
-    signed.write_bytes(sign_directory(directory, signer, authority_code=AUTHORITY))
+    signed = write_directory(pki_dir, make_directory(pki_dir, ports), tmp_path / "directory.signed.xml")
     homes = {}
     for node, code in NODES.items():
         home = tmp_path / node
@@ -144,49 +63,6 @@ def network(pki_dir: Path, tmp_path: Path) -> Network:
     return Network(tmp_path, homes)
 
 
-class Daemons:
-    """``gwx node run`` processes; whatever is still running at teardown is killed."""
-
-    def __init__(self, network: Network) -> None:
-        self.network = network
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs: list[IO[bytes]] = []
-
-    def start(self, node: str) -> None:
-        home = self.network.homes[node]
-        (home / "run.json").unlink(missing_ok=True)  # a SIGKILLed daemon leaves it behind
-        log = (self.network.folder / f"{node}.log").open("ab")
-        self.logs.append(log)
-        proc = subprocess.Popen([GWX, "node", "run", str(home)], stdout=log, stderr=log, env=env())
-        self.procs[node] = proc
-        wait_for((home / "run.json").is_file, f"{node} to listen", proc=proc, log=self.log(node))
-        info = json.loads((home / "run.json").read_text())
-        assert info["pid"] == proc.pid
-
-    def kill(self, node: str) -> None:
-        proc = self.procs.pop(node)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-
-    def stop(self, node: str) -> int:
-        """SIGTERM and wait: the exit code."""
-        proc = self.procs.pop(node)
-        proc.send_signal(signal.SIGTERM)
-        return proc.wait(timeout=20)
-
-    def log(self, node: str) -> Path:
-        return self.network.folder / f"{node}.log"
-
-    def close(self) -> None:
-        for proc in self.procs.values():
-            proc.kill()
-        for proc in self.procs.values():
-            proc.wait(timeout=10)
-        self.procs.clear()
-        for log in self.logs:
-            log.close()
-
-
 @pytest.fixture
 def daemons(network: Network) -> Iterator[Daemons]:
     d = Daemons(network)
@@ -194,49 +70,6 @@ def daemons(network: Network) -> Iterator[Daemons]:
         yield d
     finally:
         d.close()
-
-
-def wait_for(
-    condition: Callable[[], bool],
-    what: str,
-    *,
-    timeout: float = WAIT,
-    proc: subprocess.Popen[bytes] | None = None,
-    log: Path | None = None,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if proc is not None and proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    tail = log.read_text(errors="replace")[-4000:] if log is not None and log.is_file() else ""
-    raise AssertionError(f"timed out waiting for {what}\n{tail}")
-
-
-def node_trust(home: Path) -> TrustPolicy:
-    config = NodeConfig.load(home)
-    return load_trust(config)
-
-
-def log_entries(folder: Path) -> list[tuple[int, bytes]]:
-    with MerkleLog(folder) as merkle:
-        return list(merkle.iter_entries())
-
-
-def outbox_states(home: Path) -> dict[tuple[str, str], str]:
-    with open_store(NodeConfig.load(home)) as store:
-        return {(v.message_id, code): state.value for v in store.outbox() for code, state, _ in v.recipients}
-
-
-def inbox_ids(home: Path, department: str) -> list[str]:
-    with open_store(NodeConfig.load(home)) as store:
-        return [e.message_id for e in store.inbox(department)]
-
-
-def logs(daemons: Daemons) -> str:
-    return "\n".join(f"--- {n}\n{daemons.log(n).read_text(errors='replace')[-3000:]}" for n in NODES)
 
 
 def test_a_letter_goes_through_the_hub_and_is_signed_for(network: Network, daemons: Daemons) -> None:
@@ -259,6 +92,28 @@ def test_a_letter_goes_through_the_hub_and_is_signed_for(network: Network, daemo
     )
     rows = json.loads(gwx("outbox", "--home", gxt, "--json").stdout)
     assert {(r["recipient"], r["state"]) for r in rows} == {("gd.gov.czt", "签收"), ("gd.gov.office", "送达")}
+
+    # the recipient's clerk reads it whole and exports it: the signed XML and both attachments, byte for byte
+    shown = gwx("show", message_id, "--home", czt).stdout
+    assert "广东省工业和信息化厅关于商请提供政务数据共享目录的函" in shown and "已签收" in shown
+    out = network.folder / "export"
+    exported = gwx("export", message_id, "--home", czt, "-o", out).stdout
+    assert "share-catalogue.csv" in exported
+    for name in ("share-catalogue.csv", "contacts.txt"):
+        assert (out / name).read_bytes() == (LETTER.parent / "attachments" / name).read_bytes()
+    config = NodeConfig.load(czt)
+    verified = gwx("verify", out / "document.xml", "--root", config.root, "--crl", config.crls[0], check=False)
+    assert verified.returncode == 0, verified.stderr
+    again = gwx("export", message_id, "--home", czt, "-o", out, check=False)
+    assert again.returncode == 1 and "document.xml" in again.stderr and again.stderr.count("\n") == 1
+    # the sender sees each recipient's state and route
+    sent = json.loads(gwx("show", message_id, "--home", gxt, "--json").stdout)["sent"]
+    assert {r["recipient"]: r["route"] for r in sent["recipients"]} == {
+        "gd.gov.czt": ["gd-gxt", "gd-hub", "gd-czt"],
+        "gd.gov.office": ["gd-gxt", "gd-hub"],
+    }
+    missing = gwx("show", "0" * 8 + "-0000-4000-8000-" + "0" * 12, "--home", gxt, check=False)
+    assert missing.returncode == 1 and "not in" in missing.stderr
     table = gwx("outbox", "--home", gxt).stdout
     assert "签收" in table and "送达" in table and message_id in table
 
@@ -335,6 +190,8 @@ def test_an_unroutable_letter_is_refused_in_one_line_before_anything_is_queued(n
     result = gwx("send", folder / "letter.toml", "--home", gxt, check=False)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "无可用路由" in result.stderr and "gz.gov.office" in result.stderr
+    bad = gwx("send", LETTER, "--home", gxt, "--lifetime", "7 weeks", check=False)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "--lifetime" in bad.stderr
     assert outbox_states(gxt) == {}
     with open_store(NodeConfig.load(gxt)) as store:
         assert store.queue() == ()
