@@ -9,7 +9,8 @@ hold heads it gave them. From those alone — no store, no daemon, no key but pu
 * **every entry** is an envelope whose node signature verifies, the node's certificate validated at the
   envelope's creation time, and that certificate is the one the directory valid at that time lists for the
   node; each message id once; the node is on the envelope's route;
-* **every receipt**'s signature, and that it answers a document in the log (before it), bound to that
+* **every receipt**'s signature, and that it answers a document in the log (not necessarily before it: the
+  daemon logs the envelopes one decision accepted in message-id order, a 送达 beside its document), bound to that
   envelope's digest, by a recipient (a department) or a node on the route (投递失败), sent to the document's
   sender; every department's receipt of one document binds the same document digest;
 * **documents delivered here**: the signed bytes the node filed verify and are the ones its 送达 names;
@@ -686,13 +687,6 @@ class _Node:
                     )
                     continue
                 doc, where = found, "（该公文在其他节点的日志中）"
-            elif r.index < doc.index:
-                self.add(
-                    Check.RECEIPT,
-                    f"回执在其答复的公文（条目 {doc.index}）之前入日志",
-                    index=r.index,
-                    message_id=mid,
-                )
             self._check_binding(r, doc, where)
             if rc.role is AnswererRole.DEPARTMENT and rc.document_sha256 is not None:
                 digests.setdefault(rc.message_id, {}).setdefault(rc.document_sha256, []).append(r)

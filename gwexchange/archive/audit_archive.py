@@ -189,14 +189,16 @@ def plan_log_copy(log_dir: Path, snapshot: datetime) -> LogCut:
 
 
 def _heads_prefix(path: Path, commit: CommitPoint | None, snapshot: datetime) -> int:
-    """Bytes of complete head lines, up to the first well-formed head signed after the snapshot over entries it
-    does not hold (the daemon's next head). Damaged lines are kept: the audit must see them."""
+    """Bytes of head lines, up to the first well-formed head signed after the snapshot over entries it does not
+    hold (the daemon's next head). Damaged lines are kept: the audit must see them; so is a torn last line unless
+    the file was written just now (a head being appended)."""
     limit = commit.size if commit is not None else None
+    at_rest = datetime.fromtimestamp(path.stat().st_mtime, UTC) < snapshot - LATE_HEAD_MARGIN
     kept = 0
     with path.open("rb") as f:
         for raw in f:
-            if not raw.endswith(b"\n"):
-                break  # a torn last line: a head whose write never returned, never handed out
+            if not raw.endswith(b"\n") and not at_rest:
+                break  # a head being written now; a file at rest keeps its torn line, for the audit to report
             if limit is not None:
                 try:
                     head = parse_head_line(raw[:-1])
@@ -272,10 +274,10 @@ class HomeSource(NodeSource):
         self.snapshot = datetime.now(UTC)
         self._tmp = Path(tempfile.mkdtemp(prefix="gwx-audit-"))
         try:
-            self.cut = snapshot_log(config.home / "log", self._tmp / "log", self.snapshot)
+            self.cut = snapshot_log(config.log_dir, self._tmp / "log", self.snapshot)
             self.log_dir = self._tmp / "log"
             self.peer_heads = None
-            peer = config.home / PEER_HEADS
+            peer = config.peer_heads_path
             if peer.is_file():
                 self.peer_heads = self._tmp / PEER_HEADS
                 with self.peer_heads.open("wb") as out:
