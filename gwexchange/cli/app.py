@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from gwexchange.cli.audit import audit_app
 from gwexchange.cli.demo import demo
 from gwexchange.cli.directory import directory_app
 from gwexchange.cli.doc import doc_app
@@ -48,6 +49,7 @@ app.command("seal")(seal_command)
 app.command("open")(open_command)
 app.command("inspect")(inspect_command)
 app.add_typer(node_cli)  # gwx node …, send, outbox, inbox, sign-for, return
+app.add_typer(audit_app, name="audit")
 app.command("demo")(demo)
 
 
