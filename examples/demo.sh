@@ -2,7 +2,8 @@
 # The end-to-end show of what gwexchange does today, with the real `gwx` command a clerk types:
 # make a PKI, draft and sign the sample notice, verify it, tamper with one byte, watch verification fail;
 # then a joint document signed by two departments, and a revoked certificate refused.
-# Run it through `./dev.sh demo`; everything it makes goes into demo-output/ (deleted first).
+# Run it with the venv's gwx on PATH: `PATH=.venv/bin:$PATH bash examples/demo.sh` (after `./dev.sh test` has
+# installed the fonts); everything it makes goes into demo-output/ (deleted first). `./dev.sh demo` runs `gwx demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=demo-output
