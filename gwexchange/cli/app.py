@@ -14,6 +14,7 @@ from gwexchange.cli.audit import audit_app
 from gwexchange.cli.demo import demo
 from gwexchange.cli.directory import directory_app
 from gwexchange.cli.doc import doc_app
+from gwexchange.cli.documents import export, show
 from gwexchange.cli.envelope import inspect_command, open_command, receipt_app, seal_command
 from gwexchange.cli.node import node_cli
 from gwexchange.cli.pki import pki_app
@@ -51,6 +52,8 @@ app.command("inspect")(inspect_command)
 app.add_typer(node_cli)  # gwx node …, send, outbox, inbox, sign-for, return
 app.add_typer(audit_app, name="audit")
 app.command("demo")(demo)
+app.command("show")(show)
+app.command("export")(export)
 
 
 def _headline(error: GwxError) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from datetime import UTC, date, datetime
+import re
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,7 +16,7 @@ from cryptography import x509
 
 from gwexchange.crypto.keys import Protection, UnsafeUnencrypted
 from gwexchange.crypto.trust import TrustPolicy
-from gwexchange.errors import ConfigError
+from gwexchange.errors import ConfigError, InputError
 
 CA_PASSPHRASE_ENV = "GWX_CA_PASSPHRASE"
 
@@ -93,3 +94,15 @@ KeysOption = Annotated[
 NodeKeysOption = Annotated[
     Path, typer.Option("--node-keys", help="The node's key folder (node.key, node.crt).", envvar="GWX_NODE_KEYS")
 ]
+
+
+_DURATION = re.compile(r"([1-9][0-9]{0,6})([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str, option: str) -> timedelta:
+    """``90s``, ``30m``, ``12h``, ``7d`` → a timedelta; anything else is a one-line error naming the option."""
+    m = _DURATION.fullmatch(text.strip())
+    if m is None:
+        raise InputError(f"{option} {text!r} is not a duration such as 90s, 30m, 12h or 7d")
+    return timedelta(**{_UNITS[m[2]]: int(m[1])})

@@ -86,7 +86,7 @@ def doc_show(
     if as_json:
         emit_json({"document": to_json(doc), "signings_unverified": [list(s) for s in signings]})
         return
-    for line in _document_lines(doc):
+    for line in document_lines(doc):
         typer.echo(line)
     for department, time in signings:
         typer.echo(f"签署（未验证）：{department}  {time}")
@@ -94,7 +94,7 @@ def doc_show(
         typer.echo("提示：以上签署未经验证，请用 gwx verify 验证。")
 
 
-def _document_lines(doc: Document) -> list[str]:
+def document_lines(doc: Document) -> list[str]:
     lines: list[str] = []
 
     def row(label: str, value: str | None) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from gwexchange import xmlsafe
-from gwexchange.cli.common import JsonOption, emit_json, now
+from gwexchange.cli.common import JsonOption, emit_json, now, parse_duration
 from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.envelope.xmlform import document_from_element
 from gwexchange.errors import ConfigError, GwxError, InputError
@@ -123,11 +123,11 @@ def node_status(home: NodeHomeArg, as_json: JsonOption = False) -> None:
 # --- the clerk's commands --------------------------------------------------------------------------------------
 
 
-def _open(home: Path) -> NodeContext:
+def open_home(home: Path) -> NodeContext:
     return load_context(NodeConfig.load(home))
 
 
-def _department(ctx: NodeContext, department: str | None) -> str:
+def department_of(ctx: NodeContext, department: str | None) -> str:
     served = sorted(ctx.view.departments)
     if department is None:
         if len(served) != 1:
@@ -153,13 +153,19 @@ def send(
     attachments: Annotated[
         Path | None, typer.Option(help="Folder of the attachment files; default: as the description names them.")
     ] = None,
+    lifetime: Annotated[
+        str,
+        typer.Option(help="How long the envelope may travel before 投递失败 is returned: 90s, 30m, 12h, 7d."),
+    ] = "7d",
 ) -> None:
     """Draft, sign, route-check, seal and queue a document; prints its message id."""
-    ctx = _open(home)
+    travel = parse_duration(lifetime, "--lifetime")
+    ctx = open_home(home)
     try:
-        code = _department(ctx, department)
+        code = department_of(ctx, department)
         doc = load_description_file(description, departments)
-        sent = send_document(ctx, code, doc, attachment_files(description, attachments), at=now())
+        files = attachment_files(description, attachments)
+        sent = send_document(ctx, code, doc, files, at=now(), lifetime=travel)
     finally:
         ctx.close()
     typer.echo(sent.message_id)
@@ -237,9 +243,9 @@ def inbox(home: NodeHomeOption, department: DepartmentOption = None, as_json: Js
 
 
 def _answer(home: Path, department: str | None, message_id: str, kind: ReceiptKind, reason: str | None) -> str:
-    ctx = _open(home)
+    ctx = open_home(home)
     try:
-        code = _department(ctx, department)
+        code = department_of(ctx, department)
         try:
             item = ctx.store.inbox_item(code, message_id)
         except KeyError as e:
@@ -286,7 +292,7 @@ def bundle_export(
     output: Annotated[Path, typer.Option("-o", "--output", help="The bundle file to write.")],
 ) -> None:
     """Write every envelope queued for PEER into one bundle file; they count as sent once it is written."""
-    ctx = _open(home)
+    ctx = open_home(home)
     try:
         report = export_bundle(ctx.store, ctx.view, peer, output, now())
     finally:
@@ -301,7 +307,7 @@ def bundle_import(
     as_json: JsonOption = False,
 ) -> None:
     """Take in the envelopes of a bundle, each with the checks, dedup and receipts of an SMTP delivery."""
-    ctx = _open(home)
+    ctx = open_home(home)
     try:
         report = import_bundle(file, ctx.store, ctx.view, now())
     finally:

@@ -6,21 +6,22 @@ check the route, sign, verify, seal for every recipient, stage the parts and que
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from gwexchange.crypto.certificates import identity_of
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.model import Document
 from gwexchange.envelope.receipts import ReceiptKind
-from gwexchange.envelope.sealing import seal
+from gwexchange.envelope.sealing import DEFAULT_LIFETIME, open_envelope, seal
 from gwexchange.envelope.signing import sign_document, verify_document
 from gwexchange.envelope.xmlform import document_to_xml
-from gwexchange.errors import ConfigError, InputError
-from gwexchange.files import read_chunks
+from gwexchange.errors import ConfigError, InputError, VerificationError
+from gwexchange.files import atomic_write, read_chunks
 from gwexchange.routing import node_logic
 from gwexchange.routing.node import NodeContext, remove_dir, staging_dir
 from gwexchange.routing.routes import RoutePlan, plan
@@ -59,6 +60,7 @@ def send_document(
     *,
     at: datetime,
     co_signers: Sequence[Signer] = (),
+    lifetime: timedelta = DEFAULT_LIFETIME,
 ) -> SentDocument:
     """Sign ``doc`` as its issuers, seal it at this node for its recipients and queue it; nothing is queued on error.
 
@@ -104,6 +106,7 @@ def send_document(
             now=at,
             attachments=sources,
             part_sink=sink,
+            lifetime=lifetime,
         )
         message_id = sealed.header.message_id
         ctx.store.stage_parts(message_id, sealed.parts, {p.cid: read_chunks(scratch / p.cid) for p in sealed.parts})
@@ -128,3 +131,45 @@ def answer_document(
     except KeyError as e:
         raise InputError(f"message {message_id} is not in the inbox of {department}") from e
     ctx.store.apply(node_logic.answer(item, kind, ctx.view, ctx.store, at, reason=reason))
+
+
+def export_document(ctx: NodeContext, department: str, message_id: str, folder: Path) -> tuple[Path, ...]:
+    """Write a document of ``department``'s inbox to ``folder``: the signed XML (``document.xml``) and each
+    attachment under its file name, decrypted and checked against the digest signed in the document.
+
+    The envelope is opened again, as it was verified when it arrived (at its arrival time: it may have expired
+    since). A file is published only once whole and verified; an existing file is never overwritten.
+    """
+    try:
+        entry = next(e for e in ctx.store.inbox(department) if e.message_id == message_id)
+    except StopIteration:
+        raise InputError(f"message {message_id} is not in the inbox of {department}") from None
+    keys = ctx.view.departments.get(department)
+    if keys is None:
+        raise ConfigError(f"department {department} is not served by node {ctx.config.node_id}")
+    opened = open_envelope(
+        ctx.store.envelope_xml(message_id), department, keys.encryption_key, ctx.trust, now=entry.received_at
+    )
+    if opened.document.digest != entry.document_sha256:
+        raise VerificationError(f"message {message_id}: the stored envelope is not the document filed in the inbox")
+    names = ["document.xml", *(part.file_name for part in opened.envelope.parts)]
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [name for name in names if (folder / name).exists()]
+    if taken:
+        raise InputError(f"{folder} already holds {'、'.join(taken)}: export to an empty folder")
+    written = [folder / "document.xml"]
+    atomic_write(written[0], opened.document.signed_bytes)
+    for part in opened.envelope.parts:
+        target = folder / part.file_name
+        scratch = folder / f".{part.file_name}.part"
+        try:
+            with scratch.open("wb") as f:
+                for chunk in opened.attachment(part, ctx.store.read_part(message_id, part.cid)):
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(scratch, target)
+        finally:
+            scratch.unlink(missing_ok=True)
+        written.append(target)
+    return tuple(written)
