@@ -576,3 +576,71 @@ def test_sources_clean_up_their_copies(world: World) -> None:
 def test_two_archives_of_one_node_are_an_input_error(world: World) -> None:
     with pytest.raises(InputError, match="same node"):
         run(world.homes["one"], world.homes["one"])
+
+
+# --- gwx audit --------------------------------------------------------------------------------------------------------
+
+
+def gwx(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str | Path) -> tuple[int, str, str]:
+    """``gwx`` in this process, as the console script runs it: (exit code, stdout, stderr)."""
+    from gwexchange.cli import main
+
+    monkeypatch.setattr("sys.argv", ["gwx", *map(str, args)])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out, err = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 1), out, err
+
+
+def test_gwx_audit_export_verify_prove_report(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = gwx(capsys, monkeypatch, "audit", "export", world.homes["hub"], "-o", tmp_path / "hub.gwxa")
+    assert code == 0 and "已导出节点 hub 的归档" in out
+    homes = [world.homes["src"], world.homes["one"]]
+    code, out, _ = gwx(capsys, monkeypatch, "audit", "verify", *homes, tmp_path / "hub.gwxa", "--root", world.root_file)
+    assert code == 0 and "结论：全部检查通过" in out and "归档文件" in out, out
+    code, out, _ = gwx(capsys, monkeypatch, "audit", "verify", tmp_path / "hub.gwxa", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["ok"] and data["nodes"][0]["node"] == "hub" and data["findings"] == []
+
+    d1 = world.messages["D1"]
+    code, out, _ = gwx(capsys, monkeypatch, "audit", "prove", d1, tmp_path / "hub.gwxa", "--json")
+    assert code == 0 and json.loads(out)["message_id"] == d1
+    (tmp_path / "proof.json").write_text(out, encoding="utf-8")
+    code, out, _ = gwx(capsys, monkeypatch, "audit", "prove", d1, world.homes["hub"])
+    assert code == 0 and f"消息 {d1} 是节点 hub 日志的第" in out and "审计路径" in out
+    args = ("audit", "check-proof", tmp_path / "proof.json", "--root", world.root_file, "--crl", world.crl_file)
+    code, out, _ = gwx(capsys, monkeypatch, *args)
+    assert code == 0 and "证明成立" in out and "注意" not in out, out
+    code, out, _ = gwx(capsys, monkeypatch, "audit", "check-proof", tmp_path / "proof.json")
+    assert code == 0 and "未核对证书" in out
+
+    code, out, _ = gwx(capsys, monkeypatch, "audit", "report", *world.homes.values(), "-o", tmp_path / "r.pdf")
+    assert code == 0 and "结论：全部检查通过" in out
+    text = "".join(p.extract_text() for p in PdfReader(tmp_path / "r.pdf").pages).replace("\n", "")
+    assert "结论：全部检查通过" in text and "未发现问题" in text and d1 in text
+
+
+def test_gwx_audit_failures_exit_1(
+    world: World, homes: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    flip(homes["one"] / "log" / "entries", 300)
+    code, out, _ = gwx(capsys, monkeypatch, "audit", "verify", homes["one"])
+    assert code == 1 and "✗ [one] 日志结构（条目 0" in out and "结论：未通过" in out, out
+    code, out, _ = gwx(capsys, monkeypatch, "audit", "report", homes["one"], "-o", tmp_path / "r.pdf")
+    assert code == 1 and (tmp_path / "r.pdf").is_file()
+    proof = tmp_path / "bad.json"
+    proof.write_text('{"format": "x"}', encoding="utf-8")
+    for args in (
+        ("audit", "verify", tmp_path / "missing"),
+        ("audit", "check-proof", proof),
+        ("audit", "prove", "00000000-0000-4000-8000-000000000000", world.homes["one"]),
+    ):
+        code, out, err = gwx(capsys, monkeypatch, *args)
+        assert code == 1 and err.startswith("gwx: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    (tmp_path / "x.gwxa").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+    code, _, err = gwx(capsys, monkeypatch, "audit", "verify", tmp_path / "x.gwxa")
+    assert code == 1 and err.startswith("gwx: ") and "mimetype" in err, err
