@@ -1,0 +1,125 @@
+"""``python -m campaign [--ci|--full] [--only CLASS] [--repeat N] [--point P] [--json]``: run the campaign, print
+the table; exit status 0 only if every case passed.
+
+``--ci`` (the default): every kill point × 20 kills, the disk and network cases, 300 documents of load, the
+hostile corpus. ``--full``: the same with 10,000 documents of load. ``--only`` (repeatable) picks classes;
+``--point`` (repeatable) and ``--target`` narrow the crashes — the reproducer of a crash finding is
+``python -m campaign --only crashes --point P --repeat N``. The work folder (node homes, daemon logs under
+``*/logs/``) is removed when everything passed, kept otherwise (or with ``--keep``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from campaign import crashes, disks, hostile, load, network_faults
+from campaign.network import CampaignPki
+from campaign.report import ClassResult, render, to_json
+from gwexchange.faults import CRASH_POINTS
+
+CLASSES = ("crashes", "disks", "network", "load", "hostile")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m campaign", description=__doc__.splitlines()[0] if __doc__ else None)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--ci", action="store_true", help="the CI portion (default): 300 documents of load")
+    mode.add_argument("--full", action="store_true", help="everything, with 10,000 documents of load")
+    p.add_argument("--only", action="append", choices=CLASSES, help="run only this class (repeatable)")
+    p.add_argument("--repeat", type=int, default=20, help="kills per kill point (default 20)")
+    p.add_argument("--point", action="append", choices=CRASH_POINTS, help="only this kill point (repeatable)")
+    p.add_argument("--target", choices=tuple(crashes.TARGETS), default="both", help="whom to kill (default both)")
+    p.add_argument("--jobs", type=int, default=2, help="kill points run at once, each in a worker (default 2)")
+    p.add_argument("--documents", type=int, help="documents of load (default 300, --full 10000)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
+    p.add_argument("--json-out", type=Path, help="also write the JSON results to this file")
+    p.add_argument("--workdir", type=Path, help="work folder (default: a new one under the temp folder)")
+    p.add_argument("--keep", action="store_true", help="keep the work folder even if everything passed")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds: every network kills its daemons on the way out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    only = tuple(args.only or CLASSES)
+    points = tuple(args.point or CRASH_POINTS)
+    profile = load.LoadProfile.full() if args.full else load.LoadProfile.ci()
+    if args.documents is not None:
+        profile = load.LoadProfile.of(args.documents)
+    workdir: Path = args.workdir or Path(tempfile.mkdtemp(prefix="gwx-campaign-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    if args.worker:  # one kill point, in-process, for a parent's --jobs
+        result = crashes.run(points, args.repeat, workdir=workdir, jobs=1, seed=args.seed, target=args.target)
+        text = to_json([result])
+        if args.json_out:
+            args.json_out.write_text(text, encoding="utf-8")
+        return 0 if result.ok else 1
+
+    started = time.monotonic()
+    pki: CampaignPki | None = None
+
+    def shared_pki() -> CampaignPki:
+        nonlocal pki
+        if pki is None:
+            pki = CampaignPki(workdir / "pki")
+        return pki
+
+    plan: dict[str, Callable[[], ClassResult]] = {
+        "crashes": lambda: crashes.run(
+            points, args.repeat, workdir=workdir / "crashes", jobs=args.jobs, seed=args.seed, target=args.target
+        ),
+        "disks": lambda: disks.run(workdir=workdir / "disks", pki=shared_pki()),
+        "network": lambda: network_faults.run(workdir=workdir / "network", pki=shared_pki()),
+        "load": lambda: load.run(profile, workdir=workdir / "load", pki=shared_pki(), seed=args.seed),
+        "hostile": hostile.run,
+    }
+    results: list[ClassResult] = []
+    for name in CLASSES:
+        if name not in only:
+            continue
+        print(f"campaign: {name} …", file=sys.stderr, flush=True)
+        result = plan[name]()
+        results.append(result)
+        print(
+            f"campaign: {name}: {result.tried} tried, {result.failed} failed, {result.seconds:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    ok = bool(results) and all(r.ok for r in results)
+    mode = "full" if args.full else "ci"
+    elapsed = time.monotonic() - started
+    if (not ok or args.keep) and results:
+        results[-1].notes.append(f"work folder kept: {workdir} (daemon logs in */logs/)")
+    meta = {"mode": mode, "seconds": round(elapsed, 1), "repeat": args.repeat, "load_documents": profile.documents}
+    if args.json_out:
+        args.json_out.write_text(to_json(results, **meta), encoding="utf-8")
+    if args.json:
+        print(to_json(results, **meta))
+    else:
+        title = (
+            f"gwexchange resilience campaign ({mode}): {len(points)} kill points × {args.repeat} kills, "
+            f"{profile.documents} documents of load — {elapsed / 60:.1f} min"
+        )
+        print(render(results, title=title))
+    if ok and not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

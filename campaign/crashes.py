@@ -1,0 +1,340 @@
+"""Crashes: every kill point of ``gwexchange.faults``, at the hub and at the recipient, R kills each.
+
+The network (``two_hubs(2)``)::
+
+    leaf-1 (gd.leaf-1.d1, sends) ── hub-a (gd.hub-a.d1, 抄送) ── hub-b ── leaf-2 (gd.leaf-2.d1, 主送)
+
+Each cycle sends one letter from gd.leaf-1.d1 to gd.leaf-2.d1 with a copy to gd.hub-a.d1: hub-a receives it, files
+its own copy, relays it, returns 送达 and relays the receipts coming back; leaf-2 receives, files and answers.
+hub-a and leaf-2 both run with ``GWX_CRASH_AT=<point>:<N>`` — each SIGKILLs itself the N-th time it reaches the
+point in its life, N drawn for every life (1–3 the first time, 2–4 after a restart, so each life passes the point
+at least once more before it dies: the network always moves forward) — and a process that dies is restarted at
+once, armed again, until the point has R kills. The clerks sign for what arrives; a cycle ends when the sender
+holds 签收 from both recipients. Then both are restarted unarmed, everything drains, every daemon stops with
+SIGTERM (each must exit 0), and the queue checker runs (``network.check``): no acknowledged document lost, none
+filed twice, every receipt back, every queue drained, every log verifying with each message id once.
+
+The eight moments of the issue and the points that stand for them — three coincide, because a node commits the
+envelope, its inbox filing and every copy and receipt it queues in ONE transaction:
+
+=================================  ==================================================================
+after DATA received                ``data-received``
+after verification                 ``verified`` (the node signature)
+after the 送达 receipt is signed    ``receipt-signed`` (the decision made, nothing committed yet)
+after commit                       ``committed``  ┐
+after filing to the inbox          ``committed``  ├ one transaction: the same instant
+after it is queued                 ``committed``  ┘
+after 250                          ``acknowledged``
+after it is sent                   ``hop-sent`` (next hop said 250, not yet marked) and ``hop-recorded``
+=================================  ==================================================================
+
+and two more: ``hop-sending`` (a queued copy about to go) and ``log-appended`` (entries appended to the Merkle
+log, not yet committed to it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from campaign.network import CampaignError, CampaignPki, Network, Sent, check, die_with_parent, drive, two_hubs
+from campaign.report import CaseResult, ClassResult
+from gwexchange.errors import GwxError
+from gwexchange.faults import CRASH_ENV, CRASH_POINTS
+
+CLASS = "crashes"
+MOMENTS = (
+    ("after DATA received", "data-received"),
+    ("after verification", "verified"),
+    ("after the 送达 receipt is signed", "receipt-signed"),
+    ("after commit", "committed"),
+    ("after filing to the inbox", "committed"),
+    ("after it is queued", "committed"),
+    ("after 250", "acknowledged"),
+    ("after it is sent", "hop-sent"),
+)
+TOPOLOGY = two_hubs(2)
+SENDER = "gd.leaf-1.d1"
+TO = ("gd.leaf-2.d1",)
+CC = ("gd.hub-a.d1",)
+HUB = "hub-a"
+RECIPIENT = "leaf-2"
+TARGETS = {"hub": (HUB,), "recipient": (RECIPIENT,), "both": (HUB, RECIPIENT)}
+CYCLE_TIMEOUT = 60.0  # seconds for one letter to reach 签收 (restarts included)
+DRAIN_TIMEOUT = 120.0
+WORKER_TIMEOUT = 900.0
+
+
+class PointRun:
+    """The kills at one point: the network, who is armed, what died, what was sent."""
+
+    def __init__(self, net: Network, point: str, repeat: int, targets: tuple[str, ...], seed: int) -> None:
+        self.net, self.point, self.repeat, self.targets = net, point, repeat, targets
+        self.rng = random.Random(f"{seed}:{point}:{'+'.join(targets)}")  # noqa: S311 — a drill's schedule
+        self.kills: Counter[str] = Counter()
+        self.armed: dict[str, bool] = {}
+        self.unexpected: list[str] = []
+        self.cycle_kills: list[str] = []
+        self.sent: list[Sent] = []
+        self.cases: list[CaseResult] = []
+        self.cycles = 0
+
+    @property
+    def killed(self) -> int:
+        return sum(self.kills.values())
+
+    def arm(self, node: str, first: bool) -> dict[str, str]:
+        """The environment of ``node``'s next life: the point and the passage to die at (none once enough kills)."""
+        if self.killed >= self.repeat:
+            self.armed[node] = False
+            return {}
+        self.armed[node] = True
+        n = self.rng.randint(1, 3) if first else self.rng.randint(2, 4)
+        return {CRASH_ENV: f"{self.point}:{n}"}
+
+    def watch(self) -> None:
+        """Restart, at once, whatever died; a death that was not its kill point is a failure."""
+        net = self.net
+        for node in self.targets:
+            if net.running(node):
+                continue
+            code = net.reap(node)
+            if code is None:
+                continue
+            if code == -signal.SIGKILL and self.armed.get(node):
+                self.kills[node] += 1
+                self.cycle_kills.append(node)
+            else:
+                self.unexpected.append(
+                    f"{node} exited {code} (armed: {self.armed.get(node)})\n{net.log_tail(node, 2000)}"
+                )
+            net.spawn(node, self.arm(node, first=False))
+
+    def cycle(self, cycle_timeout: float) -> bool:
+        """One letter through to 签收 while the targets die and come back; False if it got stuck."""
+        self.cycles += 1
+        name = f"{self.point}#{self.cycles}"
+        self.cycle_kills.clear()
+        before = len(self.unexpected)
+        t0 = time.monotonic()
+        try:
+            doc = self.net.send(self.cycles, SENDER, TO, CC)
+        except GwxError as e:  # the sender is never killed: its clerk must always be able to send
+            self.cases.append(CaseResult(CLASS, name, False, time.monotonic() - t0, f"send failed: {e}"))
+            return True
+        self.sent.append(doc)
+        pending = drive(self.net, [doc], cycle_timeout, each=self.watch)
+        problems = [f"not settled after {cycle_timeout:.0f} s: {'; '.join(pending)}"] if pending else []
+        problems += self.unexpected[before:]
+        self.cases.append(
+            CaseResult(
+                CLASS,
+                name,
+                not problems,
+                time.monotonic() - t0,
+                "\n".join(problems),
+                documents=1,
+                kills=len(self.cycle_kills),
+                figures={"killed": list(self.cycle_kills)},
+            )
+        )
+        return not pending
+
+    def finish(self, started: float) -> CaseResult:
+        """Disarm, drain, stop every daemon, run the checker: the point's final case."""
+        net = self.net
+        settling = len(self.unexpected)
+        t0 = time.monotonic()
+        for node in self.targets:  # still armed: killed (an extra kill, not counted) and back unarmed
+            if self.armed.get(node) and net.running(node):
+                net.kill(node)
+                net.spawn(node, {})
+                self.armed[node] = False
+        self.watch()
+        problems: list[str] = []
+        try:
+            net.wait_ready(self.targets)
+        except CampaignError as e:
+            problems.append(str(e))
+        pending = drive(net, self.sent, DRAIN_TIMEOUT, each=self.watch)
+        if pending:
+            problems.append(f"not settled after the drain: {'; '.join(pending[:10])}")
+        codes = net.stop_all()
+        verdict = check(net, self.sent, stop_codes=codes)
+        problems += verdict.problems()
+        if self.killed < self.repeat:
+            problems.append(f"the point was reached {self.killed} times in {self.cycles} cycles, not {self.repeat}")
+        problems += self.unexpected[settling:]  # deaths after the last cycle (those before are in their cycles)
+        cycle_times = [c.seconds for c in self.cases]
+        return CaseResult(
+            CLASS,
+            f"{self.point}/check",
+            not problems,
+            time.monotonic() - t0,
+            "\n".join(problems),
+            lost=len(verdict.lost),
+            duplicated=len(verdict.duplicated),
+            figures={
+                "point": self.point,
+                "cycles": self.cycles,
+                "kills": dict(self.kills),
+                "starts": dict(net.starts),
+                "deliveries": verdict.deliveries,
+                "cycle_seconds_mean": round(sum(cycle_times) / len(cycle_times), 2) if cycle_times else None,
+                "cycle_seconds_max": round(max(cycle_times), 2) if cycle_times else None,
+                "point_seconds": round(time.monotonic() - started, 1),
+            },
+        )
+
+
+def run_point(
+    point: str,
+    repeat: int,
+    folder: Path,
+    pki: CampaignPki,
+    *,
+    seed: int = 1,
+    target: str = "both",
+    cycle_timeout: float = CYCLE_TIMEOUT,
+) -> list[CaseResult]:
+    """``repeat`` kills at ``point``: one case per cycle (a letter through to 签收) and a final case (the checker)."""
+    if point not in CRASH_POINTS:
+        raise CampaignError(f"no kill point {point!r} (one of {', '.join(CRASH_POINTS)})")
+    started = time.monotonic()
+    with Network(folder, TOPOLOGY, pki) as net:
+        run = PointRun(net, point, repeat, TARGETS[target], seed)
+        net.start(envs={node: run.arm(node, first=True) for node in run.targets})
+        while run.killed < repeat and run.cycles < 3 * repeat + 3:
+            if not run.cycle(cycle_timeout):
+                break  # stuck: no point sending more into it; the final case says what is left
+        final = run.finish(started)
+    return [*run.cases, final]
+
+
+def run(
+    points: Sequence[str] = CRASH_POINTS,
+    repeat: int = 20,
+    *,
+    workdir: Path,
+    jobs: int = 1,
+    seed: int = 1,
+    target: str = "both",
+) -> ClassResult:
+    """Every point in ``points``; with ``jobs`` > 1, that many points at once, each in a worker process."""
+    result = ClassResult(CLASS)
+    t0 = time.monotonic()
+    if jobs <= 1:
+        pki = CampaignPki(workdir / "pki")
+        for point in points:
+            try:
+                result.cases += run_point(point, repeat, workdir / point, pki, seed=seed, target=target)
+            except (CampaignError, GwxError, OSError) as e:
+                result.cases.append(CaseResult(CLASS, f"{point}/check", False, 0.0, f"harness: {e}"))
+    else:
+        result.cases += _run_workers(points, repeat, workdir, jobs, seed, target)
+    result.seconds = time.monotonic() - t0
+    result.notes.append(
+        f"{len(points)} kill points × {repeat} kills at {'/'.join(TARGETS[target])}, {jobs} at once; "
+        "committed = after commit = after filing = after queued (one transaction)"
+    )
+    means = [c.figures.get("cycle_seconds_mean") for c in result.cases if c.name.endswith("/check")]
+    cycle_means = [m for m in means if isinstance(m, float | int)]
+    if cycle_means:
+        result.figures["cycle_seconds_mean"] = round(sum(cycle_means) / len(cycle_means), 2)
+        result.notes.append(
+            f"mean cycle (one letter to 签收, kills and restarts included): {result.figures['cycle_seconds_mean']} s"
+        )
+    return result
+
+
+def worker_command(point: str, repeat: int, folder: Path, out: Path, seed: int, target: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "campaign",
+        "--worker",
+        "--only",
+        CLASS,
+        "--point",
+        point,
+        "--repeat",
+        str(repeat),
+        "--seed",
+        str(seed),
+        "--target",
+        target,
+        "--workdir",
+        str(folder),
+        "--json-out",
+        str(out),
+    ]
+
+
+def _run_workers(
+    points: Sequence[str], repeat: int, workdir: Path, jobs: int, seed: int, target: str
+) -> list[CaseResult]:
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo), env.get("PYTHONPATH", "")) if p)
+    queue = list(points)
+    running: dict[str, tuple[subprocess.Popen[bytes], Path, float]] = {}
+    cases: list[CaseResult] = []
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                point = queue.pop(0)
+                folder = workdir / point
+                folder.mkdir(parents=True, exist_ok=True)
+                out = folder / "result.json"
+                log = (folder / "worker.log").open("wb")
+                proc = subprocess.Popen(
+                    worker_command(point, repeat, folder, out, seed, target),
+                    cwd=repo,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=die_with_parent,  # noqa: PLW1509 — one prctl call, nothing else
+                )
+                log.close()
+                running[point] = (proc, out, time.monotonic())
+            for point, (proc, out, since) in list(running.items()):
+                if proc.poll() is None and time.monotonic() - since < WORKER_TIMEOUT:
+                    continue
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(timeout=10)
+                del running[point]
+                try:
+                    data = json.loads(out.read_text(encoding="utf-8"))
+                    cases += [CaseResult.from_json(c) for cls in data["classes"] for c in cls["cases"]]
+                except (OSError, ValueError, KeyError) as e:
+                    tail = (out.parent / "worker.log").read_text(errors="replace")[-3000:]
+                    cases.append(
+                        CaseResult(
+                            CLASS,
+                            f"{point}/check",
+                            False,
+                            time.monotonic() - since,
+                            f"worker {proc.returncode}: {e}\n{tail}",
+                        )
+                    )
+            time.sleep(0.2)
+    finally:
+        for proc, _, _ in running.values():
+            proc.kill()
+            proc.wait(timeout=10)
+    return cases
+
+
+def scratch() -> Path:
+    return Path(tempfile.mkdtemp(prefix="gwx-crashes-"))

@@ -1,0 +1,196 @@
+"""Load: many documents of mixed sizes and fan-outs while a hub is SIGKILLed and restarted.
+
+The network (``two_hubs(4, 8, 2)``): hub-a ── hub-b, leaf-1 and leaf-3 on hub-a, leaf-2 and leaf-4 on hub-b; eight
+departments at each leaf and two at each hub — 36 departments on six nodes. Each document goes from a random
+department to 1–30 others (most to one or a few, some to many: ``fan_out``); most are short letters, some carry
+attachments of tens or hundreds of kilobytes, a few of several megabytes (``attachment_sizes``). The clerks send
+as fast as they can, every clerk signs for what arrives as it goes, and hub-b is SIGKILLed and restarted at once
+``kills`` times, evenly spread over the sending. Then everything must settle — every document delivered to every
+recipient and every 签收 back — and the checker runs over every store and every log.
+
+``--full``: 10,000 documents, multi-megabyte attachments (2–8 MB) on 1 in 100, hub-b killed twice.
+``--ci``: 300 documents, five with a 2 MB attachment, hub-b killed once.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from campaign.network import CampaignError, CampaignPki, Network, Sent, attachment_file, check, drive, two_hubs
+from campaign.report import CaseResult, ClassResult
+from gwexchange.errors import GwxError
+
+CLASS = "load"
+TOPOLOGY = two_hubs(4, 8, 2)
+VICTIM = "hub-b"
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    documents: int
+    kills: int
+    big_every: int  # one document in this many carries a multi-megabyte attachment
+    big_sizes: tuple[int, ...]
+    settle_seconds: float
+
+    @classmethod
+    def ci(cls) -> LoadProfile:
+        return cls(documents=300, kills=1, big_every=60, big_sizes=(2 * MB,), settle_seconds=300.0)
+
+    @classmethod
+    def full(cls) -> LoadProfile:
+        return cls(
+            documents=10_000, kills=2, big_every=100, big_sizes=(2 * MB, 3 * MB, 5 * MB, 8 * MB), settle_seconds=7200.0
+        )
+
+    @classmethod
+    def of(cls, documents: int) -> LoadProfile:
+        base = cls.ci() if documents <= 1000 else cls.full()
+        return cls(documents, base.kills, base.big_every, base.big_sizes, max(base.settle_seconds, documents * 0.5))
+
+
+def fan_out(rng: random.Random) -> int:
+    """How many recipients: half the documents one, most a few, some many, up to 30."""
+    r = rng.random()
+    if r < 0.5:
+        return 1
+    if r < 0.85:
+        return rng.randint(2, 5)
+    if r < 0.97:
+        return rng.randint(6, 15)
+    return rng.randint(16, 30)
+
+
+def attachment_sizes(serial: int, rng: random.Random, profile: LoadProfile) -> list[int]:
+    if serial % profile.big_every == 0:
+        return [rng.choice(profile.big_sizes)]
+    r = rng.random()
+    if r < 0.75:
+        return []
+    if r < 0.95:
+        return [rng.choice((2, 8, 32, 64)) * 1024]
+    return [rng.choice((256, 512, 1024)) * 1024, 16 * 1024]
+
+
+@dataclass
+class Traffic:
+    """What the clerks sent: the acknowledged documents, the sends refused, the kills, the victim's own deaths."""
+
+    sent: list[Sent] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    crashes: list[str] = field(default_factory=list)
+    kills: int = 0
+    attached_bytes: int = 0
+    seconds: float = 0.0
+
+
+def send_all(net: Network, profile: LoadProfile, rng: random.Random, files: Path) -> Traffic:
+    """Send ``profile.documents`` documents, signing for what arrives, killing the victim on schedule."""
+    traffic = Traffic()
+    t0 = time.monotonic()
+    codes = sorted(net.topology.departments)
+    kill_at = {profile.documents * (k + 1) // (profile.kills + 1) for k in range(profile.kills)}
+    for serial in range(1, profile.documents + 1):
+        sender = rng.choice(codes)
+        recipients = rng.sample([c for c in codes if c != sender], fan_out(rng))
+        sizes = attachment_sizes(serial, rng, profile)
+        traffic.attached_bytes += sum(sizes)
+        split = max(1, len(recipients) * 2 // 3)  # 主送, then 抄送
+        try:
+            doc = net.send(
+                serial,
+                sender,
+                recipients[:split],
+                recipients[split:],
+                attachments=[attachment_file(files, size) for size in sizes],
+            )
+            traffic.sent.append(doc)
+        except GwxError as e:  # not acknowledged: the clerk saw the error, the document is not counted as sent
+            traffic.refused.append(f"#{serial} from {sender}: {e}")
+        if serial in kill_at:
+            net.kill(VICTIM)  # SIGKILL in the middle of the traffic, restarted at once
+            net.spawn(VICTIM)
+            traffic.kills += 1
+        if serial % 25 == 0:
+            net.sign_for_new()
+            for node in net.topology.node_ids:  # a daemon that died by itself crashed: say so, restart it
+                if not net.running(node):
+                    traffic.crashes.append(
+                        f"{node} exited {net.exit_code(node)} on its own\n{net.log_tail(node, 1500)}"
+                    )
+                    net.reap(node)
+                    net.spawn(node)
+    traffic.seconds = time.monotonic() - t0
+    return traffic
+
+
+def run(profile: LoadProfile, *, workdir: Path, pki: CampaignPki | None = None, seed: int = 1) -> ClassResult:
+    result = ClassResult(CLASS)
+    t0 = time.monotonic()
+    rng = random.Random(seed)  # noqa: S311 — the drill's mix of documents, not a secret
+    pki = pki or CampaignPki(workdir / "pki")
+    try:
+        with Network(workdir / "load", TOPOLOGY, pki) as net:
+            net.start()
+            traffic = send_all(net, profile, rng, workdir / "attachments")
+            t_settle = time.monotonic()
+            pending = drive(net, traffic.sent, profile.settle_seconds, interval=1.0)
+            settle_seconds = time.monotonic() - t_settle
+            t_check = time.monotonic()
+            stop_codes = net.stop_all()
+            verdict = check(net, traffic.sent, stop_codes=stop_codes)
+            problems = verdict.problems() + traffic.crashes
+            if pending:
+                problems.insert(
+                    0,
+                    f"not settled after {profile.settle_seconds:.0f} s ({len(pending)} pending): "
+                    + "; ".join(pending[:10]),
+                )
+            if len(traffic.refused) > profile.documents // 100:
+                problems.append(f"{len(traffic.refused)} sends refused: " + "; ".join(traffic.refused[:5]))
+            sent = traffic.sent
+            figures: dict[str, Any] = {
+                "deliveries": verdict.deliveries,
+                "recipients_max": max((len(d.recipients) for d in sent), default=0),
+                "attachment_bytes": traffic.attached_bytes,
+                "big_documents": profile.documents // profile.big_every,
+                "sends_refused": len(traffic.refused),
+                "send_seconds": round(traffic.seconds, 1),
+                "settle_seconds": round(settle_seconds, 1),
+                "check_seconds": round(time.monotonic() - t_check, 1),
+                "documents_per_second": round(len(sent) / (traffic.seconds + settle_seconds), 1),
+            }
+            result.cases.append(
+                CaseResult(
+                    CLASS,
+                    f"{profile.documents} documents, {VICTIM} killed {traffic.kills}×",
+                    not problems,
+                    time.monotonic() - t0,
+                    "\n".join(problems),
+                    documents=len(sent),
+                    kills=traffic.kills,
+                    lost=len(verdict.lost),
+                    duplicated=len(verdict.duplicated),
+                    figures=figures,
+                )
+            )
+            result.figures = figures
+            if traffic.refused:
+                result.notes.append(f"{len(traffic.refused)} sends refused (not acknowledged): {traffic.refused[0]}")
+    except (CampaignError, GwxError, OSError) as e:
+        result.cases.append(CaseResult(CLASS, "harness", False, time.monotonic() - t0, f"harness: {e}"))
+    result.seconds = time.monotonic() - t0
+    if result.figures:
+        f = result.figures
+        result.notes.append(
+            f"{f['deliveries']} deliveries (up to {f['recipients_max']} recipients), "
+            f"{f['attachment_bytes'] / MB:.0f} MB attached; sent in {f['send_seconds']} s, "
+            f"settled {f['settle_seconds']} s later; "
+            f"{f['documents_per_second']} documents/s end to end"
+        )
+    return result

@@ -1,0 +1,831 @@
+"""The campaign's harness: a PKI, a signed directory and node homes, real ``gwx node run`` daemons, a clerk, and
+the checker.
+
+* ``CampaignPki`` — one throw-away root (unencrypted keys) that issues, on demand, the node and department
+  certificates every topology of the run needs, and the security centre's directory-signing certificate.
+* ``Topology`` / ``two_hubs`` — nodes (two hubs linked together, leaves hanging off them alternately), the
+  departments each serves, the links.
+* ``Network`` — a signed directory with fresh ports on 127.0.0.1 and one home per node (``init_home``, as
+  ``gwx node init`` writes it); daemons started as ``gwx node run HOME`` with an environment of their own (a kill
+  point, an injected disk fault), SIGKILLed, SIGTERMed, restarted; a clerk per node that sends as ``gwx send``
+  does (``clerk.send_document``) and signs for as ``gwx sign-for`` does (``clerk.answer_document``); readers of
+  every store. Every daemon dies with the network: at ``close()`` (a context manager), at interpreter exit, and —
+  on Linux — with the campaign process itself (``PR_SET_PDEATHSIG``), so no process is ever left behind.
+* ``check`` — the queue checker: no acknowledged document lost, none filed twice, every receipt back, every queue
+  drained, every Merkle log verifying with each message id once, tree-head times strictly increasing.
+
+Waits are bounded everywhere; a daemon's output goes to ``<network>/logs/<node>.log`` (appended over restarts).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from cryptography import x509
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from gwexchange.archive.log import MerkleLog, verify_log
+from gwexchange.archive.treehead import TreeHeadStore
+from gwexchange.crypto.authority import Authority
+from gwexchange.crypto.certificates import Role, Usage
+from gwexchange.crypto.keys import UnsafeUnencrypted, key_from_pem
+from gwexchange.crypto.xmldsig import Signer
+from gwexchange.envelope.model import Attachment, Classification, Department, DocKind, DocNumber, Document
+from gwexchange.envelope.receipts import ReceiptKind
+from gwexchange.envelope.sealing import DEFAULT_LIFETIME
+from gwexchange.faults import CRASH_ENV, IO_FAULT_ENV
+from gwexchange.files import KEY_PASSPHRASE_ENV, measure_file
+from gwexchange.routing.clerk import answer_document, send_document
+from gwexchange.routing.directory import (
+    DepartmentEntry,
+    Directory,
+    Link,
+    NodeEntry,
+    Zone,
+    ZonePolicy,
+    sign_directory,
+)
+from gwexchange.routing.node import RUN_NAME, NodeConfig, NodeContext, init_home, load_context, load_trust
+from gwexchange.routing.node_logic import InboxState, RecipientState
+from gwexchange.routing.smtp import envelope_message_id
+from gwexchange.routing.store import InboxEntry, OutboxMessage, OutboxRecipient, QueueItem, StoredEnvelope
+
+AUTHORITY = "gd.gov.ca"
+GWX = str(Path(sys.executable).with_name("gwx"))
+START_TIMEOUT = 60.0  # seconds for a daemon to write run.json (two cores, other work running)
+STOP_TIMEOUT = 30.0  # seconds for a SIGTERMed daemon to finish what is in flight
+POLL = 0.05
+
+SIGNED_FOR = RecipientState.SIGNED_FOR.value
+DELIVERED = RecipientState.DELIVERED.value
+FAILED = RecipientState.FAILED.value
+
+
+class CampaignError(Exception):
+    """The harness could not do what it was asked (a daemon would not start, a wait ran out)."""
+
+
+# --- topology --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    node_id: str
+    departments: tuple[str, ...]
+    hub: bool = False
+
+
+@dataclass(frozen=True)
+class Topology:
+    nodes: tuple[NodeSpec, ...]
+    links: tuple[tuple[str, str], ...]
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        return tuple(n.node_id for n in self.nodes)
+
+    @property
+    def departments(self) -> dict[str, str]:
+        """Department code → its home node."""
+        return {code: n.node_id for n in self.nodes for code in n.departments}
+
+    def node(self, node_id: str) -> NodeSpec:
+        for n in self.nodes:
+            if n.node_id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def home_of(self, code: str) -> str:
+        return self.departments[code]
+
+
+def department_code(node_id: str, k: int) -> str:
+    return f"gd.{node_id}.d{k}"
+
+
+def two_hubs(leaves: int = 2, departments_per_leaf: int = 1, departments_per_hub: int = 1) -> Topology:
+    """hub-a ── hub-b, leaf-1 on hub-a, leaf-2 on hub-b, leaf-3 on hub-a, …; each node serves departments
+    ``gd.<node>.d1`` … (the hubs too: a provincial office sits at its hub)."""
+    hubs = ("hub-a", "hub-b")
+    nodes = [NodeSpec(h, tuple(department_code(h, k) for k in range(1, departments_per_hub + 1)), True) for h in hubs]
+    links = [(hubs[0], hubs[1])]
+    for i in range(1, leaves + 1):
+        leaf = f"leaf-{i}"
+        nodes.append(NodeSpec(leaf, tuple(department_code(leaf, k) for k in range(1, departments_per_leaf + 1))))
+        links.append((hubs[(i - 1) % 2], leaf))
+    return Topology(tuple(nodes), tuple(links))
+
+
+# --- the PKI ---------------------------------------------------------------------------------------------------
+
+
+def department_name(code: str) -> str:
+    return f"演练机关（{code}）"
+
+
+class CampaignPki:
+    """A root that issues what each topology needs, once; keys unencrypted (a drill, not a deployment)."""
+
+    def __init__(self, home: Path, *, start: datetime | None = None) -> None:
+        # Valid from well before now: a document dated back (an envelope close to expiry) still verifies.
+        self.start = start or datetime.now(UTC).replace(microsecond=0) - timedelta(days=10)
+        self.home = home
+        self.protection = UnsafeUnencrypted()
+        self.authority = Authority.create(
+            home, code=AUTHORITY, name="广东省电子政务安全中心（演练）", protection=self.protection, now=self.start
+        )
+        self._issued: set[str] = set()
+        self._issue(AUTHORITY, "安全中心（演练）", Role.DEPARTMENT, (Usage.SIGNING,))
+
+    def _issue(self, code: str, name: str, role: Role, usages: Iterable[Usage]) -> None:
+        if code in self._issued:
+            return
+        for usage in usages:
+            self.authority.issue(
+                code=code, name=name, role=role, usage=usage, protection=self.protection, now=self.start
+            )
+        self._issued.add(code)
+
+    def ensure(self, topology: Topology) -> None:
+        for spec in topology.nodes:
+            self._issue(spec.node_id, f"{spec.node_id} 交换节点（演练）", Role.NODE, (Usage.NODE,))
+            for code in spec.departments:
+                self._issue(code, department_name(code), Role.DEPARTMENT, (Usage.SIGNING, Usage.ENCRYPTION))
+
+    @property
+    def root_path(self) -> Path:
+        return self.home / "root.crt"
+
+    @property
+    def crl_path(self) -> Path:
+        return self.home / "crl.pem"
+
+    def keys(self, code: str) -> Path:
+        return self.home / "issued" / code
+
+    def cert(self, code: str, usage: Usage) -> x509.Certificate:
+        return x509.load_pem_x509_certificate((self.keys(code) / f"{usage.value}.crt").read_bytes())
+
+    def directory_signer(self) -> Signer:
+        key = key_from_pem((self.keys(AUTHORITY) / "signing.key").read_bytes(), None)
+        return Signer(key, self.cert(AUTHORITY, Usage.SIGNING))
+
+
+# --- documents -------------------------------------------------------------------------------------------------
+
+
+def attachment_file(folder: Path, size: int) -> Path:
+    """A file of ``size`` random bytes in ``folder``, made once per size."""
+    path = folder / f"attachment-{size}.bin"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as f:
+            left = size
+            while left:
+                chunk = os.urandom(min(left, 1 << 20))
+                f.write(chunk)
+                left -= len(chunk)
+        tmp.replace(path)
+    return path
+
+
+def letter(
+    serial: int,
+    sender: str,
+    to: Sequence[str],
+    cc: Sequence[str] = (),
+    *,
+    attachments: Sequence[Path] = (),
+    body_lines: int = 2,
+) -> tuple[Document, dict[str, Path]]:
+    """A 函 numbered ``serial`` (its 发文字号 and title name it, so each document is recognisable in any inbox)."""
+    name = department_name(sender)
+    attached = []
+    for i, path in enumerate(attachments, start=1):
+        size, digest = measure_file(path)
+        attached.append(Attachment(f"演练附件{i}", path.name, "application/octet-stream", size, digest))
+    body = (
+        "一、演练事项",
+        f"这是第{serial}份演练公文，请按程序签收。",
+        *(f"（{i}）本段为填充正文，用于检验不同长度的公文在交换网络中的传递。" for i in range(1, body_lines - 1)),
+    )
+    doc = Document(
+        kind=DocKind.LETTER,
+        classification=Classification.PUBLIC,
+        issuers=(Department(sender, name),),
+        issuer_mark=name,
+        doc_number=DocNumber(f"演练函〔2026〕{serial}号"),
+        title=f"关于演练公文{serial}的函",
+        body=body,
+        signature_names=(name,),
+        date=datetime.now(UTC).date(),
+        main_recipients=tuple(Department(c, department_name(c)) for c in to),
+        copy_recipients=tuple(Department(c, department_name(c)) for c in cc),
+        attachment_note=tuple(a.title for a in attached),
+        attachments=tuple(attached),
+    )
+    return doc, {p.name: p for p in attachments}
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A document whose send returned: queued at its sender, so it must reach everyone (the acknowledged set).
+    ``expect`` is each recipient's final state at the sender (签收 unless the scenario says otherwise)."""
+
+    message_id: str
+    serial: int
+    sender: str
+    sender_node: str
+    recipients: tuple[str, ...]
+    expect: Mapping[str, str] = field(default_factory=dict)
+
+    def expected(self, recipient: str) -> str:
+        return self.expect.get(recipient, SIGNED_FOR)
+
+
+# --- processes -------------------------------------------------------------------------------------------------
+
+_LIVE: weakref.WeakSet[Network] = weakref.WeakSet()
+
+
+def _close_all() -> None:
+    for net in list(_LIVE):
+        net.close()
+
+
+atexit.register(_close_all)
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _libc_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: the child gets SIGKILL when its parent dies (Linux). Runs between fork and exec."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def daemon_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a daemon: this one without passphrase or fault settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in (KEY_PASSPHRASE_ENV, CRASH_ENV, IO_FAULT_ENV)}
+    env.update(extra or {})
+    return env
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Production waits are minutes; a drill's are fractions of a second."""
+
+    tick_seconds: float = 0.1
+    retry_base_seconds: float = 0.2
+    retry_cap_seconds: float = 0.5
+    send_timeout_seconds: float = 20.0
+    tree_head_seconds: float = 1.0
+
+    def extra(self) -> dict[str, float]:
+        return {
+            "tick_seconds": self.tick_seconds,
+            "retry_base_seconds": self.retry_base_seconds,
+            "retry_cap_seconds": self.retry_cap_seconds,
+            "send_timeout_seconds": self.send_timeout_seconds,
+            "tree_head_seconds": self.tree_head_seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    message_id: str
+    next_hop: str
+    state: str
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    department: str
+    message_id: str
+    document_sha256: str
+    state: str
+
+
+class Network:
+    """Node homes under ``folder`` for ``topology``, with daemons and clerks. Use as a context manager."""
+
+    def __init__(
+        self,
+        folder: Path,
+        topology: Topology,
+        pki: CampaignPki,
+        settings: NodeSettings | None = None,
+    ) -> None:
+        os.environ.pop(KEY_PASSPHRASE_ENV, None)  # the drill's keys are unencrypted: the clerks load them too
+        self.folder = folder
+        self.topology = topology
+        self.pki = pki
+        self.settings = settings or NodeSettings()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "logs").mkdir(exist_ok=True)
+        pki.ensure(topology)
+        ports: dict[str, int] = {}
+        while len(set(ports.values())) != len(topology.nodes):
+            ports = {n: free_port() for n in topology.node_ids}
+        self.ports = ports
+        now = datetime.now(UTC).replace(microsecond=0)
+        directory = Directory(
+            serial=1,
+            issued=now - timedelta(hours=1),
+            expires=now + timedelta(days=30),
+            policy=ZonePolicy(dict.fromkeys(Zone, Classification.TOP_SECRET)),
+            nodes=tuple(
+                NodeEntry(n, "127.0.0.1", ports[n], Zone.INTERNAL, pki.cert(n, Usage.NODE)) for n in topology.node_ids
+            ),
+            departments=tuple(
+                DepartmentEntry(
+                    code,
+                    department_name(code),
+                    node,
+                    pki.cert(code, Usage.SIGNING),
+                    pki.cert(code, Usage.ENCRYPTION),
+                )
+                for code, node in topology.departments.items()
+            ),
+            links=tuple(Link(a, b, Zone.INTERNAL) for a, b in topology.links),
+        )
+        self.directory_path = folder / "directory.signed.xml"
+        self.directory_path.write_bytes(sign_directory(directory, pki.directory_signer(), authority_code=AUTHORITY))
+        self.homes: dict[str, Path] = {}
+        for spec in topology.nodes:
+            home = folder / "nodes" / spec.node_id
+            init_home(
+                home,
+                node_id=spec.node_id,
+                listen=f"127.0.0.1:{ports[spec.node_id]}",
+                directory=self.directory_path,
+                root=pki.root_path,
+                crls=[pki.crl_path],
+                node_keys=pki.keys(spec.node_id),
+                departments={code: pki.keys(code) for code in spec.departments},
+                extra=self.settings.extra(),
+            )
+            self.homes[spec.node_id] = home
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.envs: dict[str, dict[str, str]] = {}
+        self.starts: Counter[str] = Counter()
+        self.exits: list[tuple[str, int]] = []  # every daemon that ended: (node, exit code)
+        self._contexts: dict[str, NodeContext] = {}
+        self._readers: dict[str, Engine] = {}
+        self._terminating: set[str] = set()
+        self.skews: dict[str, timedelta] = {}  # a node's clock − the real clock, for its clerk (see network_faults)
+        _LIVE.add(self)
+
+    # --- context manager ---
+
+    def __enter__(self) -> Network:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Kill every daemon still running and close the clerks' stores. Idempotent."""
+        for node in list(self.procs):
+            proc = self.procs.pop(node)
+            if proc.poll() is None:
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        for ctx in self._contexts.values():
+            ctx.close()
+        self._contexts.clear()
+        self._readers.clear()
+        _LIVE.discard(self)
+
+    # --- daemons ---
+
+    def log_path(self, node: str) -> Path:
+        return self.folder / "logs" / f"{node}.log"
+
+    def log_tail(self, node: str, chars: int = 3000) -> str:
+        path = self.log_path(node)
+        return path.read_text(errors="replace")[-chars:] if path.is_file() else ""
+
+    def spawn(self, node: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``gwx node run`` for ``node`` with ``env`` added to its environment; do not wait for it."""
+        if self.running(node):
+            raise CampaignError(f"{node} is already running")
+        self.reap(node)
+        home = self.homes[node]
+        (home / RUN_NAME).unlink(missing_ok=True)  # a SIGKILLed daemon leaves it behind
+        extra = dict(env or {})
+        self.starts[node] += 1
+        with self.log_path(node).open("ab") as log:
+            settings = " ".join(f"{k}={v}" for k, v in sorted(extra.items())) or "-"
+            log.write(f"=== campaign: start #{self.starts[node]} of {node} ({settings})\n".encode())
+            log.flush()
+            main = threading.current_thread() is threading.main_thread()  # PDEATHSIG follows the forking thread
+            proc = subprocess.Popen(
+                [GWX, "node", "run", str(home)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=daemon_env(extra),
+                preexec_fn=die_with_parent if main else None,  # noqa: PLW1509 — one prctl call, nothing else
+            )
+        self.procs[node] = proc
+        self.envs[node] = extra
+        return proc
+
+    def ready(self, node: str) -> bool:
+        proc = self.procs.get(node)
+        if proc is None or proc.poll() is not None:
+            return False
+        try:
+            info = json.loads((self.homes[node] / RUN_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return bool(info.get("pid") == proc.pid)
+
+    def wait_ready(self, nodes: Iterable[str], timeout: float = START_TIMEOUT) -> None:
+        waiting = list(nodes)
+        deadline = time.monotonic() + timeout
+        while waiting:
+            for node in list(waiting):
+                if self.ready(node):
+                    waiting.remove(node)
+                elif not self.running(node):
+                    raise CampaignError(f"{node} exited ({self.exit_code(node)}) while starting\n{self.log_tail(node)}")
+            if waiting and time.monotonic() > deadline:
+                raise CampaignError(f"{', '.join(waiting)} did not start in {timeout:.0f} s")
+            time.sleep(POLL)
+
+    def start(self, *nodes: str, envs: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        """Start ``nodes`` (all, if none named) with their environments and wait until each listens."""
+        names = nodes or self.topology.node_ids
+        for node in names:
+            self.spawn(node, (envs or {}).get(node))
+        self.wait_ready(names)
+
+    def running(self, node: str) -> bool:
+        proc = self.procs.get(node)
+        return proc is not None and proc.poll() is None
+
+    def exit_code(self, node: str) -> int | None:
+        proc = self.procs.get(node)
+        return None if proc is None else proc.poll()
+
+    def reap(self, node: str) -> int | None:
+        """Forget a daemon that ended (recording its exit code); its code, or None if none had ended."""
+        proc = self.procs.get(node)
+        if proc is None or proc.poll() is None:
+            return None
+        del self.procs[node]
+        self._terminating.discard(node)
+        code = proc.returncode
+        self.exits.append((node, code))
+        return code
+
+    def kill(self, node: str) -> None:
+        """SIGKILL: nothing is stopped cleanly."""
+        proc = self.procs.get(node)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        self._terminating.discard(node)
+        self.reap(node)
+
+    def stop(self, node: str, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM and wait for the exit code (SIGKILL, and CampaignError, if it does not stop in time)."""
+        proc = self.procs.get(node)
+        if proc is None:
+            raise CampaignError(f"{node} is not running")
+        if proc.poll() is None and node not in self._terminating:
+            proc.send_signal(signal.SIGTERM)  # once: a second SIGTERM after its handler is gone would kill it
+            self._terminating.add(node)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            self.kill(node)
+            raise CampaignError(f"{node} did not stop within {timeout:.0f} s of SIGTERM\n{self.log_tail(node)}") from e
+        self._terminating.discard(node)
+        code = self.reap(node)
+        return proc.returncode if code is None else code
+
+    def stop_all(self) -> dict[str, int]:
+        """SIGTERM every running daemon at once; their exit codes."""
+        running = [n for n in self.topology.node_ids if self.running(n)]
+        for node in running:
+            self.procs[node].send_signal(signal.SIGTERM)
+            self._terminating.add(node)
+        return {node: self.stop(node) for node in running}
+
+    # --- the clerks ---
+
+    def now(self, node: str) -> datetime:
+        """The clock of ``node``'s machine, which its clerk's commands read."""
+        return datetime.now(UTC) + self.skews.get(node, timedelta(0))
+
+    def context(self, node: str) -> NodeContext:
+        """The clerk's view of a node home (as ``gwx send`` opens it), kept open for the run."""
+        ctx = self._contexts.get(node)
+        if ctx is None:
+            ctx = self._contexts[node] = load_context(NodeConfig.load(self.homes[node]))
+        return ctx
+
+    def send(
+        self,
+        serial: int,
+        sender: str,
+        to: Sequence[str],
+        cc: Sequence[str] = (),
+        *,
+        attachments: Sequence[Path] = (),
+        body_lines: int = 2,
+        at: datetime | None = None,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+        expect: Mapping[str, str] | None = None,
+    ) -> Sent:
+        """Send a letter as ``gwx send`` does; the returned ``Sent`` is acknowledged (queued at the sender)."""
+        node = self.topology.home_of(sender)
+        doc, files = letter(serial, sender, to, cc, attachments=attachments, body_lines=body_lines)
+        sent = send_document(self.context(node), sender, doc, files, at=at or self.now(node), lifetime=lifetime)
+        return Sent(sent.message_id, serial, sender, node, (*to, *cc), dict(expect or {}))
+
+    def sign_for(self, department: str, message_id: str) -> None:
+        """签收, as ``gwx sign-for`` does."""
+        node = self.topology.home_of(department)
+        answer_document(self.context(node), department, message_id, ReceiptKind.SIGNED_FOR, at=self.now(node))
+
+    def sign_for_new(self, nodes: Iterable[str] | None = None) -> int:
+        """Every clerk signs for what is new in its inbox; how many were signed for."""
+        count = 0
+        for node in nodes or self.topology.node_ids:
+            if not self.topology.node(node).departments:
+                continue
+            with Session(self.reader(node)) as s:
+                rows = s.exec(
+                    select(InboxEntry.department, InboxEntry.message_id).where(InboxEntry.state == InboxState.NEW.value)
+                ).all()
+            for department, message_id in rows:
+                self.sign_for(department, message_id)
+                count += 1
+        return count
+
+    # --- reading the stores ---
+
+    def reader(self, node: str) -> Engine:
+        """A read-only engine on the node's store (readers never wait for the daemon's writer under WAL)."""
+        engine = self._readers.get(node)
+        if engine is None:
+            engine = self._readers[node] = self.context(node).store.engine.execution_options(read_only=True)
+        return engine
+
+    def outbox_states(self, node: str, message_ids: Iterable[str] | None = None) -> dict[tuple[str, str], str]:
+        """(message id, recipient) → state, for what departments at ``node`` sent."""
+        with Session(self.reader(node)) as s:
+            query = select(OutboxRecipient.message_id, OutboxRecipient.recipient, OutboxRecipient.state)
+            if message_ids is not None:
+                query = query.where(col(OutboxRecipient.message_id).in_(list(message_ids)))
+            return {(m, r): st for m, r, st in s.exec(query).all()}
+
+    def sent_documents(self, node: str) -> dict[str, str]:
+        """message id → document SHA-256 of everything sent from ``node``."""
+        with Session(self.reader(node)) as s:
+            return dict(s.exec(select(OutboxMessage.message_id, OutboxMessage.document_sha256)).all())
+
+    def inbox(self, node: str) -> list[InboxRow]:
+        with Session(self.reader(node)) as s:
+            rows = s.exec(
+                select(InboxEntry.department, InboxEntry.message_id, InboxEntry.document_sha256, InboxEntry.state)
+            ).all()
+            return [InboxRow(d, m, h, st) for d, m, h, st in rows]
+
+    def queue(self, node: str) -> list[QueueRow]:
+        with Session(self.reader(node)) as s:
+            rows = s.exec(select(QueueItem)).all()
+            return [QueueRow(q.message_id, q.next_hop, q.state, q.attempts, q.last_error) for q in rows]
+
+    def envelope_ids(self, node: str) -> list[str]:
+        with Session(self.reader(node)) as s:
+            return list(s.exec(select(StoredEnvelope.message_id)).all())
+
+    def seen(self, node: str, message_id: str) -> bool:
+        return self.context(node).store.seen(message_id)
+
+    def log_ids(self, node: str) -> list[str]:
+        """The message id of every entry of the node's Merkle log, in log order (read a stopped node's log)."""
+        with MerkleLog(self.homes[node] / "log") as merkle:
+            return [envelope_message_id(xml) for _, xml in merkle.iter_entries()]
+
+    def head_times(self, node: str) -> list[datetime]:
+        return [h.timestamp for h in TreeHeadStore(self.homes[node] / "log" / "heads")]
+
+    def trust_of(self, node: str) -> Any:
+        return load_trust(NodeConfig.load(self.homes[node]))
+
+
+# --- waiting ---------------------------------------------------------------------------------------------------
+
+
+def settled(net: Network, sent: Iterable[Sent]) -> tuple[bool, list[str]]:
+    """Whether every document stands at its expected state for every recipient at its sender; what does not."""
+    by_node: dict[str, list[Sent]] = {}
+    for doc in sent:
+        by_node.setdefault(doc.sender_node, []).append(doc)
+    pending: list[str] = []
+    for node, docs in by_node.items():
+        states = net.outbox_states(node, [d.message_id for d in docs] if len(docs) <= 200 else None)
+        for doc in docs:
+            for code in doc.recipients:
+                state = states.get((doc.message_id, code), "missing")
+                if state != doc.expected(code):
+                    pending.append(f"#{doc.serial} {doc.message_id} → {code}: {state}")
+    return not pending, pending
+
+
+def drive(
+    net: Network,
+    sent: Sequence[Sent],
+    timeout: float,
+    *,
+    sign: bool = True,
+    each: Callable[[], None] | None = None,
+    interval: float = 0.05,
+) -> list[str]:
+    """Sign for what arrives and wait (at most ``timeout`` seconds) until every document is settled; what is still
+    pending when the time ran out (empty: all settled). ``each`` runs every round (restarts a crashed daemon)."""
+    deadline = time.monotonic() + timeout
+    pending: list[str] = []
+    while True:
+        if each is not None:
+            each()
+        if sign:
+            net.sign_for_new()
+        done, pending = settled(net, sent)
+        if done:
+            return []
+        if time.monotonic() > deadline:
+            return pending
+        time.sleep(interval)
+
+
+# --- the checker -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """What the queue checker found after the run (every daemon stopped)."""
+
+    documents: int = 0
+    deliveries: int = 0
+    lost: list[str] = field(default_factory=list)  # acknowledged, not filed at a recipient
+    duplicated: list[str] = field(default_factory=list)  # filed twice, or twice in one Merkle log
+    unreceipted: list[str] = field(default_factory=list)  # delivered, but the sender does not hold the receipt
+    stuck: list[str] = field(default_factory=list)  # a copy still queued, or failed unexpectedly
+    phantom: list[str] = field(default_factory=list)  # filed, but never acknowledged to a sender
+    logs: list[str] = field(default_factory=list)  # verify_log problems, log ≠ store, head times
+    exits: list[str] = field(default_factory=list)  # a clean stop that was not clean
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems()
+
+    def problems(self) -> list[str]:
+        out: list[str] = []
+        for name in ("lost", "duplicated", "unreceipted", "stuck", "phantom", "logs", "exits"):
+            items: list[str] = getattr(self, name)
+            out += [f"{name}: {item}" for item in items[:20]]
+            if len(items) > 20:
+                out.append(f"{name}: … and {len(items) - 20} more")
+        return out
+
+
+def check(
+    net: Network,
+    sent: Sequence[Sent],
+    *,
+    stop_codes: Mapping[str, int] | None = None,
+    failed_hops: Iterable[str] = (),
+) -> Verdict:
+    """Jepsen's queue checker over the stores and logs of a network whose daemons have all stopped.
+
+    ``failed_hops`` are message ids whose queued copies may end failed (an expiry scenario); ``stop_codes`` are
+    the exit codes of the final SIGTERM (each must be 0).
+    """
+    if any(net.running(n) for n in net.topology.node_ids):
+        raise CampaignError("check() reads the logs of stopped nodes: stop every daemon first")
+    v = Verdict(documents=len(sent))
+    allowed_failed = set(failed_hops)
+    for node, exit_code in (stop_codes or {}).items():
+        if exit_code != 0:
+            v.exits.append(f"{node} exited {exit_code} at SIGTERM\n{net.log_tail(node, 1500)}")
+    acked = {d.message_id: d for d in sent}
+    digests: dict[str, str] = {}
+    for node in {d.sender_node for d in sent}:
+        digests.update(net.sent_documents(node))
+    inboxes = {node: net.inbox(node) for node in net.topology.node_ids}
+    filed: Counter[tuple[str, str]] = Counter()
+    for node, rows in inboxes.items():
+        by_document: Counter[tuple[str, str]] = Counter()
+        for row in rows:
+            filed[(row.department, row.message_id)] += 1
+            by_document[(row.department, row.document_sha256)] += 1
+            if row.message_id not in acked:
+                v.phantom.append(f"{row.message_id} in the inbox of {row.department} at {node}")
+            elif digests.get(row.message_id) != row.document_sha256:
+                v.phantom.append(f"{row.message_id} at {row.department}: not the document its sender sent")
+        v.duplicated += [
+            f"document {h[:16]}… filed {n} times for {d} at {node}" for (d, h), n in by_document.items() if n > 1
+        ]
+    v.duplicated += [f"{m} filed {n} times for {d}" for (d, m), n in filed.items() if n > 1]
+    states: dict[tuple[str, str], str] = {}
+    for node in {d.sender_node for d in sent}:
+        states.update(net.outbox_states(node))
+    for doc in sent:
+        for code in doc.recipients:
+            expected = doc.expected(code)
+            state = states.get((doc.message_id, code), "missing")
+            in_inbox = filed.get((code, doc.message_id), 0) > 0
+            if expected in (DELIVERED, SIGNED_FOR):
+                v.deliveries += 1
+                if not in_inbox:
+                    v.lost.append(f"#{doc.serial} {doc.message_id} never filed for {code} (sender sees {state})")
+                elif state != expected:
+                    v.unreceipted.append(f"#{doc.serial} {doc.message_id} → {code}: {state}, not {expected}")
+            else:
+                if in_inbox:
+                    v.phantom.append(f"#{doc.serial} {doc.message_id} filed for {code} though it should be {expected}")
+                if state != expected:
+                    v.unreceipted.append(f"#{doc.serial} {doc.message_id} → {code}: {state}, not {expected}")
+    for node in net.topology.node_ids:
+        for q in net.queue(node):
+            if q.state == "sent" or (q.state == "failed" and q.message_id in allowed_failed):
+                continue
+            v.stuck.append(
+                f"{node}: {q.message_id} → {q.next_hop} {q.state} after {q.attempts} attempts ({q.last_error})"
+            )
+        _check_log(net, node, v)
+    return v
+
+
+def _check_log(net: Network, node: str, v: Verdict) -> None:
+    home = net.homes[node]
+    report = verify_log(home / "log", trust=net.trust_of(node), node_id=node)
+    if not report.ok:
+        v.logs.append(f"{node}: verify_log: " + "; ".join(p.message for p in report.problems[:3]))
+    ids = net.log_ids(node)
+    twice = [m for m, n in Counter(ids).items() if n > 1]
+    v.duplicated += [f"{m} twice in the Merkle log of {node}" for m in twice]
+    stored = set(net.envelope_ids(node))
+    if stored != set(ids):
+        missing, extra = stored - set(ids), set(ids) - stored
+        v.logs.append(f"{node}: log ≠ store ({len(missing)} stored but not logged, {len(extra)} logged but not stored)")
+    times = net.head_times(node)
+    if not times:
+        v.logs.append(f"{node}: no tree head signed")
+    backwards = [i for i in range(1, len(times)) if times[i] <= times[i - 1]]
+    if backwards:
+        v.logs.append(f"{node}: tree-head times not strictly increasing at heads {backwards[:5]}")
+    heads = list(TreeHeadStore(home / "log" / "heads"))
+    if heads and heads[-1].size != report.size:
+        v.logs.append(f"{node}: the last tree head covers {heads[-1].size} entries, the log has {report.size}")
