@@ -181,6 +181,20 @@ def test_export_then_verify_equals_verifying_the_home(world: World, tmp_path: Pa
         assert f"inbox/hub.gov.office/{world.messages['D1']}.xml" in names
 
 
+def test_signatures_checked_in_worker_processes_give_the_same_report(homes: dict[str, Path]) -> None:
+    flip(homes["hub"] / "log" / "entries", 3000)  # and one entry that fails, to see failures come back too
+
+    def comparable(report: AuditReport) -> dict[str, Any]:
+        data = report.as_json()
+        data["nodes"] = [{k: v for k, v in n.items() if k != "snapshot"} for n in data["nodes"]]
+        return {k: v for k, v in data.items() if k not in ("at", "stats")}
+
+    here = run(homes["hub"], homes["one"])
+    pooled = run(homes["hub"], homes["one"], workers=2, parallel_from=0)
+    assert not here.ok and comparable(pooled) == comparable(here)
+    assert pooled.stats.envelope_signatures == here.stats.envelope_signatures
+
+
 # --- tampering with one node's log ------------------------------------------------------------------------------------
 
 

@@ -29,11 +29,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
+import multiprocessing
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -70,7 +74,7 @@ from gwexchange.crypto.suite import INTERNATIONAL
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.envelope.header import MessageKind, RoutingHeader, eq, header_from_element
 from gwexchange.envelope.receipts import AnswererRole, Receipt, ReceiptKind, verify_receipt_signature
-from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES, InspectedEnvelope, inspect, receipt_content
+from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES, inspect, receipt_content
 from gwexchange.envelope.signing import verify_document
 from gwexchange.envelope.times import format_utc
 from gwexchange.errors import ConfigError, GwxError, InputError, TrustError, VerificationError
@@ -331,13 +335,17 @@ Progress = Callable[[str, str, int, int], None]
 @dataclass(frozen=True)
 class AuditOptions:
     """``at`` is the auditor's clock (CRLs must be current then); ``root`` (PEM), if given, is trusted instead of
-    each archive's own root.crt; ``crls`` (PEM) are added to the archives' own."""
+    each archive's own root.crt; ``crls`` (PEM) are added to the archives' own; ``workers`` > 1 checks signatures
+    in that many processes."""
 
     at: datetime | None = None
     root: bytes | None = None
     crls: tuple[bytes, ...] = ()
     progress: Progress | None = None
     max_findings: int = 10_000
+    workers: int = 1
+    """Processes that check the entries' signatures (the costly part) when a log has ``parallel_from`` entries."""
+    parallel_from: int = 2000
 
 
 # --- reading the stored hashes of a log copy ---------------------------------------------------------------------
@@ -560,12 +568,20 @@ class _Node:
 
     # --- the entries ---
 
-    def read_entries(self, flagged: dict[int, str], needed: set[int], stats: AuditStats) -> None:
+    def read_entries(
+        self, flagged: dict[int, str], needed: set[int], stats: AuditStats, pool: ProcessPoolExecutor | None
+    ) -> None:
+        """The entry pass: each entry's signatures (here, or in worker processes), then, in log order, the tree's
+        roots where peers hold heads, duplicates, the directory, and the documents and receipts it records."""
         total = self.result.entries
         tree = CompactRange()
         seen: dict[str, int] = {}
-        clock = time.perf_counter
-        for index, data in iter_entries(self.source.log_dir, total):
+        entries = iter_entries(self.source.log_dir, total)
+        if pool is not None and total >= self.options.parallel_from:
+            checked = _checked_in_pool(entries, self.trust, pool, self.options.workers)
+        else:
+            checked = _checked_here(entries, self.trust)
+        for index, data, result in checked:
             if index % _PROGRESS_EVERY == 0:
                 self.progress("信封", index, total)
             tree.push(leaf_hash(data))
@@ -574,16 +590,14 @@ class _Node:
             hint = _message_id_hint(data)
             if index in flagged:
                 self.add(Check.LOG, flagged.pop(index), index=index, message_id=hint)
-            t0 = clock()
-            try:
-                envelope = inspect(data, self.trust)
-            except GwxError as e:
-                stats.signature_seconds += clock() - t0
-                self.add(Check.ENVELOPE, f"不是有效的信封，或节点签名不成立：{e}", index=index, message_id=hint)
+            stats.signature_seconds += result.seconds
+            header = result.header
+            if header is None:
+                self.add(
+                    Check.ENVELOPE, f"不是有效的信封，或节点签名不成立：{result.error}", index=index, message_id=hint
+                )
                 continue
-            stats.signature_seconds += clock() - t0
             stats.envelope_signatures += 1
-            header = envelope.header
             mid = header.message_id
             if mid in seen:
                 twice = f"消息编号重复：与条目 {seen[mid]} 相同（重复的信封不应入日志）"
@@ -600,31 +614,23 @@ class _Node:
                     message_id=mid,
                 )
             else:
-                route = self._check_against_directory(index, envelope.node.certificate, header, directory)
+                route = self._check_against_directory(index, result.node_certificate, header, directory)
             if header.kind is MessageKind.DOCUMENT:
-                self.docs[mid] = _Doc(index, header, envelope.envelope_sha256, route)
+                self.docs[mid] = _Doc(index, header, result.envelope_sha256, route)
             elif header.kind is MessageKind.RECEIPT:
-                self._read_receipt(index, envelope, stats)
+                if result.receipt is None:
+                    self.add(Check.RECEIPT, f"回执签名无效：{result.error}", index=index, message_id=mid)
+                    continue
+                stats.receipt_signatures += 1
+                receipt = _Receipt(index, header, result.receipt)
+                self.receipts.append(receipt)
+                self.by_answered.setdefault(result.receipt.message_id, []).append(receipt)
         self.progress("信封", total, total)
         for index, what in flagged.items():  # entries the pass did not reach
             self.add(Check.LOG, what, index=index)
 
-    def _read_receipt(self, index: int, envelope: InspectedEnvelope, stats: AuditStats) -> None:
-        t0 = time.perf_counter()
-        try:
-            verified = verify_receipt_signature(receipt_content(envelope), self.trust)
-        except GwxError as e:
-            self.add(Check.RECEIPT, f"回执签名无效：{e}", index=index, message_id=envelope.header.message_id)
-            return
-        finally:
-            stats.signature_seconds += time.perf_counter() - t0
-        stats.receipt_signatures += 1
-        receipt = _Receipt(index, envelope.header, verified.receipt)
-        self.receipts.append(receipt)
-        self.by_answered.setdefault(verified.receipt.message_id, []).append(receipt)
-
     def _check_against_directory(
-        self, index: int, certificate: x509.Certificate, header: RoutingHeader, directory: Directory
+        self, index: int, certificate: bytes, header: RoutingHeader, directory: Directory
     ) -> RoutePlan | None:
         mid = header.message_id
         node = directory.find_node(header.sender_node)
@@ -636,8 +642,7 @@ class _Node:
                 message_id=mid,
             )
             return None
-        der = serialization.Encoding.DER
-        if node.certificate.public_bytes(der) != certificate.public_bytes(der):
+        if _fingerprint(node.certificate) != certificate:
             self.add(
                 Check.DIRECTORY,
                 f"信封由节点 {header.sender_node} 的另一张证书签名，不是交换目录第 {directory.serial} 版所列的证书",
@@ -871,6 +876,111 @@ class _Node:
             )
 
 
+# --- each entry's signatures, here or in worker processes ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What one entry's signature checks established: the verified header (None if the envelope failed), the
+    SHA-256 fingerprint of the node certificate that signed it, and for a receipt envelope the verified receipt
+    (None if it failed); ``error`` says why; ``seconds`` is the time the checks took."""
+
+    header: RoutingHeader | None
+    envelope_sha256: str
+    node_certificate: bytes
+    receipt: Receipt | None
+    error: str | None
+    seconds: float
+
+
+def _check_entry(data: bytes, trust: TrustPolicy) -> _Checked:
+    t0 = time.perf_counter()
+    try:
+        envelope = inspect(data, trust)
+    except GwxError as e:
+        return _Checked(None, "", b"", None, str(e), time.perf_counter() - t0)
+    receipt, error = None, None
+    if envelope.header.kind is MessageKind.RECEIPT:
+        try:
+            receipt = verify_receipt_signature(receipt_content(envelope), trust).receipt
+        except GwxError as e:
+            error = str(e)
+    fingerprint = _fingerprint(envelope.node.certificate)
+    return _Checked(envelope.header, envelope.envelope_sha256, fingerprint, receipt, error, time.perf_counter() - t0)
+
+
+def _fingerprint(certificate: x509.Certificate) -> bytes:
+    return certificate.fingerprint(hashes.SHA256())
+
+
+def _checked_here(entries: Iterable[tuple[int, bytes]], trust: TrustPolicy) -> Iterator[tuple[int, bytes, _Checked]]:
+    for index, data in entries:
+        yield index, data, _check_entry(data, trust)
+
+
+_BATCH = 128
+TrustArgs = tuple[bytes, tuple[bytes, ...], bool, datetime]
+_worker_trust: dict[TrustArgs, TrustPolicy] = {}
+
+
+def _trust_args(trust: TrustPolicy) -> TrustArgs:
+    """A trust policy as a worker process rebuilds it: root and CRLs (PEM), revocation, the auditor's clock."""
+    pem = serialization.Encoding.PEM
+    return (
+        trust.root.public_bytes(pem),
+        tuple(c.public_bytes(pem) for c in trust.crls),
+        trust.check_revocation,
+        trust.now or datetime.now(UTC),
+    )
+
+
+def _check_batch(args: TrustArgs, batch: list[bytes]) -> list[_Checked]:
+    """In a worker process: the trust policy made once per node audited, then ``_check_entry`` for each entry."""
+    trust = _worker_trust.get(args)
+    if trust is None:
+        root, crls, check_revocation, at = args
+        trust = TrustPolicy(
+            x509.load_pem_x509_certificate(root),
+            tuple(x509.load_pem_x509_crl(c) for c in crls),
+            check_revocation=check_revocation,
+            now=at,
+        )
+        _worker_trust[args] = trust
+    return [_check_entry(data, trust) for data in batch]
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    # spawned, not forked: a fork of a process holding threads and locks (a test runner, a daemon) can deadlock
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _checked_in_pool(
+    entries: Iterable[tuple[int, bytes]], trust: TrustPolicy, pool: ProcessPoolExecutor, workers: int
+) -> Iterator[tuple[int, bytes, _Checked]]:
+    """``_checked_here`` over the pool's processes, in log order, with at most a few batches per worker in flight
+    (memory stays bounded whatever the size of the log)."""
+    args = _trust_args(trust)
+    pending: deque[tuple[list[tuple[int, bytes]], Future[list[_Checked]]]] = deque()
+
+    def ready() -> Iterator[tuple[int, bytes, _Checked]]:
+        batch, future = pending.popleft()
+        for (index, data), result in zip(batch, future.result(), strict=True):
+            yield index, data, result
+
+    batch: list[tuple[int, bytes]] = []
+    for item in entries:
+        batch.append(item)
+        if len(batch) == _BATCH:
+            pending.append((batch, pool.submit(_check_batch, args, [d for _, d in batch])))
+            batch = []
+            if len(pending) >= 4 * workers:
+                yield from ready()
+    if batch:
+        pending.append((batch, pool.submit(_check_batch, args, [d for _, d in batch])))
+    while pending:
+        yield from ready()
+
+
 def _incomplete(answers: Iterable[Receipt], code: str, path: Sequence[str]) -> str | None:
     """Why recipient ``code`` (route ``path``) lacks its answers, or None."""
     mine = [a for a in answers if a.role is AnswererRole.DEPARTMENT and a.answerer == code]
@@ -1007,6 +1117,17 @@ def _check_peer_view(x: _Node, p: _PeerHead, findings: _Findings, notes: list[st
 # --- the whole audit -----------------------------------------------------------------------------------------------
 
 
+def _start_node(source: NodeSource, options: AuditOptions, at: datetime, findings: _Findings) -> _Node:
+    """A node's audit with its trust policy and verified directories (what fails there is already a finding)."""
+    trust, trust_findings = trust_for(source, options, at)
+    node = _Node(source, trust, at, options, findings)
+    node.directories, directory_findings = read_directories(source, trust)
+    for f in (*trust_findings, *directory_findings):
+        findings.add(f)
+    node.result.directories = [(d.serial, d.issued, d.expires) for d in node.directories]
+    return node
+
+
 def audit(sources: Sequence[NodeSource], options: AuditOptions | None = None) -> AuditReport:
     """Audit the nodes whose archives are ``sources`` (one or more, each a different node); see the module
     docstring. Returns the report (``ok`` only if everything passed); raises only for what makes the audit itself
@@ -1020,32 +1141,24 @@ def audit(sources: Sequence[NodeSource], options: AuditOptions | None = None) ->
     ids = [s.node_id for s in sources]
     if len(set(ids)) != len(ids):
         raise InputError(f"two archives of the same node: {', '.join(sorted({i for i in ids if ids.count(i) > 1}))}")
-    nodes: dict[str, _Node] = {}
-    revocation = True
-    for source in sources:
-        trust, trust_findings = trust_for(source, options, at)
-        for f in trust_findings:
-            findings.add(f)
-        revocation &= trust.check_revocation
-        node = _Node(source, trust, at, options, findings)
-        node.directories, directory_findings = read_directories(source, trust)
-        for f in directory_findings:
-            findings.add(f)
-        node.result.directories = [(d.serial, d.issued, d.expires) for d in node.directories]
-        nodes[source.node_id] = node
-    roots = {n.trust.root.fingerprint(hashes.SHA256()) for n in nodes.values()}
-    if len(roots) > 1:
-        for n in nodes.values():
-            findings.add(Finding(n.node_id, Check.ARCHIVE, "各节点归档中的根证书不同：它们不属于同一个安全中心"))
+    nodes = {source.node_id: _start_node(source, options, at, findings) for source in sources}
+    revocation = all(n.trust.check_revocation for n in nodes.values())
     held: list[_PeerHead] = []
     for node in nodes.values():
         held += _peer_heads(node, stats)
-    for node in nodes.values():
-        flagged = node.check_log(stats)
-        needed = {p.head.size for p in held if p.head.node_id == node.node_id}
-        node.read_entries(flagged, needed, stats)
-        stats.entries += node.result.entries
+    with contextlib.ExitStack() as stack:
+        pool = None
+        for node in nodes.values():
+            flagged = node.check_log(stats)
+            needed = {p.head.size for p in held if p.head.node_id == node.node_id}
+            if pool is None and options.workers > 1 and node.result.entries >= options.parallel_from:
+                pool = stack.enter_context(_pool(options.workers))
+            node.read_entries(flagged, needed, stats, pool)
+            stats.entries += node.result.entries
     everyone = list(nodes.values())
+    if len({n.trust.root.fingerprint(hashes.SHA256()) for n in everyone}) > 1:
+        for n in everyone:
+            findings.add(Finding(n.node_id, Check.ARCHIVE, "各节点归档中的根证书不同：它们不属于同一个安全中心"))
     for node in everyone:
         node.check_receipts([n for n in everyone if n is not node])
         node.check_completeness()
