@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ from nodes_support import (
 
 from gwexchange.archive.log import verify_log
 from gwexchange.archive.treehead import PeerHeads, TreeHeadStore
+from gwexchange.routing.directory import read_unverified_directory
 from gwexchange.routing.node import NodeConfig, open_store
 from gwexchange.routing.smtp import envelope_message_id
 
@@ -195,3 +197,32 @@ def test_an_unroutable_letter_is_refused_in_one_line_before_anything_is_queued(n
     assert outbox_states(gxt) == {}
     with open_store(NodeConfig.load(gxt)) as store:
         assert store.queue() == ()
+
+
+def test_a_newer_directory_travels_from_the_hub_to_its_peers_and_survives_restarts(
+    network: Network, daemons: Daemons, pki_dir: Path
+) -> None:
+    gxt, hub, czt = (network.homes[n] for n in NODES)
+    first = (network.folder / "directory.signed.xml").read_bytes()
+    newer = replace(read_unverified_directory(first), serial=2)
+    published = write_directory(pki_dir, newer, network.folder / "directory-2.signed.xml")
+    for node in NODES:
+        daemons.start(node)
+    taken = gwx("node", "update-directory", hub, published).stdout
+    assert "第 2 版" in taken and "已切换" in taken
+    again = gwx("node", "update-directory", hub, published, check=False)
+    assert again.returncode == 1 and "already in force" in again.stderr
+    older = gwx("node", "update-directory", hub, network.folder / "directory.signed.xml", check=False)
+    assert older.returncode == 1 and "older" in older.stderr
+
+    message_id = gwx("send", LETTER, "--home", gxt, "--department", "gd.gov.gxt").stdout.strip()
+    wanted = {(message_id, "gd.gov.czt"): "送达", (message_id, "gd.gov.office"): "送达"}
+    wait_for(lambda: outbox_states(gxt) == wanted, f"送达 in {wanted}", log=daemons.log("gd-gxt"))
+    # the hub passed it on with the envelopes it sent: the relayed letter to gd-czt, the receipts to gd-gxt
+    for home in (gxt, czt):
+        wait_for(lambda home=home: (home / "directories" / "directory-2.xml").is_file(), f"directory 2 at {home.name}")
+        assert (home / "directories" / "directory-2.xml").read_bytes() == published.read_bytes()
+    daemons.stop("gd-gxt")
+    daemons.start("gd-gxt")  # node.toml still names directory 1: the node keeps the newer one it holds
+    assert json.loads(gwx("node", "status", gxt, "--json").stdout)["directory_serial"] == 2
+    assert "directory-updated serial=2" in daemons.log("gd-czt").read_text()

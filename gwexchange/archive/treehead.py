@@ -415,6 +415,16 @@ class TreeHeadStore:
         return head
 
 
+def read_heads(path: Path) -> list[SignedTreeHead]:
+    """The heads in a heads file, read only: a torn last line (being written now) is left out, not cut off."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")
+    return [parse_head_line(line) for line in lines[:-1]]  # what follows the last newline is not whole yet
+
+
 class PeerHeads:
     """The heads a node received from its peers (one ``head_to_line`` line each, in the order received): the
     evidence an auditor later holds against each peer's log. ``keep`` appends a verified head unless it is the

@@ -13,7 +13,7 @@ from gwexchange.cli.common import JsonOption, emit_json, now, parse_duration
 from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.envelope.xmlform import document_from_element
 from gwexchange.errors import ConfigError, GwxError, InputError
-from gwexchange.files import load_description_file
+from gwexchange.files import load_description_file, read_file
 from gwexchange.routing import node_logic
 from gwexchange.routing.bundle import export_bundle, import_bundle
 from gwexchange.routing.clerk import attachment_files, send_document
@@ -25,6 +25,7 @@ from gwexchange.routing.node import (
     open_store,
     run_node,
     status,
+    update_directory,
 )
 
 node_cli = typer.Typer()
@@ -97,6 +98,17 @@ def node_run(home: NodeHomeArg) -> None:
     run_node(home)
 
 
+@node_app.command("update-directory")
+def node_update_directory(
+    home: NodeHomeArg,
+    file: Annotated[Path, typer.Argument(help="The newer signed directory the security centre published.")],
+) -> None:
+    """Take a newer signed directory (refused if older, altered or expired); a running node switches at once and
+    passes it on to its peers with the next envelope it sends them."""
+    serial, told = update_directory(home, read_file(file, "the directory"))
+    typer.echo(f"已更新交换目录：第 {serial} 版" + ("（运行中的节点已切换）" if told else "（节点启动时生效）"))
+
+
 @node_app.command("status")
 def node_status(home: NodeHomeArg, as_json: JsonOption = False) -> None:
     """Queue sizes by state, peers, last errors, inbox and outbox counts."""
@@ -110,6 +122,11 @@ def node_status(home: NodeHomeArg, as_json: JsonOption = False) -> None:
         f"运行：{'是（pid ' + str(running['pid']) + '，端口 ' + str(running['port']) + '）' if running else '否'}"
     )
     typer.echo("队列：" + ("、".join(f"{k} {v}" for k, v in data["queue"].items()) or "空"))
+    typer.echo(f"交换目录：第 {data['directory_serial']} 版")
+    merkle = data["log"]
+    head = merkle["latest_head"]
+    signed = f"，最新签名树头 {head['size']} 条（{head['time']}）" if head else "，尚无签名树头"
+    typer.echo(f"日志：{merkle['size']} 条{signed}；持有对端树头：{'、'.join(merkle['peer_heads']) or '无'}")
     for peer in data["peers"]:
         typer.echo(f"相邻节点：{peer['node']}  {peer['endpoint']}（{peer['zone']}）")
     for code, counts in data["inbox"].items():

@@ -8,6 +8,7 @@ The node home
     ``log/``           the Merkle log (``archive.log``): every envelope accepted here, byte for byte, and
                        ``log/heads``, the tree heads this node signed
     ``peer-heads``     the tree heads peers sent with their envelopes, one line each (``treehead.head_to_line``)
+    ``directories/``   every directory the node took, ``directory-<serial>.xml``: the newest is in force
 
 ``node.toml``::
 
@@ -50,25 +51,32 @@ import time
 import tomllib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
-from gwexchange.archive.log import MerkleLog
-from gwexchange.archive.treehead import PeerHeads, TreeHeadStore, tree_head_from_xml, tree_head_to_xml
+from gwexchange.archive.log import HEADS_FILE, MerkleLog, read_commit
+from gwexchange.archive.treehead import (
+    PeerHeads,
+    TreeHeadStore,
+    read_heads,
+    tree_head_from_xml,
+    tree_head_to_xml,
+)
 from gwexchange.crypto.certificates import identity_of
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.sealing import inspect
-from gwexchange.errors import ConfigError, GwxError, InputError, VerificationError
+from gwexchange.errors import ConfigError, GwxError, InputError, TrustError, VerificationError
 from gwexchange.faults import crash_point
 from gwexchange.files import atomic_write, load_certificate, load_keypair, read_file
 from gwexchange.routing import node_logic
 from gwexchange.routing.directory import (
     Directory,
+    VerifiedDirectory,
     authority_code_of,
     parse_endpoint,
     read_unverified_directory,
@@ -92,6 +100,7 @@ log = logging.getLogger("gwexchange.node")
 
 CONFIG_NAME = "node.toml"
 RUN_NAME = "run.json"
+DIRECTORIES_NAME = "directories"
 LOG_NAME = "log"
 PEER_HEADS_NAME = "peer-heads"
 IDLE_SESSION_SECONDS = 30.0
@@ -290,9 +299,17 @@ class NodeContext:
     view: NodeView
     tls: NodeTls
     store: Store
+    directory_xml: bytes | None = None  # the signed bytes of ``directory``, passed on to peers
 
     def close(self) -> None:
         self.store.close()
+
+    def adopt(self, verified: VerifiedDirectory) -> None:
+        """Route by a newer directory from now on (kept first: a restart starts from it)."""
+        keep_directory(self.config, verified)
+        self.directory = verified.directory
+        self.directory_xml = verified.signed_bytes
+        self.view = replace(self.view, directory=verified.directory)
 
 
 def load_trust(config: NodeConfig) -> TrustPolicy:
@@ -304,16 +321,68 @@ def load_trust(config: NodeConfig) -> TrustPolicy:
     return TrustPolicy(root, crls)
 
 
+def held_directories(config: NodeConfig) -> list[tuple[int, Path]]:
+    """The directories this node took, newest first: ``directories/directory-<serial>.xml``."""
+    folder = config.home / DIRECTORIES_NAME
+    found = []
+    for path in folder.glob("directory-*.xml") if folder.is_dir() else ():
+        serial = path.stem.removeprefix("directory-")
+        if serial.isdigit():
+            found.append((int(serial), path))
+    return sorted(found, reverse=True)
+
+
+def current_directory(config: NodeConfig, trust: TrustPolicy, now: datetime) -> VerifiedDirectory:
+    """The directory in force at this node: the newest it holds, or the configured file if that is newer.
+
+    Every directory taken is kept in ``directories/`` (an auditor needs the ones that were in force), so a
+    node never falls back to an older directory, whatever its configuration file says.
+    """
+    authority = authority_code_of(trust.root)
+    held: VerifiedDirectory | None = None
+    for _, path in held_directories(config):
+        try:
+            held = verify_directory(path.read_bytes(), trust, authority_code=authority, now=now, held=None)
+            break
+        except (OSError, GwxError) as e:  # an expired one among them: the configured file may be newer
+            log.warning("node.directory-unusable file=%s reason=%s", path.name, _one_line(e))
+    try:
+        configured_bytes = config.directory.read_bytes()
+    except FileNotFoundError as e:
+        if held is not None:
+            return held
+        raise ConfigError(f"the directory {config.directory} does not exist") from e
+    try:
+        configured = verify_directory(
+            configured_bytes, trust, authority_code=authority, now=now, held=held.directory if held else None
+        )
+    except TrustError as e:
+        if held is None or held.directory.serial <= read_unverified_directory(configured_bytes).serial:
+            raise
+        log.warning("node.directory-refused file=%s reason=%s", config.directory, _one_line(e))
+        return held
+    if configured.is_update:
+        keep_directory(config, configured)
+        return configured
+    return held if held is not None else configured
+
+
+def keep_directory(config: NodeConfig, verified: VerifiedDirectory) -> Path:
+    """File a verified directory among those held (durably: it is what routes are computed from)."""
+    folder = config.home / DIRECTORIES_NAME
+    folder.mkdir(exist_ok=True)
+    path = folder / f"directory-{verified.directory.serial}.xml"
+    if not path.exists():
+        atomic_write(path, verified.signed_bytes)
+    return path
+
+
 def load_context(config: NodeConfig, *, now: datetime | None = None, daemon: bool = False) -> NodeContext:
     """Trust policy, verified directory, keys, node view and store of a node home."""
     now = now or utcnow()
     trust = load_trust(config)
-    try:
-        signed = config.directory.read_bytes()
-    except FileNotFoundError as e:
-        raise ConfigError(f"the directory {config.directory} does not exist") from e
-    verified = verify_directory(signed, trust, authority_code=authority_code_of(trust.root), now=now, held=None)
-    directory = verified.directory
+    in_force = current_directory(config, trust, now)
+    directory = in_force.directory
     if directory.find_node(config.node_id) is None:
         raise ConfigError(f"node {config.node_id} is not in directory {directory.serial}")
     node_key, node_cert = load_keypair(config.node_keys, "node")
@@ -339,7 +408,7 @@ def load_context(config: NodeConfig, *, now: datetime | None = None, daemon: boo
     )
     tls = node_tls(config.node_id, node_key, node_cert, trust.root)
     store = open_store(config, daemon=daemon)
-    return NodeContext(config, trust, directory, view, tls, store)
+    return NodeContext(config, trust, directory, view, tls, store, in_force.signed_bytes)
 
 
 # --- the daemon ----------------------------------------------------------------------------------------------
@@ -370,12 +439,15 @@ class Node:
             context.trust,
             self.on_envelope,
             on_tree_head=self.on_tree_head,
+            on_directory=self.on_directory,
         )
         self.log = MerkleLog(config.log_dir, create=True)
         self.heads = TreeHeadStore(self.log.heads_path)
         self.peer_heads = PeerHeads(config.peer_heads_path)
         self._head_xml = tree_head_to_xml(self.heads.latest) if self.heads.latest is not None else None
         self._head_lock = threading.Lock()
+        self._directory_lock = threading.Lock()
+        self._directory_sent: dict[str, int] = {}  # peer → the serial it was sent (this run)
         self._stop: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -408,6 +480,42 @@ class Node:
                 log.debug("node.peer-head peer=%s", peer)
         except GwxError as e:
             log.warning("node.peer-head-refused peer=%s reason=%s", peer, _one_line(e))
+
+    def on_directory(self, peer: str, directory_xml: bytes) -> None:
+        """A peer passed on the directory it holds: take it if newer (verified against the one held here)."""
+        ctx = self.ctx
+        with self._directory_lock:
+            held = ctx.directory
+            try:
+                verified = verify_directory(
+                    directory_xml,
+                    ctx.trust,
+                    authority_code=authority_code_of(ctx.trust.root),
+                    now=self.clock(),
+                    held=held,
+                )
+            except GwxError as e:  # older (the peer has not heard of ours yet), unsigned, expired, …
+                log.warning("node.directory-refused peer=%s reason=%s", peer, _one_line(e))
+                return
+            if verified.is_update:
+                ctx.adopt(verified)
+                log.info(
+                    "node.directory-updated serial=%d from=%s previous=%d", verified.directory.serial, peer, held.serial
+                )
+
+    def reload_directory(self) -> None:
+        """SIGHUP: the operator put a new directory in place (node.toml's file): take it if newer."""
+        ctx = self.ctx
+        with self._directory_lock:
+            try:
+                in_force = current_directory(ctx.config, ctx.trust, self.clock())
+            except GwxError as e:
+                log.error("node.directory-refused file=%s reason=%s", ctx.config.directory, _one_line(e))
+                return
+            if in_force.directory.serial > ctx.directory.serial:
+                previous = ctx.directory.serial
+                ctx.adopt(in_force)
+                log.info("node.directory-updated serial=%d from=file previous=%d", in_force.directory.serial, previous)
 
     def _receive(self, peer: str, envelope_xml: bytes, parts: dict[str, bytes]) -> Outcome:
         store, view = self.ctx.store, self.ctx.view
@@ -499,9 +607,16 @@ class Node:
             parts = {p.cid: b"".join(store.read_part(hop.message_id, p.cid)) for p in store.parts(hop.message_id)}
             crash_point("hop-sending")
             own = session or self._session(hop.next_hop, entry.smtp_endpoint)
-            result = own.deliver(envelope_xml, parts, message_id=hop.message_id, tree_head=self._head_xml)
+            serial, directory_xml = self.ctx.directory.serial, self.ctx.directory_xml
+            if self._directory_sent.get(hop.next_hop) == serial:
+                directory_xml = None  # the peer has it
+            result = own.deliver(
+                envelope_xml, parts, message_id=hop.message_id, tree_head=self._head_xml, directory=directory_xml
+            )
             if session is None:
                 own.close()
+            if result.delivered:
+                self._directory_sent[hop.next_hop] = serial
             result_status, code, reason = result.status, result.code, result.reason
         now = self.clock()
         if result_status is SendStatus.DELIVERED:
@@ -612,6 +727,7 @@ class Node:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
             loop.add_signal_handler(signal.SIGUSR1, lambda: loop.create_task(self._sign_now()))
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(asyncio.to_thread(self.reload_directory)))
         config = self.ctx.config
         await asyncio.to_thread(self.log_accepted)  # catch up with what was accepted before a crash
         await asyncio.to_thread(self.sign_head)
@@ -712,9 +828,12 @@ def status(home: Path) -> dict[str, Any]:
     finally:
         store.close()
     peers: list[dict[str, str]] = []
+    serial: int | None = None
     try:
-        signed = config.directory.read_bytes()
+        held = held_directories(config)
+        signed = (held[0][1] if held else config.directory).read_bytes()
         directory = read_unverified_directory(signed)
+        serial = directory.serial
         peers = [
             {"node": other, "endpoint": directory.node(other).smtp_endpoint, "zone": link.zone.value}
             for other, link in directory.neighbours(config.node_id)
@@ -734,10 +853,53 @@ def status(home: Path) -> dict[str, Any]:
         "running": running,
         "queue": by_state,
         "peers": peers,
+        "directory_serial": serial,
+        "log": _log_status(config),
         "last_errors": errors,
         "inbox": inbox,
         "outbox": outbox,
     }
+
+
+def _log_status(config: NodeConfig) -> dict[str, Any]:
+    """The Merkle log as its files say (read without opening the log: the daemon holds it)."""
+    commit = read_commit(config.log_dir) if (config.log_dir / "commit").is_file() else None
+    own = read_heads(config.log_dir / HEADS_FILE)
+    latest = own[-1] if own else None
+    peers = {head.node_id: {"size": head.size, "time": head.time_text} for head in read_heads(config.peer_heads_path)}
+    return {
+        "size": commit.size if commit is not None else 0,
+        "latest_head": {"size": latest.size, "root": latest.root_hash.hex(), "time": latest.time_text}
+        if latest is not None
+        else None,
+        "peer_heads": peers,
+    }
+
+
+def update_directory(home: Path, signed: bytes) -> tuple[int, bool]:
+    """``gwx node update-directory``: verify a newer directory against the one held, keep it and tell a running
+    daemon (SIGHUP). Returns its serial and whether a daemon was told."""
+    config = NodeConfig.load(home)
+    trust = load_trust(config)
+    now = utcnow()
+    held = current_directory(config, trust, now)
+    verified = verify_directory(
+        signed, trust, authority_code=authority_code_of(trust.root), now=now, held=held.directory
+    )
+    if not verified.is_update:
+        raise InputError(f"directory {verified.directory.serial} is already in force at node {config.node_id}")
+    if verified.directory.find_node(config.node_id) is None:
+        raise ConfigError(f"node {config.node_id} is not in directory {verified.directory.serial}: not taken")
+    keep_directory(config, verified)
+    told = False
+    run_file = config.home / RUN_NAME
+    if run_file.is_file():
+        try:
+            os.kill(int(json.loads(run_file.read_text(encoding="utf-8"))["pid"]), signal.SIGHUP)
+            told = True
+        except (OSError, ValueError, KeyError, TypeError):
+            told = False  # not running after all: it takes the directory when it starts
+    return verified.directory.serial, told
 
 
 def staging_dir(home: Path) -> Path:

@@ -24,6 +24,9 @@ The message (one SMTP message per envelope copy)
         Content-Type: application/vnd.gwexchange.tree-head+xml   optional, second: the sending node's latest
         Content-Transfer-Encoding: base64                        signed tree head (archive.treehead), which the
         --=_gwx_…                                                receiver keeps as evidence of that node's log
+        Content-Type: application/vnd.gwexchange.directory+xml   optional, next: the signed directory the sender
+        Content-Transfer-Encoding: base64                        holds (once per peer and serial), which the
+        --=_gwx_…                                                receiver takes if it is newer (see node.py)
         Content-Type: application/octet-stream                   one per encrypted attachment part
         Content-Transfer-Encoding: base64
         Content-ID: <part-1>                                     the part's cid in the envelope (part-N)
@@ -122,6 +125,7 @@ DOMAIN = "gwexchange.invalid"
 ENVELOPE_MEDIA_TYPE = "application/vnd.gwexchange.envelope+xml"
 PART_MEDIA_TYPE = "application/octet-stream"
 TREE_HEAD_MEDIA_TYPE = "application/vnd.gwexchange.tree-head+xml"
+DIRECTORY_MEDIA_TYPE = "application/vnd.gwexchange.directory+xml"
 MAX_TREE_HEAD_BYTES = 64 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_TIMEOUT = 60.0
@@ -180,7 +184,8 @@ Outcome = Accepted | Transient | Permanent
 OnEnvelope = Callable[[str, bytes, dict[str, bytes]], Outcome]
 """``on_envelope(peer node id, envelope XML, {cid: part octets}) -> Outcome``; called in a worker thread."""
 OnTreeHead = Callable[[str, bytes], None]
-"""Called with the peer's node id and the tree head XML that came with its message (before ``OnEnvelope``)."""
+"""Called with the peer's node id and the tree head (or directory) XML that came with its message, before
+``OnEnvelope``."""
 
 
 class SendStatus(StrEnum):
@@ -341,6 +346,7 @@ def encode_message(
     *,
     message_id: str,
     tree_head: bytes | None = None,
+    directory: bytes | None = None,
 ) -> bytes:
     """The MIME message carrying one envelope copy from node ``sender`` to node ``recipient`` (see above)."""
     for cid in parts:
@@ -373,6 +379,12 @@ def encode_message(
             "Content-Transfer-Encoding: base64\r\n\r\n".encode()
         )
         chunks.append(_base64_lines(tree_head))
+    if directory is not None:
+        chunks.append(
+            f"--{boundary}\r\nContent-Type: {DIRECTORY_MEDIA_TYPE}\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n".encode()
+        )
+        chunks.append(_base64_lines(directory))
     for cid, octets in parts.items():
         chunks.append(
             (
@@ -391,6 +403,7 @@ class ReceivedMessage:
     envelope_xml: bytes
     parts: dict[str, bytes]
     tree_head: bytes | None = None  # the sending node's latest signed tree head (XML), unverified
+    directory: bytes | None = None  # the signed directory the sending node holds, unverified
 
 
 def decode_message(data: bytes) -> ReceivedMessage:
@@ -411,6 +424,10 @@ def decode_message(data: bytes) -> ReceivedMessage:
         if len(tree_head) > MAX_TREE_HEAD_BYTES:
             raise EnvelopeError(f"the tree head is over {MAX_TREE_HEAD_BYTES} bytes")
         bodies = bodies[1:]
+    directory = None
+    if len(bodies) > 1 and bodies[1].get_content_type() == DIRECTORY_MEDIA_TYPE:
+        directory = _decode_part(bodies[1], DIRECTORY_MEDIA_TYPE)
+        bodies = bodies[1:]
     parts: dict[str, bytes] = {}
     for body in bodies[1:]:
         cid = str(body.get("Content-ID", "")).strip()
@@ -429,6 +446,7 @@ def decode_message(data: bytes) -> ReceivedMessage:
         envelope_xml=envelope_xml,
         parts=parts,
         tree_head=tree_head,
+        directory=directory,
     )
 
 
@@ -584,6 +602,11 @@ class _Handler:
                 await asyncio.to_thread(listener.on_tree_head, peer.node_id, received.tree_head)
             except Exception:
                 log.exception("smtp.error peer=%s node=%s reason=on_tree_head-raised", _where(session), peer.node_id)
+        if received.directory is not None and listener.on_directory is not None:
+            try:  # a newer directory travels from node to node; never a reason to refuse the envelope
+                await asyncio.to_thread(listener.on_directory, peer.node_id, received.directory)
+            except Exception:
+                log.exception("smtp.error peer=%s node=%s reason=on_directory-raised", _where(session), peer.node_id)
         try:
             outcome = await asyncio.to_thread(listener.on_envelope, peer.node_id, received.envelope_xml, received.parts)
         except Exception:
@@ -637,6 +660,7 @@ class SmtpListener:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         clock: Callable[[], datetime] = _now,
         on_tree_head: OnTreeHead | None = None,
+        on_directory: OnTreeHead | None = None,
     ) -> None:
         node_address(node_id)
         if tls.node_id != node_id:
@@ -649,6 +673,7 @@ class SmtpListener:
         self.trust = trust
         self.on_envelope = on_envelope
         self.on_tree_head = on_tree_head
+        self.on_directory = on_directory
         self.max_message_bytes = max_message_bytes
         self.idle_timeout = idle_timeout
         self.clock = clock
@@ -867,8 +892,9 @@ class PeerSession:
         *,
         message_id: str | None = None,
         tree_head: bytes | None = None,
+        directory: bytes | None = None,
     ) -> SendResult:
-        """Send one envelope copy (with the sending node's latest signed tree head, if given)."""
+        """Send one envelope copy (with the sending node's latest signed tree head and directory, if given)."""
         message = encode_message(
             self.tls.node_id,
             self.expected_node_id,
@@ -876,6 +902,7 @@ class PeerSession:
             parts,
             message_id=message_id or envelope_message_id(envelope_xml),
             tree_head=tree_head,
+            directory=directory,
         )
         reused = self._smtp is not None
         result = self._deliver(message)
