@@ -57,28 +57,31 @@ class Package:
     """A package opened for reading. Use as a context manager."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path  # before anything can fail: the error messages name it
         try:
             self._zip = zipfile.ZipFile(path, "r")
         except (zipfile.BadZipFile, OSError) as e:
             raise InputError(f"{path} is not an envelope package: {e}") from e
+        try:
+            self._check()
+        except BaseException:
+            self._zip.close()
+            raise
+
+    def _check(self) -> None:
+        path = self.path
         infos = self._zip.infolist()
         if len(infos) > MAX_MEMBERS or not infos or infos[0].filename != "mimetype":
-            self._zip.close()
             raise EnvelopeError(f"{path} is not an envelope package (no leading mimetype member)")
         for info in infos:
             if info.flag_bits & 0x1:
-                self._zip.close()
                 raise EnvelopeError(f"{path}: member {info.filename} is encrypted; packages store members as-is")
             if info.compress_type != zipfile.ZIP_STORED:
-                self._zip.close()
                 raise EnvelopeError(f"{path}: member {info.filename} is compressed; packages store members as-is")
             if info.filename not in ("mimetype", ENVELOPE_MEMBER) and not _PART_MEMBER.fullmatch(info.filename):
-                self._zip.close()
                 raise EnvelopeError(f"{path}: unexpected member {info.filename!r}")
         if self._read("mimetype") != MIMETYPE.encode("ascii"):
-            self._zip.close()
             raise EnvelopeError(f"{path} is not a gwexchange envelope package (wrong mimetype)")
-        self.path = path
 
     def __enter__(self) -> Package:
         return self

@@ -22,3 +22,17 @@ def test_a_bundle_manifest_nested_too_deep_is_refused_not_a_recursion_error(tmp_
         zf.writestr(zipfile.ZipInfo(bundle.MANIFEST), b"[" * 100_000 + b"]" * 100_000)
     with pytest.raises(EnvelopeError, match=r"manifest\.json does not parse"):
         bundle._Bundle(path)
+
+
+def test_a_package_whose_mimetype_member_is_damaged_is_refused_not_an_attribute_error(tmp_path: Path) -> None:
+    """Reading the mimetype member failed before ``Package.path`` was set, and the error message needed it."""
+    from gwexchange.package import MIMETYPE, Package
+
+    path = tmp_path / "damaged.gwxp"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE)
+    data = bytearray(path.read_bytes())
+    data[0:4] = b"PK\x03\x05"  # the local header's magic number: zipfile still lists the member, cannot read it
+    path.write_bytes(bytes(data))
+    with pytest.raises(EnvelopeError, match="member mimetype is damaged"):
+        Package(path)
