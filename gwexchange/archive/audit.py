@@ -516,7 +516,8 @@ class _Node:
         self.receipts: list[_Receipt] = []
         self.by_answered: dict[str, list[_Receipt]] = {}
         self.roots_at: dict[int, bytes] = {0: EMPTY_ROOT}
-        self.heads: list[SignedTreeHead] = []
+        self.heads: list[SignedTreeHead] = []  # the node's heads that verified in every way
+        self.signed_heads: list[SignedTreeHead] = []  # and those whose only fault is their root
         self.head_lines: set[bytes] = set()
         self._routes: dict[tuple[int, str, tuple[str, ...], str], RoutePlan] = {}
 
@@ -542,9 +543,11 @@ class _Node:
         if report.committed is None and report.size:
             self.add(Check.LOG, "日志有条目却没有提交记录（commit）：无法确定哪些条目已提交")
         flagged: dict[int, str] = {}
+        bad_heads: set[int | None] = set()
         kinds = {"hash": "哈希记录", "offset": "偏移", "tail": "日志尾部", "file": "日志文件", "commit": "提交记录"}
         for p in report.problems:
             if p.kind == "head":
+                bad_heads.add(p.index)
                 self.add(Check.TREE_HEAD, p.message, index=p.index)
             elif p.kind == "entry" and p.index is not None:
                 flagged[p.index] = f"条目与其存储的叶哈希不符，条目或哈希被改动（{p.message}）"
@@ -552,14 +555,18 @@ class _Node:
                 self.add(Check.LOG, f"{kinds.get(p.kind, p.kind)}：{p.message}", index=p.index)
         if report.problems_not_listed:
             self.add(Check.LOG, f"另有 {report.problems_not_listed} 处日志结构问题未列出")
-        for _line, head in read_heads(self.source.log_dir):
+        for line, head in read_heads(self.source.log_dir):
             if head is None or head.node_id != self.node_id:
                 continue
-            try:
-                verify_tree_head(head, self.trust)
-            except GwxError:
-                continue  # verify_log named it
-            stats.head_signatures += 1
+            if line in bad_heads or report.problems_not_listed:  # named already; signed by the node all the same?
+                try:
+                    verify_tree_head(head, self.trust)
+                except GwxError:
+                    continue
+                self.signed_heads.append(head)  # evidence of a fork if its root differs from another's
+                continue
+            stats.head_signatures += 1  # verify_log checked its signature
+            self.signed_heads.append(head)
             self.heads.append(head)
             self.head_lines.add(head_to_line(head))
         good = [h for h in self.heads if h.size <= report.size]
@@ -750,10 +757,11 @@ class _Node:
             if doc.header.sender_node != self.node_id or doc.plan is None:
                 continue
             answers = self.answers(mid)
+            pending = "（信封尚未过期，可能仍在办理中）" if not doc.header.expired(self.at) else ""
             for code, path in doc.plan.paths.items():
                 problem = _incomplete(answers, code, path)
                 if problem:
-                    self.add(Check.COMPLETENESS, problem, index=doc.index, message_id=mid, recipient=code)
+                    self.add(Check.COMPLETENESS, problem + pending, index=doc.index, message_id=mid, recipient=code)
 
     def check_delivery(self, stats: AuditStats) -> None:
         """Documents routed to a department here: answered with 送达 (or 投递失败), and filed as signed."""
@@ -1059,7 +1067,7 @@ def _peer_heads(node: _Node, stats: AuditStats) -> list[_PeerHead]:
 def _cross_check(nodes: dict[str, _Node], held: list[_PeerHead], findings: _Findings, notes: list[str]) -> None:
     by_size: dict[tuple[str, int], dict[bytes, str]] = {}
     for node in nodes.values():
-        for head in node.heads:
+        for head in node.signed_heads:
             own = f"{node.node_id} 自身保存的树头"
             by_size.setdefault((node.node_id, head.size), {}).setdefault(head.root_hash, own)
     for p in held:

@@ -287,20 +287,34 @@ class HomeSource(NodeSource):
             raise
 
     def inbox(self) -> Iterator[InboxDocument]:
-        """The inbox rows filed before the snapshot, one row read at a time (a node's inbox can be large)."""
-        from gwexchange.routing.node import open_store  # noqa: PLC0415
-        from gwexchange.routing.store import InboxEntry  # noqa: PLC0415
+        """The inbox rows whose envelope the log copy holds, one row read at a time (an inbox can be large).
 
+        The daemon appends accepted envelopes to its log a moment after it files them, so a row whose envelope
+        has no log index yet, or one beyond the copy, is the next snapshot's — unless it has had no log index for
+        longer than that moment: then the audit must see it (and will say the log lacks its envelope).
+        """
+        from gwexchange.routing.node import open_store  # noqa: PLC0415
+        from gwexchange.routing.store import InboxEntry, StoredEnvelope  # noqa: PLC0415
+
+        logged = self.cut.commit.size if self.cut.commit is not None else None
         store = open_store(self.config)
         try:
             reader = store.engine.execution_options(read_only=True)
             with Session(reader) as s:
-                keys = s.exec(
-                    select(InboxEntry.department, InboxEntry.message_id)
-                    .where(col(InboxEntry.received_at) <= self.snapshot)
+                rows = s.exec(
+                    select(
+                        InboxEntry.department, InboxEntry.message_id, InboxEntry.received_at, StoredEnvelope.log_index
+                    )
+                    .join(StoredEnvelope, col(StoredEnvelope.message_id) == col(InboxEntry.message_id), isouter=True)
                     .order_by(col(InboxEntry.received_at), col(InboxEntry.message_id))
                 ).all()
-            for department, message_id in keys:
+            unlogged_before = self.snapshot - LATE_HEAD_MARGIN
+            for department, message_id, received_at, log_index in rows:
+                if log_index is None:
+                    if received_at >= unlogged_before:
+                        continue
+                elif logged is not None and log_index >= logged:
+                    continue
                 with Session(reader) as s:
                     row = s.get(InboxEntry, (department, message_id))
                     if row is not None:
