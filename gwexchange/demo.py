@@ -43,7 +43,7 @@ from gwexchange.files import KEY_PASSPHRASE_ENV, atomic_write, load_description_
 from gwexchange.routing.clerk import answer_document, attachment_files, send_document
 from gwexchange.routing.directory import Directory, Zone, compile_directory, sign_directory
 from gwexchange.routing.node import RUN_NAME, NodeConfig, NodeContext, init_home, load_context
-from gwexchange.routing.node_logic import RecipientState
+from gwexchange.routing.node_logic import InboxState, RecipientState
 from gwexchange.routing.routes import RoutePlan, format_path, plan
 
 Say = Callable[[str], None]
@@ -54,7 +54,7 @@ SAMPLES = ("notice.toml", "request.toml", "letter.toml", "joint-notice.toml")
 # Short enough that six hops and their receipts take seconds, not the production minutes.
 NODE_SETTINGS = {"tick_seconds": 0.2, "retry_base_seconds": 0.5, "retry_cap_seconds": 2.0}
 LOG_NAME = "node.log"
-START_TIMEOUT = 30.0  # seconds for every daemon to write run.json
+START_TIMEOUT = 60.0  # seconds for every daemon to write run.json (six Python processes start on a busy machine)
 STOP_GRACE = 10.0  # seconds after SIGTERM before SIGKILL
 POLL = 0.1
 TAIL_LINES = 8
@@ -98,7 +98,8 @@ def run_demo(folder: Path | None, *, timeout: float = 60.0, say: Say = print) ->
     ``GwxError`` (one line naming what did not arrive) when it runs out or a daemon dies; the node logs' last lines
     go to ``say`` first.
     """
-    demo = _Demo(_prepare(folder), examples_folder(), say)
+    examples = examples_folder()
+    demo = _Demo(_prepare(folder), examples, say)
     with _without(KEY_PASSPHRASE_ENV):
         try:
             demo.build()
@@ -165,8 +166,8 @@ class _Demo:
         source = self.examples / "network.toml"
         text = source.read_text(encoding="utf-8")
         spec = tomllib.loads(text)
-        nodes = [str(n["id"]) for n in spec.get("node", [])]
-        departments = {str(d["code"]): (str(d["name"]), str(d["node"])) for d in spec.get("department", [])}
+        nodes = [str(n.get("id")) for n in spec.get("node", [])]  # compile_directory checks the file below
+        departments = {str(d.get("code")): (str(d.get("name")), str(d.get("node"))) for d in spec.get("department", [])}
         self.step(f"1. 安全中心：根证书，{len(nodes)} 个节点证书，{len(departments)} 个机关的签名与加密证书")
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)  # valid at once on every clock
         unsafe = UnsafeUnencrypted()
@@ -214,12 +215,12 @@ class _Demo:
     def start(self) -> None:
         environment = {k: v for k, v in os.environ.items() if k != KEY_PASSPHRASE_ENV}
         for node_id, home in self.homes.items():
-            with (home / LOG_NAME).open("ab") as log:
+            with (home / LOG_NAME).open("ab") as log:  # the child keeps its own copy of the descriptor
                 process = subprocess.Popen(
                     [*_gwx(), "node", "run", str(home)], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                     env=environment,
                 )  # fmt: skip
-            self.daemons.append(_Daemon(node_id, home, process))
+                self.daemons.append(_Daemon(node_id, home, process))  # at once: close() must know every child
         deadline = time.monotonic() + START_TIMEOUT
         for daemon in self.daemons:
             run_file = daemon.home / RUN_NAME
@@ -287,7 +288,7 @@ class _Demo:
             node = self.directory.department(department).home_node
             ctx = self.context(node)
             for entry in ctx.store.inbox(department):
-                if entry.message_id not in labels or entry.state != "new":
+                if entry.message_id not in labels or entry.state != InboxState.NEW:
                     continue
                 at = datetime.now(UTC).replace(microsecond=0)
                 answer_document(ctx, department, entry.message_id, ReceiptKind.SIGNED_FOR, at=at)
@@ -305,8 +306,7 @@ class _Demo:
             failed = [(k, s) for k, s in self.states.items() if s in (RecipientState.FAILED, RecipientState.RETURNED)]
             if failed:
                 self.fail(f"有公文{failed[0][1]}", target)
-            if all(self.states.get((s.message_id, r), RecipientState.QUEUED).rank >= target.rank for s in self.sent
-                   for r in s.recipients):  # fmt: skip
+            if not self.short_of(target):
                 return
             for daemon in self.daemons:
                 if daemon.process.poll() is not None:
@@ -314,6 +314,19 @@ class _Demo:
             if time.monotonic() > deadline:
                 self.fail(f"{timeout:g} 秒内未完成", target)
             time.sleep(POLL)
+
+    def state(self, sent: _Sent, recipient: str) -> RecipientState:
+        return self.states.get((sent.message_id, recipient), RecipientState.QUEUED)
+
+    def short_of(self, target: RecipientState) -> list[tuple[_Sent, str]]:
+        """Document × recipient not at ``target``: behind it, or failed or returned on the way."""
+        stuck = (RecipientState.FAILED, RecipientState.RETURNED)
+        return [
+            (sent, r)
+            for sent in self.sent
+            for r in sent.recipients
+            if self.state(sent, r).rank < target.rank or (self.state(sent, r) in stuck and target not in stuck)
+        ]
 
     def poll(self) -> None:
         labels = {s.message_id: s for s in self.sent}
@@ -330,26 +343,28 @@ class _Demo:
                         self.say(f"{self.clock()} {sent.label} → {name}：{_WORDS.get(state, state.value)}")
 
     def summary(self) -> tuple[tuple[str, str, str], ...]:
+        pairs = sum(len(sent.recipients) for sent in self.sent)
+        rows = self.table(f"6. 结果：{len(self.sent)} 份公文，{pairs} 个收文，用时 {self.elapsed():.1f} 秒")
+        sender = self.homes[self.sent[0].sender_node]
+        receiver = self.homes[self.directory.department(self.sent[0].recipients[0]).home_node]
+        self.say(f"\n节点目录在 {self.folder / 'nodes'}（每个节点的日志：node.log），节点停止后仍可查看：")
+        self.say(f"   gwx node status {sender}")
+        self.say(f"   gwx outbox --home {sender}")
+        self.say(f"   gwx inbox --home {receiver}")
+        return rows
+
+    def table(self, title: str) -> tuple[tuple[str, str, str], ...]:
+        """Every document × recipient with the state its sender's outbox shows."""
         rows = tuple(
-            (
-                s.label,
-                self.directory.department(r).name,
-                str(self.states.get((s.message_id, r), RecipientState.QUEUED)),
-            )
-            for s in self.sent
-            for r in s.recipients
+            (sent.label, self.directory.department(r).name, _WORDS.get(self.state(sent, r), self.state(sent, r).value))
+            for sent in self.sent
+            for r in sent.recipients
         )
-        self.step(f"6. 结果：{len(self.sent)} 份公文，{len(rows)} 个收文机关，用时 {self.elapsed():.1f} 秒")
-        width = max(_width(row[0]) for row in rows) + 2
+        self.step(title)
+        width = max((_width(row[0]) for row in rows), default=0) + 2
         self.say(f"   {_pad('公文', width)}{_pad('收文机关', 24)}状态")
         for label, name, state in rows:
-            self.say(f"   {_pad(label, width)}{_pad(name, 24)}{_WORDS.get(RecipientState(state), state)}")
-        self.say(f"\n节点目录在 {self.folder / 'nodes'}（每个节点的日志：node.log），节点停止后仍可查看：")
-        hub, czt = self.homes.get("gd-hub"), self.homes.get("gd-czt")
-        first = next(iter(self.homes.values()))
-        self.say(f"   gwx node status {hub or first}")
-        self.say(f"   gwx outbox --home {czt or first}")
-        self.say(f"   gwx inbox --home {hub or first}")
+            self.say(f"   {_pad(label, width)}{_pad(name, 24)}{state}")
         return rows
 
     # --- helpers ---
@@ -366,6 +381,8 @@ class _Demo:
         return Signer(key, cert)
 
     def fail(self, reason: str, target: RecipientState | None = None) -> None:
+        if self.sent:
+            self.table("未完成：各收文机关此刻的状态")
         self.say("\n节点日志（最后几行）：")
         for daemon in self.daemons:
             self.say(f"--- {daemon.node_id}（{daemon.home / LOG_NAME}）")
@@ -373,17 +390,14 @@ class _Demo:
                 self.say(f"    {line}")
         if target is None:
             raise GwxError(f"演示未完成：{reason}")
-        pending = []
-        for sent in self.sent:
-            late = [
+        pending: dict[str, list[str]] = {}
+        for sent, r in self.short_of(target):
+            state = self.state(sent, r)
+            pending.setdefault(sent.label, []).append(
                 f"{self.directory.department(r).name}（{_WORDS.get(state, state.value)}）"
-                for r in sent.recipients
-                if (state := self.states.get((sent.message_id, r), RecipientState.QUEUED)).rank < target.rank
-                or state in (RecipientState.FAILED, RecipientState.RETURNED)
-            ]
-            if late:
-                pending.append(f"{sent.label} → {'、'.join(late)}")
-        raise GwxError(f"演示未完成：{reason}；未{target}：{'；'.join(pending) or '无'}")
+            )
+        pending_text = "；".join(f"{label} → {'、'.join(names)}" for label, names in pending.items())
+        raise GwxError(f"演示未完成：{reason}；未{target}：{pending_text or '无'}")
 
     def close(self) -> None:
         """Stop every daemon, then close the stores."""

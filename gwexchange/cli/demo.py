@@ -22,14 +22,16 @@ def demo(
         typer.Option("--dir", help="Where to put the PKI and the node homes (new or empty); default: a temp folder."),
     ] = None,
     timeout: Annotated[
-        float, typer.Option(help="Seconds from the first send until every recipient must have signed for it.")
+        float, typer.Option(min=0, help="Seconds from the first send until every recipient must have signed for it.")
     ] = 60.0,
 ) -> None:
     """Run six exchange nodes here, send the four sample documents, follow them to 送达 and 签收, stop the nodes.
 
-    Needs no setup: the PKI (unencrypted demo keys), the signed directory and the node homes are made in the
-    folder, which is kept for a look afterwards (gwx node status, gwx outbox/inbox --home …).
-    Exit code 0 only if every document was signed for by every recipient.
+    Needs no setup: the PKI (demo keys, unencrypted), the signed directory and the node homes go into the folder.
+
+    The folder stays for a look afterwards: gwx node status HOME, gwx outbox --home HOME, gwx inbox --home HOME.
+
+    Exit code 0 only if every recipient signed for every document.
     """
     previous = signal.signal(signal.SIGTERM, _interrupted)
     try:
