@@ -322,6 +322,27 @@ def test_a_permanent_refusal_fails_at_once(net: Net, sealed: Sealed) -> None:
     assert set(net.states(sealed.header.message_id).values()) == {RecipientState.FAILED}
 
 
+def test_a_failed_branch_fails_only_the_recipients_behind_it(net: Net, sealed: Sealed) -> None:
+    mid = sealed.header.message_id
+    net.send(sealed)
+    (hop,) = net.stores["src"].due(net.clock)
+    net.deliver("src", hop)  # the hub files its own copy and queues one per branch
+    hub, view = net.stores["hub"], net.world.views["hub"]
+    (to_one,) = [h for h in hub.due(net.clock) if h.next_hop == "one"]
+    envelope = inspect(sealed.envelope_xml, net.world.trust)
+    hub.apply(attempt_failed(to_one, envelope, view, hub, net.clock, error="554 no", permanent=True, rand=lambda: 0))
+    for back in [h for h in hub.due(net.clock) if h.next_hop == "src"]:  # the receipts reach src before "two" does
+        net.deliver("hub", back)
+    assert net.states(mid)["one.gov.office"] is RecipientState.FAILED
+    assert net.states(mid)["two.gov.office"] is RecipientState.IN_TRANSIT  # not failed: its branch is on its way
+    net.pump()
+    states = net.states(mid)
+    assert states["one.gov.office"] is RecipientState.FAILED
+    assert states["two.gov.office"] is RecipientState.DELIVERED  # the other branch was never in doubt
+    (failure,) = [r for r in net.stores["src"].receipts(mid) if r.kind == ReceiptKind.FAILED.value]
+    assert b'<rc:Recipient code="one.gov.office"/>' in failure.receipt_xml
+
+
 def test_an_envelope_not_routed_here_is_refused(net: Net, sealed: Sealed) -> None:
     one_only = net.world.seal(("one.gov.office",))
     with pytest.raises(EnvelopeError, match="not routed through node two"):

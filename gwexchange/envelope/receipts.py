@@ -56,8 +56,11 @@ class Receipt:
     answerer: str
     time: datetime
     reason: str | None = None
+    failed_for: tuple[str, ...] = ()  # 投递失败: the recipients the node could not reach (empty: not said)
 
     def __post_init__(self) -> None:
+        if self.failed_for and self.kind is not ReceiptKind.FAILED:
+            raise EnvelopeError("only a 投递失败 names the recipients it concerns")
         if self.kind.needs_reason and not self.reason:
             raise EnvelopeError(f"a {self.kind} receipt must give a reason")
         if self.role is AnswererRole.NODE and self.kind is not ReceiptKind.FAILED:
@@ -117,8 +120,17 @@ def make_receipt(
     return sign_receipt(receipt, signer)
 
 
-def make_failure(answered: InspectedEnvelope, signer: Signer, *, node_id: str, now: datetime, reason: str) -> bytes:
-    """A node's signed 投递失败 for an envelope it could not deliver (it cannot open it, so no document digest)."""
+def make_failure(
+    answered: InspectedEnvelope,
+    signer: Signer,
+    *,
+    node_id: str,
+    now: datetime,
+    reason: str,
+    recipients: tuple[str, ...] = (),
+) -> bytes:
+    """A node's signed 投递失败 for an envelope it could not deliver to ``recipients`` (it cannot open it, so no
+    document digest)."""
     receipt = Receipt(
         kind=ReceiptKind.FAILED,
         message_id=answered.header.message_id,
@@ -128,6 +140,7 @@ def make_failure(answered: InspectedEnvelope, signer: Signer, *, node_id: str, n
         answerer=node_id,
         time=now.replace(microsecond=0),
         reason=reason,
+        failed_for=recipients,
     )
     return sign_receipt(receipt, signer)
 
@@ -146,6 +159,8 @@ def sign_receipt(receipt: Receipt, signer: Signer) -> bytes:
     etree.SubElement(root, _Q + "Time").text = format_utc(receipt.time)
     if receipt.reason is not None:
         etree.SubElement(root, _Q + "Reason").text = receipt.reason
+    for code in receipt.failed_for:
+        etree.SubElement(root, _Q + "Recipient", code=code)
     sign_enveloped(root, signer)
     schema.check_receipt(root)  # never hand out a receipt a verifier would refuse
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
@@ -176,6 +191,9 @@ def verify_receipt(
             raise EnvelopeError("the receipt is bound to another document than the one sent")
     elif receipt.answerer not in route_nodes:
         raise EnvelopeError(f"node {receipt.answerer} is not on this envelope's route and cannot report failure")
+    strangers = [code for code in receipt.failed_for if code not in original.recipients]
+    if strangers:
+        raise EnvelopeError(f"the 投递失败 names {'、'.join(strangers)}, who were not recipients of this document")
     return verified
 
 
@@ -219,6 +237,7 @@ def _read(root: etree._Element) -> Receipt:
             answerer=answerer.get("code", ""),
             time=parse_time(text("Time") or ""),
             reason=text("Reason"),
+            failed_for=tuple(el.get("code", "") for el in root.iterfind(_Q + "Recipient")),
         )
     except ValueError as e:
         raise EnvelopeError(f"the receipt is malformed: {e}") from e

@@ -494,7 +494,9 @@ def _take_receipt(
     out.append(StoreReceipt(verified.receipt_xml, digest, receipt.message_id, receipt.kind, receipt.answerer, now))
     if receipt.role is AnswererRole.DEPARTMENT:
         affected: tuple[str, ...] = (receipt.answerer,)
-    else:  # a node's 投递失败 concerns the recipients whose route passes it
+    elif receipt.failed_for:  # a node's 投递失败 names the recipients behind the hop that failed
+        affected = receipt.failed_for
+    else:  # or, unsaid, concerns every recipient whose route passes it
         affected = tuple(code for code, path in sent.paths.items() if receipt.answerer in path)
     state = _RECEIPT_STATE[receipt.kind]
     for code in affected:
@@ -523,7 +525,9 @@ def _fail(
     """Answer 投递失败 to the sender. The notice's envelope names as its sending department the first recipient
     it reports on: an envelope needs a department, and the node signs both the notice and its envelope."""
     header = envelope.header
-    notice = make_failure(envelope, view.node_signer, node_id=view.node_id, now=now, reason=reason)
+    notice = make_failure(
+        envelope, view.node_signer, node_id=view.node_id, now=now, reason=reason, recipients=recipients
+    )
     _send_receipt(
         notice,
         sender_department=recipients[0] if recipients else header.recipients[0],
