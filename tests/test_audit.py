@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audit_support import AUTHORITY as AUDIT_AUTHORITY
 from audit_support import NODES, World, build_world
 from pypdf import PdfReader
 
@@ -48,6 +50,7 @@ from gwexchange.archive.treehead import TreeHeadStore, head_to_line, parse_head_
 from gwexchange.envelope.receipts import ReceiptKind, verify_receipt_signature
 from gwexchange.envelope.sealing import inspect, receipt_content
 from gwexchange.errors import InputError, VerificationError
+from gwexchange.routing.directory import read_unverified_directory, sign_directory
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +196,27 @@ def test_signatures_checked_in_worker_processes_give_the_same_report(homes: dict
     pooled = run(homes["hub"], homes["one"], workers=2, parallel_from=0)
     assert not here.ok and comparable(pooled) == comparable(here)
     assert pooled.stats.envelope_signatures == here.stats.envelope_signatures
+
+
+def test_envelopes_are_checked_against_the_directory_in_force_when_they_were_made(
+    world: World, homes: dict[str, Path]
+) -> None:
+    held = read_unverified_directory(world.directory_file.read_bytes())
+    now = datetime.now(UTC).replace(microsecond=0)
+    newer = dataclasses.replace(held, serial=2, issued=now - timedelta(minutes=1), expires=now + timedelta(days=30))
+    signed = sign_directory(newer, world.pki.signer(AUDIT_AUTHORITY), authority_code=AUDIT_AUTHORITY)
+    config = homes["one"] / "node.toml"
+    (homes["one"] / "directory-2.xml").write_bytes(signed)
+    text = config.read_text(encoding="utf-8").replace(str(world.directory_file), str(homes["one"] / "directory-2.xml"))
+    config.write_text(text, encoding="utf-8")
+    report = run(homes["one"])  # the directory node.toml names was issued after every envelope
+    assert {f.check for f in report.findings} == {Check.DIRECTORY}, [str(f) for f in report.findings]
+    assert all("有效的交换目录" in f.message for f in report.findings)
+    (homes["one"] / "directories").mkdir()
+    shutil.copy(world.directory_file, homes["one"] / "directories" / "directory-1.xml")  # as the daemon keeps it
+    report = run(homes["one"])
+    assert report.ok, [str(f) for f in report.findings]
+    assert [serial for serial, _, _ in report.nodes[0].directories] == [1, 2]
 
 
 # --- tampering with one node's log ------------------------------------------------------------------------------------

@@ -837,7 +837,16 @@ class _Node:
             self.add(Check.DOCUMENT, "收件箱中公文的收文机关与信封所列不同", **where)
         if doc.header.sender_department not in {d.code for d in verified.document.issuers}:
             self.add(Check.DOCUMENT, f"发送机关 {doc.header.sender_department} 不是收件箱中公文的发文机关", **where)
-        receipt = expected.get(key)
+        receipt = expected.get(key) or next(
+            (
+                a
+                for a in self.answers(item.message_id)
+                if a.kind is ReceiptKind.DELIVERED
+                and a.role is AnswererRole.DEPARTMENT
+                and a.answerer == item.department
+            ),
+            None,
+        )
         if receipt is None:
             if key not in reported:
                 self.add(Check.DOCUMENT, f"收件箱中的公文没有 {item.department} 的送达回执", **where)

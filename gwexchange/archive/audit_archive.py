@@ -259,7 +259,7 @@ class HomeSource(NodeSource):
     """A node home (``node.toml``): the log copied up to its commit point, the rest read from the home."""
 
     def __init__(self, home: Path, *, extra_directories: tuple[Path, ...] = (), label: str | None = None) -> None:
-        from gwexchange.routing.node import NodeConfig  # noqa: PLC0415 — the daemon's module, only for homes
+        from gwexchange.routing.node import NodeConfig, held_directories  # noqa: PLC0415 — only for homes
 
         config = NodeConfig.load(home)
         self.config = config
@@ -268,9 +268,12 @@ class HomeSource(NodeSource):
         self.kind = "home"
         self.root_pem = _read_file(config.root, MAX_ROOT, "the root certificate")
         self.crl_pems = tuple(_read_file(p, MAX_CRL, "a CRL") for p in config.crls)
-        self.directories = tuple(
-            _read_file(p, MAX_DIRECTORY_BYTES, "a directory") for p in (config.directory, *extra_directories)
-        )
+        # every directory the node took (directories/, oldest first), the one node.toml names, and any given
+        paths = [path for _, path in reversed(held_directories(config))] + [config.directory, *extra_directories]
+        directories = [_read_file(p, MAX_DIRECTORY_BYTES, "a directory") for p in paths]
+        self.directories = tuple(dict.fromkeys(directories))
+        if len(self.directories) > MAX_DIRECTORIES:
+            raise ConfigError(f"{home} holds more than {MAX_DIRECTORIES} directories: export a part of them")
         self.snapshot = datetime.now(UTC)
         self._tmp = Path(tempfile.mkdtemp(prefix="gwx-audit-"))
         try:
