@@ -31,6 +31,7 @@ from typing import Any
 from gwexchange.archive.log import MerkleLog
 from gwexchange.archive.treehead import PeerHeads, TreeHeadStore
 from gwexchange.crypto.certificates import Role, Usage
+from gwexchange.crypto.keys import UnsafeUnencrypted
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.envelope.model import Classification, Department, DocKind, DocNumber, Document
 from gwexchange.envelope.receipts import ReceiptKind
@@ -175,6 +176,7 @@ def build_world(folder: Path, make_pki: Callable[..., Any]) -> World:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     pki = make_pki(
         start=start - timedelta(days=1),
+        protection=UnsafeUnencrypted(),  # throw-away keys: no key derivation at every load
         departments={**{code: name for code, (name, _) in DEPARTMENTS.items()}, AUTHORITY: "安全中心（目录签发）"},
         rsa_department=False,
         node=False,
