@@ -640,16 +640,18 @@ def test_gwx_audit_export_verify_prove_report(
     homes = [world.homes["src"], world.homes["one"]]
     code, out, _ = gwx(capsys, monkeypatch, "audit", "verify", *homes, tmp_path / "hub.gwxa", "--root", world.root_file)
     assert code == 0 and "结论：全部检查通过" in out and "归档文件" in out, out
-    code, out, _ = gwx(capsys, monkeypatch, "audit", "verify", tmp_path / "hub.gwxa", "--json")
+    monkeypatch.setattr("gwexchange.cli.audit.PROGRESS_FROM", 1)  # a "large" archive: progress on stderr
+    code, out, err = gwx(capsys, monkeypatch, "audit", "verify", tmp_path / "hub.gwxa", "--json")
     data = json.loads(out)
     assert code == 0 and data["ok"] and data["nodes"][0]["node"] == "hub" and data["findings"] == []
+    assert "hub：信封 0/10（0%）" in err and "hub：信封 10/10（100%）" in err, err
 
     d1 = world.messages["D1"]
     code, out, _ = gwx(capsys, monkeypatch, "audit", "prove", d1, tmp_path / "hub.gwxa", "--json")
     assert code == 0 and json.loads(out)["message_id"] == d1
     (tmp_path / "proof.json").write_text(out, encoding="utf-8")
     code, out, _ = gwx(capsys, monkeypatch, "audit", "prove", d1, world.homes["hub"])
-    assert code == 0 and f"消息 {d1} 是节点 hub 日志的第" in out and "审计路径" in out
+    assert code == 0 and f"消息 {d1} 是节点 hub 日志的第" in out and "审计路径" in out and "node hub" in out
     args = ("audit", "check-proof", tmp_path / "proof.json", "--root", world.root_file, "--crl", world.crl_file)
     code, out, _ = gwx(capsys, monkeypatch, *args)
     assert code == 0 and "证明成立" in out and "注意" not in out, out

@@ -164,6 +164,11 @@ def prove_command(
     typer.echo(f"审计路径（{len(proof.audit_path)} 个哈希，自叶向根）：")
     for h in proof.audit_path:
         typer.echo(f"  {h.hex()}")
+    typer.echo("树头所签的内容：")
+    for line in head.signed_bytes.decode("ascii").splitlines():
+        typer.echo(f"  {line}")
+    typer.echo(f"签名：{head.signature.hex()}")
+    typer.echo("签名证书与信封原文见 --json（tree_head.certificate、entry）")
 
 
 @audit_app.command("check-proof")
