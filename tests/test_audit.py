@@ -47,8 +47,9 @@ from gwexchange.archive.fonts import load_fonts
 from gwexchange.archive.log import MerkleLog
 from gwexchange.archive.merkle import TreeState, leaf_hash, node_hash
 from gwexchange.archive.treehead import TreeHeadStore, head_to_line, parse_head_line, sign_tree_head
-from gwexchange.envelope.receipts import ReceiptKind, verify_receipt_signature
-from gwexchange.envelope.sealing import inspect, receipt_content
+from gwexchange.envelope.model import Classification
+from gwexchange.envelope.receipts import ReceiptKind, make_failure, verify_receipt_signature
+from gwexchange.envelope.sealing import inspect, receipt_content, seal_receipt
 from gwexchange.errors import InputError, VerificationError
 from gwexchange.routing.directory import read_unverified_directory, sign_directory
 
@@ -325,6 +326,37 @@ def test_a_receipt_removed_fails_completeness_naming_document_and_recipient(
     ], [str(f) for f in report.findings]
     assert "已送达，但没有签收或退回回执" in report.findings[0].message
     assert report.findings[0].index == 0  # D1 is src's first entry
+
+
+def test_a_failure_reported_for_recipients_it_may_not_speak_for_is_named(world: World, homes: dict[str, Path]) -> None:
+    d3 = world.messages["D3"]
+    kept = entries(homes["src"] / "log")
+    document = next(e for e in kept if inspect(e, world.trust).header.message_id == d3)
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    notice = make_failure(
+        inspect(document, world.trust),
+        world.node_signer("hub"),
+        node_id="hub",
+        now=at,
+        reason="测试",
+        recipients=("hub.gov.office",),
+    )
+    forged = seal_receipt(
+        notice,
+        world.node_signer("hub"),
+        sender_department="one.gov.office",
+        node_id="hub",
+        recipient="src.gov.office",
+        in_reply_to=d3,
+        now=at,
+        classification=Classification.INTERNAL,
+    )
+    rebuild_log(homes["src"], [*kept, forged.envelope_xml], world, "src", world.start + timedelta(hours=1))
+    report = run(homes["src"])
+    assert [(f.check, f.index) for f in report.findings] == [(Check.RECEIPT, len(kept))], [
+        str(f) for f in report.findings
+    ]
+    assert "为非收文机关 hub.gov.office 报告投递失败" in report.findings[0].message
 
 
 def test_a_rewritten_history_is_named_by_the_heads_its_peers_hold(world: World, homes: dict[str, Path]) -> None:

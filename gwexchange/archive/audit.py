@@ -744,6 +744,14 @@ class _Node:
                 problems.append(f"{what}的信封以 {r.header.sender_department} 的名义发出")
         elif doc.plan is not None and rc.answerer not in doc.plan.nodes:
             problems.append(f"节点 {rc.answerer} 不在该公文的路由上，无权报告投递失败{where}")
+        else:
+            strangers = [c for c in rc.failed_for if c not in doc.header.recipients]
+            if strangers:
+                problems.append(f"{what}为非收文机关 {'、'.join(strangers)} 报告投递失败{where}")
+            if doc.plan is not None:
+                elsewhere = [c for c in rc.failed_for if c in doc.plan.paths and rc.answerer not in doc.plan.paths[c]]
+                if elsewhere:
+                    problems.append(f"{what}为路由不经过 {rc.answerer} 的 {'、'.join(elsewhere)} 报告投递失败{where}")
         for problem in problems:
             self.add(Check.RECEIPT, problem, index=r.index, message_id=r.header.message_id)
 
@@ -777,7 +785,7 @@ class _Node:
                     for a in answers
                     if a.kind is ReceiptKind.DELIVERED and a.answerer == code and a.role is AnswererRole.DEPARTMENT
                 ]
-                failed = [a for a in answers if a.kind is ReceiptKind.FAILED and a.answerer == self.node_id]
+                failed = [a for a in answers if a.answerer == self.node_id and _covers(a, code, (self.node_id,))]
                 if delivered:
                     expected[(code, mid)] = delivered[0]
                 elif not failed:
@@ -1004,7 +1012,7 @@ def _incomplete(answers: Iterable[Receipt], code: str, path: Sequence[str]) -> s
     delivered = [a for a in mine if a.kind is ReceiptKind.DELIVERED]
     signed = [a for a in mine if a.kind is ReceiptKind.SIGNED_FOR]
     returned = [a for a in mine if a.kind is ReceiptKind.RETURNED]
-    failed = [a for a in answers if a.kind is ReceiptKind.FAILED and a.answerer in path]
+    failed = [a for a in answers if _covers(a, code, path)]
     if signed and returned:
         return f"{code} 既签收又退回了该公文"
     final = signed or returned
@@ -1021,13 +1029,21 @@ def _incomplete(answers: Iterable[Receipt], code: str, path: Sequence[str]) -> s
     return f"没有 {code} 的送达回执，也没有路由上节点的投递失败回执"
 
 
+def _covers(answer: Receipt, code: str, path: Sequence[str]) -> bool:
+    """Whether a 投递失败 answers for recipient ``code`` (route ``path``): the recipients it names, or — when it names
+    none — every recipient whose route passes the node that reported it (``node_logic._take_receipt``)."""
+    if answer.kind is not ReceiptKind.FAILED:
+        return False
+    if answer.failed_for:
+        return code in answer.failed_for
+    return answer.answerer in path
+
+
 def _state(answers: Iterable[Receipt], code: str, path: Sequence[str]) -> str:
     rank = {ReceiptKind.FAILED: 1, ReceiptKind.DELIVERED: 2, ReceiptKind.SIGNED_FOR: 3, ReceiptKind.RETURNED: 3}
     best: ReceiptKind | None = None
     for a in answers:
-        mine = (a.role is AnswererRole.DEPARTMENT and a.answerer == code) or (
-            a.kind is ReceiptKind.FAILED and a.answerer in path
-        )
+        mine = (a.role is AnswererRole.DEPARTMENT and a.answerer == code) or _covers(a, code, path)
         if mine and (best is None or rank[a.kind] > rank[best]):
             best = a.kind
     return best.value if best is not None else "无回执"
