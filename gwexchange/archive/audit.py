@@ -687,13 +687,15 @@ class _Node:
             doc: _Doc | None = self.docs.get(rc.message_id)
             where = ""
             if doc is None:
-                local = self._relayed_only(header)
+                # a receipt only relayed here may take another route back than its document took out (ties
+                # between equal paths are broken from each path's own start): look in the other nodes' logs
+                relayed = self._relayed_only(header)
                 found = next((n.docs[rc.message_id] for n in others if rc.message_id in n.docs), None)
-                if not local or found is None:
+                if not relayed or found is None:
                     self.add(
                         Check.RECEIPT,
                         f"回执（{rc.kind}，{rc.answerer}）所答复的公文 {rc.message_id} 不在"
-                        + ("本节点日志中" if not local else "任何所审计节点的日志中"),
+                        + ("任何所审计节点的日志中" if relayed else "本节点日志中"),
                         index=r.index,
                         message_id=mid,
                     )
