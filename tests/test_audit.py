@@ -643,6 +643,17 @@ def test_sources_clean_up_their_copies(world: World) -> None:
     assert not copy.exists()
 
 
+def test_a_node_that_logged_nothing_yet_verifies(world: World, tmp_path: Path) -> None:
+    home = tmp_path / "quiet"
+    home.mkdir()
+    shutil.copy(world.homes["one"] / "node.toml", home / "node.toml")
+    MerkleLog(home / "log", create=True).close()
+    report = run(home)
+    assert report.ok and report.nodes[0].entries == 0 and report.nodes[0].latest_head is None
+    summary = export_archive(home, tmp_path / "quiet.gwxa")
+    assert summary.log_size == 0 and run(summary.path).ok
+
+
 def test_two_archives_of_one_node_are_an_input_error(world: World) -> None:
     with pytest.raises(InputError, match="same node"):
         run(world.homes["one"], world.homes["one"])

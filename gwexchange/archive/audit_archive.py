@@ -249,6 +249,8 @@ def snapshot_log(log_dir: Path, dest: Path, snapshot: datetime) -> LogCut:
             copy_prefix(log_dir / name, length, out)
     if cut.commit_bytes is not None:
         (dest / COMMIT_FILE).write_bytes(cut.commit_bytes)
+    for name in (ENTRIES_FILE, "offsets"):  # a log nothing was appended to yet has none: it is empty
+        (dest / name).touch()
     return cut
 
 
