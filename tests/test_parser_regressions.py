@@ -36,3 +36,14 @@ def test_a_package_whose_mimetype_member_is_damaged_is_refused_not_an_attribute_
     path.write_bytes(bytes(data))
     with pytest.raises(EnvelopeError, match="member mimetype is damaged"):
         Package(path)
+
+
+def test_a_tree_head_with_non_ascii_base64_is_refused_not_a_value_error() -> None:
+    """``base64.b64decode`` raises a plain ValueError (not binascii.Error) for a non-ASCII str: it escaped."""
+    from gwexchange.archive.treehead import tree_head_from_xml
+    from gwexchange.errors import InputError
+
+    xml = (Path(__file__).resolve().parent / "vectors" / "exchange" / "treehead.xml").read_text(encoding="utf-8")
+    start = xml.index("<th:Certificate>") + len("<th:Certificate>")
+    with pytest.raises(InputError, match="th:Certificate is not base64"):
+        tree_head_from_xml((xml[:start] + "\ufeff" + xml[start:]).encode("utf-8"))

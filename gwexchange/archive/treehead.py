@@ -46,7 +46,6 @@ the node's signed evidence of a fork.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 import re
@@ -634,7 +633,7 @@ def _canonical_base64(text: str | None, what: str) -> bytes:
     text = text or ""
     try:
         value = base64.b64decode(text, validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or a non-ASCII character
         raise InputError(f"{what} is not base64") from e
     if base64.b64encode(value).decode("ascii") != text:
         raise InputError(f"{what} is not canonical base64 (one line, no spaces, padded, no stray bits)")
