@@ -654,6 +654,16 @@ def test_a_node_that_logged_nothing_yet_verifies(world: World, tmp_path: Path) -
     assert summary.log_size == 0 and run(summary.path).ok
 
 
+def test_damaged_peer_heads_are_named_against_their_holder(homes: dict[str, Path]) -> None:
+    peer = homes["one"] / "peer-heads"
+    lines = peer.read_bytes().splitlines(keepends=True)
+    peer.write_bytes(lines[0] + b"x" * (1 << 20) + b"\n" + lines[1][:-40] + lines[1][-39:] + b"".join(lines[2:]))
+    report = run(homes["one"])
+    named = failures(report, Check.PEER_HEAD)
+    assert named and {f.node for f in named} == {"one"}, [str(f) for f in report.findings]
+    assert {f.check for f in report.findings} == {Check.PEER_HEAD}
+
+
 def test_two_archives_of_one_node_are_an_input_error(world: World) -> None:
     with pytest.raises(InputError, match="same node"):
         run(world.homes["one"], world.homes["one"])

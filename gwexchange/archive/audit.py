@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gwexchange import xmlsafe
-from gwexchange.archive.audit_archive import LATE_HEAD_MARGIN, InboxDocument, NodeSource, iter_entries
+from gwexchange.archive.audit_archive import LATE_HEAD_MARGIN, InboxDocument, NodeSource, head_lines, iter_entries
 from gwexchange.archive.log import HEADS_FILE, level_file, read_commit, verify_log
 from gwexchange.archive.merkle import (
     EMPTY_ROOT,
@@ -383,7 +383,7 @@ def read_heads(directory: Path) -> Iterator[tuple[int, SignedTreeHead | None]]:
     if not path.is_file():
         return
     with path.open("rb") as f:
-        for line, raw in enumerate(f):
+        for line, raw in enumerate(head_lines(f)):
             try:
                 yield line, parse_head_line(raw.rstrip(b"\n")) if raw.endswith(b"\n") else None
             except GwxError:
@@ -395,7 +395,7 @@ def read_peer_heads(path: Path | None) -> Iterator[tuple[int, bytes, SignedTreeH
     if path is None or not path.is_file():
         return
     with path.open("rb") as f:
-        for line, raw in enumerate(f):
+        for line, raw in enumerate(head_lines(f)):
             if not raw.endswith(b"\n"):
                 yield line, raw, None, "the line is cut off"
                 continue

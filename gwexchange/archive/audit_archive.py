@@ -79,6 +79,8 @@ MAX_ROOT = 64 * 1024
 MAX_CRL = 64 * 1024 * 1024
 MAX_DIRECTORIES = 256
 MAX_CRLS = 64
+MAX_HELD_IN_MEMORY = 256 * 1024 * 1024
+"""The directories and CRLs are read whole: together no more than this."""
 MAX_DOCUMENT = DEFAULT_MAX_BYTES
 LATE_HEAD_MARGIN = timedelta(minutes=1)
 """A head over more entries than the snapshot holds is the daemon's next one if signed this close to the snapshot
@@ -196,7 +198,7 @@ def _heads_prefix(path: Path, commit: CommitPoint | None, snapshot: datetime) ->
     at_rest = datetime.fromtimestamp(path.stat().st_mtime, UTC) < snapshot - LATE_HEAD_MARGIN
     kept = 0
     with path.open("rb") as f:
-        for raw in f:
+        for raw in head_lines(f):
             if not raw.endswith(b"\n") and not at_rest:
                 break  # a head being written now; a file at rest keeps its torn line, for the audit to report
             if limit is not None:
@@ -208,6 +210,17 @@ def _heads_prefix(path: Path, commit: CommitPoint | None, snapshot: datetime) ->
                     break
             kept += len(raw)
     return kept
+
+
+MAX_HEAD_LINE = 64 * 1024
+"""A head line is about 1.5 KB (its certificate at most 16 KB, in hex): a longer one is damage, read in pieces."""
+
+
+def head_lines(f: BinaryIO) -> Iterator[bytes]:
+    """The lines of a heads file, each with its newline (the last one maybe without); a line longer than
+    ``MAX_HEAD_LINE`` comes in pieces of that size, none of which parses — never a gigabyte in memory at once."""
+    while raw := f.readline(MAX_HEAD_LINE):
+        yield raw
 
 
 def _complete_lines(path: Path, limit: int) -> int:
@@ -470,6 +483,9 @@ class ArchiveSource(NodeSource):
                 raise self._refuse(f"member {name!r} is larger than {limit} bytes")
         if len(directories) > MAX_DIRECTORIES or len(crls) > MAX_CRLS:
             raise self._refuse("too many directories or CRLs")
+        held = sum(self._zip.getinfo(name).file_size for name in (*directories.values(), *crls.values()))
+        if held > MAX_HELD_IN_MEMORY:
+            raise self._refuse(f"its directories and CRLs together are larger than {MAX_HELD_IN_MEMORY} bytes")
         for what, found in (("directories/directory", directories), ("crls/crl", crls)):
             if sorted(found) != list(range(1, len(found) + 1)):
                 raise self._refuse(f"the {what}-N members are not numbered 1, 2, 3, …")
