@@ -47,3 +47,23 @@ def test_a_tree_head_with_non_ascii_base64_is_refused_not_a_value_error() -> Non
     start = xml.index("<th:Certificate>") + len("<th:Certificate>")
     with pytest.raises(InputError, match="th:Certificate is not base64"):
         tree_head_from_xml((xml[:start] + "\ufeff" + xml[start:]).encode("utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("issued", "message"),
+    [
+        ("9999-12-31T00:00:00Z", "beyond the year 9999"),  # issued + valid_days overflows
+        ("0001-01-01T00:00:00+14:00", "issued is out of the range of times"),  # no such time in UTC
+    ],
+)
+def test_directory_toml_times_at_the_edge_of_the_calendar_are_config_errors(issued: str, message: str) -> None:
+    """compile_directory let OverflowError escape for times the calendar cannot hold."""
+    from datetime import UTC, datetime
+
+    from gwexchange.errors import ConfigError
+    from gwexchange.routing.directory import compile_directory
+
+    policy = '[policy]\n"内网" = "绝密"\n"专网" = "机密"\n"外网" = "内部"\n'
+    text = f"serial = 1\nissued = {issued}\nvalid_days = 90\n{policy}"
+    with pytest.raises(ConfigError, match=message):
+        compile_directory(text, lambda name: b"", now=datetime(2026, 11, 20, tzinfo=UTC))

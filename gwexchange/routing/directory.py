@@ -429,15 +429,7 @@ def compile_directory(toml_text: str, read: Reader, *, now: datetime) -> Directo
         return _load_certificate(name, read, place)
 
     issued = _toml_time(spec["issued"], "issued") if "issued" in spec else now.astimezone(UTC).replace(microsecond=0)
-    if ("expires" in spec) == ("valid_days" in spec):
-        raise ConfigError("give the directory either expires (a time) or valid_days (a number of days)")
-    if "expires" in spec:
-        expires = _toml_time(spec["expires"], "expires")
-    else:
-        days = spec["valid_days"]
-        if isinstance(days, bool) or not isinstance(days, int) or not 0 < days <= 3660:
-            raise ConfigError("valid_days must be a whole number of days from 1 to 3660")
-        expires = issued + timedelta(days=days)
+    expires = _toml_expires(spec, issued)
 
     policy_spec = spec.get("policy")
     if not isinstance(policy_spec, dict):
@@ -553,6 +545,20 @@ def _enum(kind: type[E], value: object, what: str) -> E:
         raise ConfigError(f"{what}: {value!r} is not one of {choices}") from e
 
 
+def _toml_expires(spec: Mapping[str, Any], issued: datetime) -> datetime:
+    if ("expires" in spec) == ("valid_days" in spec):
+        raise ConfigError("give the directory either expires (a time) or valid_days (a number of days)")
+    if "expires" in spec:
+        return _toml_time(spec["expires"], "expires")
+    days = spec["valid_days"]
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 < days <= 3660:
+        raise ConfigError("valid_days must be a whole number of days from 1 to 3660")
+    try:
+        return issued + timedelta(days=days)
+    except OverflowError as e:
+        raise ConfigError(f"issued plus valid_days lies beyond the year 9999: {e}") from e
+
+
 def _toml_time(value: object, key: str) -> datetime:
     if isinstance(value, str):
         parsed = parse_utc(value)
@@ -562,7 +568,10 @@ def _toml_time(value: object, key: str) -> datetime:
     if isinstance(value, datetime) and value.tzinfo is not None:
         if value.microsecond:
             raise ConfigError(f"{key} must be whole seconds")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as e:  # 0001-01-01T00:00:00+14:00 is in no year UTC can write
+            raise ConfigError(f"{key} is out of the range of times: {e}") from e
     if isinstance(value, datetime | date):
         raise ConfigError(f"{key} must be a time with its zone, like 2026-11-20T08:00:00Z")
     raise ConfigError(f"{key} must be a time like 2026-11-20T08:00:00Z")
