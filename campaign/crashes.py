@@ -46,7 +46,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from campaign.network import CampaignError, CampaignPki, Network, Sent, check, die_with_parent, drive, two_hubs
+from campaign.network import CampaignError, CampaignPki, Network, Sent, die_with_parent, drive, finish, two_hubs
 from campaign.report import CaseResult, ClassResult
 from gwexchange.errors import GwxError
 from gwexchange.faults import CRASH_ENV, CRASH_POINTS
@@ -165,11 +165,7 @@ class PointRun:
             net.wait_ready(self.targets)
         except CampaignError as e:
             problems.append(str(e))
-        pending = drive(net, self.sent, DRAIN_TIMEOUT, each=self.watch)
-        if pending:
-            problems.append(f"not settled after the drain: {'; '.join(pending[:10])}")
-        codes = net.stop_all()
-        verdict = check(net, self.sent, stop_codes=codes)
+        verdict = finish(net, self.sent, DRAIN_TIMEOUT, each=self.watch)
         problems += verdict.problems()
         if self.killed < self.repeat:
             problems.append(f"the point was reached {self.killed} times in {self.cycles} cycles, not {self.repeat}")

@@ -33,8 +33,8 @@ from campaign.network import (
     CampaignPki,
     Network,
     Sent,
-    check,
     drive,
+    finish,
     two_hubs,
 )
 from campaign.report import CaseResult, ClassResult
@@ -178,8 +178,7 @@ def run(*, workdir: Path, pki: CampaignPki | None = None) -> ClassResult:
             serial += 1
             result.cases.append(_guard("EIO at hub-b (relay)", relay_case, net, "EIO", serial, sent))
             t1 = time.monotonic()
-            codes = net.stop_all()
-            verdict = check(net, sent, stop_codes=codes)
+            verdict = finish(net, sent, WAIT)
             result.cases.append(
                 CaseResult(
                     CLASS,

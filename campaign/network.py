@@ -683,17 +683,30 @@ def settled(net: Network, sent: Iterable[Sent]) -> tuple[bool, list[str]]:
     return not pending, pending
 
 
+def queued(net: Network) -> list[str]:
+    """Every copy still waiting in some node's queue."""
+    return [
+        f"{node}: {q.message_id} → {q.next_hop} ({q.attempts} attempts: {q.last_error})"
+        for node in net.topology.node_ids
+        for q in net.queue(node)
+        if q.state == "queued"
+    ]
+
+
 def drive(
     net: Network,
     sent: Sequence[Sent],
     timeout: float,
     *,
     sign: bool = True,
+    drain: bool = False,
     each: Callable[[], None] | None = None,
     interval: float = 0.05,
 ) -> list[str]:
-    """Sign for what arrives and wait (at most ``timeout`` seconds) until every document is settled; what is still
-    pending when the time ran out (empty: all settled). ``each`` runs every round (restarts a crashed daemon)."""
+    """Sign for what arrives and wait (at most ``timeout`` seconds) until every document is settled — and, with
+    ``drain``, every queue at every node is empty (a copy sent again after a crash is still work in flight); what
+    is still pending when the time ran out (empty: all done). ``each`` runs every round (restarts a crashed
+    daemon)."""
     deadline = time.monotonic() + timeout
     pending: list[str] = []
     while True:
@@ -702,6 +715,9 @@ def drive(
         if sign:
             net.sign_for_new()
         done, pending = settled(net, sent)
+        if done and drain:
+            pending = queued(net)
+            done = not pending
         if done:
             return []
         if time.monotonic() > deadline:
@@ -725,6 +741,7 @@ class Verdict:
     phantom: list[str] = field(default_factory=list)  # filed, but never acknowledged to a sender
     logs: list[str] = field(default_factory=list)  # verify_log problems, log ≠ store, head times
     exits: list[str] = field(default_factory=list)  # a clean stop that was not clean
+    unsettled: list[str] = field(default_factory=list)  # still pending when the final wait ran out
 
     @property
     def ok(self) -> bool:
@@ -732,7 +749,7 @@ class Verdict:
 
     def problems(self) -> list[str]:
         out: list[str] = []
-        for name in ("lost", "duplicated", "unreceipted", "stuck", "phantom", "logs", "exits"):
+        for name in ("unsettled", "lost", "duplicated", "unreceipted", "stuck", "phantom", "logs", "exits"):
             items: list[str] = getattr(self, name)
             out += [f"{name}: {item}" for item in items[:20]]
             if len(items) > 20:
@@ -829,3 +846,26 @@ def _check_log(net: Network, node: str, v: Verdict) -> None:
     heads = list(TreeHeadStore(home / "log" / "heads"))
     if heads and heads[-1].size != report.size:
         v.logs.append(f"{node}: the last tree head covers {heads[-1].size} entries, the log has {report.size}")
+
+
+def finish(
+    net: Network,
+    sent: Sequence[Sent],
+    timeout: float,
+    *,
+    failed_hops: Iterable[str] = (),
+    sign: bool = True,
+    each: Callable[[], None] | None = None,
+    interval: float = 0.05,
+    before_stop: Callable[[], None] | None = None,
+) -> Verdict:
+    """The end of a scenario: wait until everything settled and every queue drained, SIGTERM every daemon (each
+    must exit 0), and run the checker."""
+    pending = drive(net, sent, timeout, sign=sign, drain=True, each=each, interval=interval)
+    if before_stop is not None:
+        before_stop()
+    codes = net.stop_all()
+    verdict = check(net, sent, stop_codes=codes, failed_hops=failed_hops)
+    if pending:
+        verdict.unsettled.append(f"{len(pending)} after {timeout:.0f} s: " + "; ".join(pending[:10]))
+    return verdict
