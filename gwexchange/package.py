@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -25,7 +26,8 @@ _PART_MEMBER = re.compile(r"parts/(part-[1-9][0-9]*)")
 MAX_MEMBERS = 10_000
 CHUNK = 1024 * 1024
 # What zipfile raises for damaged or unsupported members (RuntimeError: an encrypted one).
-_ZIP_FAULTS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError)
+# ValueError: a member name flagged UTF-8 that is not (UnicodeDecodeError), and other malformed fields.
+_ZIP_FAULTS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError, ValueError, struct.error)
 
 
 def write_package(path: Path, build: Callable[[PartSink], Sealed]) -> Sealed:
@@ -60,7 +62,7 @@ class Package:
         self.path = path  # before anything can fail: the error messages name it
         try:
             self._zip = zipfile.ZipFile(path, "r")
-        except (zipfile.BadZipFile, OSError) as e:
+        except _ZIP_FAULTS as e:
             raise InputError(f"{path} is not an envelope package: {e}") from e
         try:
             self._check()

@@ -67,3 +67,40 @@ def test_directory_toml_times_at_the_edge_of_the_calendar_are_config_errors(issu
     text = f"serial = 1\nissued = {issued}\nvalid_days = 90\n{policy}"
     with pytest.raises(ConfigError, match=message):
         compile_directory(text, lambda name: b"", now=datetime(2026, 11, 20, tzinfo=UTC))
+
+
+def _flag_name_utf8_and_break_it(data: bytes, signature: bytes, nth: int) -> bytes:
+    """Set the UTF-8 flag (bit 11) on the ``nth`` header with ``signature`` and make its name invalid UTF-8."""
+    out = bytearray(data)
+    at = -1
+    for _ in range(nth + 1):
+        at = out.find(signature, at + 1)
+    flags, name = (6, 30) if signature == b"PK\x03\x04" else (8, 46)
+    out[at + flags + 1] |= 0x08
+    out[at + name] = 0xFF
+    return bytes(out)
+
+
+def _zip(members: list[tuple[str, bytes]]) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in members:
+            zf.writestr(zipfile.ZipInfo(name), data)
+    return buffer.getvalue()
+
+
+def test_a_package_with_a_member_name_of_invalid_utf8_is_refused_not_a_unicode_error(tmp_path: Path) -> None:
+    """zipfile raises UnicodeDecodeError (a ValueError) for a name flagged UTF-8 that is not: it escaped."""
+    from gwexchange.errors import InputError
+    from gwexchange.package import MIMETYPE, Package
+
+    good = _zip([("mimetype", MIMETYPE.encode()), ("envelope.xml", b"<x/>")])
+    path = tmp_path / "p.gwxp"
+    path.write_bytes(_flag_name_utf8_and_break_it(good, b"PK\x01\x02", 1))  # in the central directory
+    with pytest.raises(InputError, match="is not an envelope package"):
+        Package(path)
+    path.write_bytes(_flag_name_utf8_and_break_it(good, b"PK\x03\x04", 1))  # in envelope.xml's local header
+    with Package(path) as package, pytest.raises(EnvelopeError, match=r"member envelope\.xml is damaged"):
+        package.envelope_xml()
