@@ -104,3 +104,16 @@ def test_a_package_with_a_member_name_of_invalid_utf8_is_refused_not_a_unicode_e
     path.write_bytes(_flag_name_utf8_and_break_it(good, b"PK\x03\x04", 1))  # in envelope.xml's local header
     with Package(path) as package, pytest.raises(EnvelopeError, match=r"member envelope\.xml is damaged"):
         package.envelope_xml()
+
+
+def test_a_bundle_with_a_member_name_of_invalid_utf8_is_refused_not_a_unicode_error(tmp_path: Path) -> None:
+    from gwexchange.errors import InputError
+
+    good = _zip([("mimetype", bundle.MIMETYPE.encode()), (bundle.MANIFEST, b"{}")])
+    path = tmp_path / "b.gwxb"
+    path.write_bytes(_flag_name_utf8_and_break_it(good, b"PK\x01\x02", 1))  # in the central directory
+    with pytest.raises(InputError, match="is not a bundle"):
+        bundle._Bundle(path)
+    path.write_bytes(_flag_name_utf8_and_break_it(good, b"PK\x03\x04", 1))  # in the manifest's local header
+    with pytest.raises(EnvelopeError, match=r"member manifest\.json is damaged"):
+        bundle._Bundle(path)

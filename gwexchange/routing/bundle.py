@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import struct
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -45,7 +46,8 @@ _ENVELOPE_MEMBER = re.compile(rf"envelopes/({_UUID})/envelope\.xml")
 _PART_MEMBER = re.compile(rf"envelopes/({_UUID})/parts/(part-[1-9][0-9]{{0,5}})")
 _MESSAGE_ID = re.compile(_UUID)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_ZIP_FAULTS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError)
+# ValueError: a member name flagged UTF-8 that is not (UnicodeDecodeError), and other malformed fields.
+_ZIP_FAULTS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError, ValueError, struct.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,7 @@ class _Bundle:
         self.path = path
         try:
             self._zip = zipfile.ZipFile(path, "r")
-        except (zipfile.BadZipFile, OSError) as e:
+        except _ZIP_FAULTS as e:
             raise InputError(f"{path} is not a bundle: {e}") from e
         try:
             self._check()
