@@ -124,12 +124,24 @@ def test_a_letter_goes_through_the_hub_and_is_signed_for(network: Network, daemo
     assert {p["node"] for p in status["peers"]} == {"gd-gxt", "gd-czt"}
     assert status["inbox"] == {"gd.gov.office": {"new": 1}}
     assert set(status["queue"]) == {"sent"}, status
+    assert status["directory_serial"] == 1 and status["log"]["size"] >= 2
+    # a tree head on demand, signed by the running daemon (it holds the log), over everything logged
+    signed = gwx("node", "sign-head", hub).stdout
+    latest = list(TreeHeadStore(hub / "log" / "heads"))[-1]
+    assert f"{latest.size} 条" in signed and latest.root_hash.hex() in signed
+    assert latest.size == json.loads(gwx("node", "status", hub, "--json").stdout)["log"]["size"]
 
     # a clean stop: SIGTERM ends each daemon with 0 and removes run.json
     for node in NODES:
         assert daemons.stop(node) == 0, logs(daemons)
         assert not (network.homes[node] / "run.json").exists()
 
+    check_logs(network, message_id)
+
+
+def check_logs(network: Network, message_id: str) -> None:
+    """After a clean stop: every node logged every envelope it took, and holds its neighbours' tree heads."""
+    hub, czt = network.homes["gd-hub"], network.homes["gd-czt"]
     # every node logged every envelope it took, byte for byte, under a tree head signed at the stop
     for node, home in network.homes.items():
         with open_store(NodeConfig.load(home)) as store:
@@ -146,6 +158,10 @@ def test_a_letter_goes_through_the_hub_and_is_signed_for(network: Network, daemo
     held = {h.node_id for h in PeerHeads(czt / "peer-heads")}
     assert held == {"gd-hub"}
     assert {h.node_id for h in PeerHeads(hub / "peer-heads")} == {"gd-gxt", "gd-czt"}
+    # and with no daemon running, the command signs itself
+    before = len(list(TreeHeadStore(czt / "log" / "heads")))
+    assert "已签名树头" in gwx("node", "sign-head", czt).stdout
+    assert len(list(TreeHeadStore(czt / "log" / "heads"))) == before + 1
 
 
 def test_the_hub_is_killed_and_restarted_and_the_letter_arrives_once(network: Network, daemons: Daemons) -> None:

@@ -24,6 +24,7 @@ from gwexchange.routing.node import (
     load_context,
     open_store,
     run_node,
+    sign_head_now,
     status,
     update_directory,
 )
@@ -107,6 +108,13 @@ def node_update_directory(
     passes it on to its peers with the next envelope it sends them."""
     serial, told = update_directory(home, read_file(file, "the directory"))
     typer.echo(f"已更新交换目录：第 {serial} 版" + ("（运行中的节点已切换）" if told else "（节点启动时生效）"))
+
+
+@node_app.command("sign-head")
+def node_sign_head(home: NodeHomeArg) -> None:
+    """Sign a tree head over the node's log now (the running daemon does it; otherwise this command)."""
+    head = sign_head_now(home)
+    typer.echo(f"已签名树头：{head.size} 条，根 {head.root_hash.hex()}，时间 {head.time_text}")
 
 
 @node_app.command("status")

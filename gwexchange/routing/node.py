@@ -61,6 +61,7 @@ from cryptography import x509
 from gwexchange.archive.log import HEADS_FILE, MerkleLog, read_commit
 from gwexchange.archive.treehead import (
     PeerHeads,
+    SignedTreeHead,
     TreeHeadStore,
     read_heads,
     tree_head_from_xml,
@@ -876,6 +877,44 @@ def _log_status(config: NodeConfig) -> dict[str, Any]:
     }
 
 
+def _signal_daemon(config: NodeConfig, sig: signal.Signals) -> bool:
+    """Send ``sig`` to the node's running daemon (its pid in run.json); False if none is running."""
+    run_file = config.home / RUN_NAME
+    try:
+        pid = int(json.loads(run_file.read_text(encoding="utf-8"))["pid"])
+        os.kill(pid, sig)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+def sign_head_now(home: Path, *, wait: float = 10.0) -> SignedTreeHead:
+    """``gwx node sign-head``: a tree head over everything logged, now — by the running daemon (SIGUSR1; it
+    holds the log) or, when none runs, here. Returns the new head."""
+    config = NodeConfig.load(home)
+    before = read_heads(config.log_dir / HEADS_FILE)
+    if _signal_daemon(config, signal.SIGUSR1):
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            heads = read_heads(config.log_dir / HEADS_FILE)
+            if len(heads) > len(before):
+                return heads[-1]
+            time.sleep(0.05)
+        raise ConfigError(f"the node daemon of {home} did not sign a tree head within {wait:.0f} s: see its log")
+    context = load_context(config, daemon=True)
+    try:
+        node = Node(context)
+        try:
+            node.log_accepted()
+            node.sign_head(force=True)
+        finally:
+            node.log.close()
+    finally:
+        context.close()
+    latest = read_heads(config.log_dir / HEADS_FILE)
+    return latest[-1]
+
+
 def update_directory(home: Path, signed: bytes) -> tuple[int, bool]:
     """``gwx node update-directory``: verify a newer directory against the one held, keep it and tell a running
     daemon (SIGHUP). Returns its serial and whether a daemon was told."""
@@ -891,15 +930,7 @@ def update_directory(home: Path, signed: bytes) -> tuple[int, bool]:
     if verified.directory.find_node(config.node_id) is None:
         raise ConfigError(f"node {config.node_id} is not in directory {verified.directory.serial}: not taken")
     keep_directory(config, verified)
-    told = False
-    run_file = config.home / RUN_NAME
-    if run_file.is_file():
-        try:
-            os.kill(int(json.loads(run_file.read_text(encoding="utf-8"))["pid"]), signal.SIGHUP)
-            told = True
-        except (OSError, ValueError, KeyError, TypeError):
-            told = False  # not running after all: it takes the directory when it starts
-    return verified.directory.serial, told
+    return verified.directory.serial, _signal_daemon(config, signal.SIGHUP)
 
 
 def staging_dir(home: Path) -> Path:
