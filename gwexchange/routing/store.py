@@ -292,9 +292,13 @@ class Store:
 
     # --- what node_logic asks (``Known``) ---
 
+    # The hot reads (every envelope asks them) are plain SQL on a connection: an ORM session costs more than the
+    # query itself.
+
     def seen(self, message_id: str) -> bool:
-        with _faults(), Session(self._reader) as s:
-            return s.get(SeenMessage, message_id) is not None
+        query = select(SeenMessage.message_id).where(col(SeenMessage.message_id) == message_id)
+        with _faults(), self._reader.connect() as c:
+            return c.execute(query).first() is not None
 
     def sent(self, message_id: str) -> SentInfo | None:
         with _faults(), Session(self._reader) as s:
@@ -311,16 +315,21 @@ class Store:
     # --- what the daemon and the CLI read ---
 
     def envelope_xml(self, message_id: str) -> bytes:
-        with _faults(), Session(self._reader) as s:
-            row = s.get(StoredEnvelope, message_id)
-            if row is None:
-                raise KeyError(message_id)
-            return row.envelope_xml
+        query = select(StoredEnvelope.envelope_xml).where(col(StoredEnvelope.message_id) == message_id)
+        with _faults(), self._reader.connect() as c:
+            row = c.execute(query).first()
+        if row is None:
+            raise KeyError(message_id)
+        return bytes(row[0])
 
     def parts(self, message_id: str) -> tuple[Part, ...]:
-        with _faults(), Session(self._reader) as s:
-            rows = s.exec(select(StoredPart).where(StoredPart.message_id == message_id).order_by(col(StoredPart.cid)))
-            return tuple(Part(r.cid, r.file_name, r.size, r.sha256) for r in rows)
+        query = (
+            select(StoredPart.cid, StoredPart.file_name, StoredPart.size, StoredPart.sha256)
+            .where(col(StoredPart.message_id) == message_id)
+            .order_by(col(StoredPart.cid))
+        )
+        with _faults(), self._reader.connect() as c:
+            return tuple(Part(cid, name, size, sha) for cid, name, size, sha in c.execute(query))
 
     def due(self, now: datetime, limit: int = 100) -> tuple[Hop, ...]:
         """Queued copies whose next attempt is due, oldest first."""
