@@ -562,17 +562,21 @@ def test_compressed_and_encrypted_members_are_refused(archive: Path, tmp_path: P
     refused(encrypted, "encrypted")
 
 
+def central_record(data: bytes, member: str) -> int:
+    """Where ``member``'s central directory record starts in the ZIP file ``data``."""
+    cd = data.find(b"PK\x01\x02")
+    while cd >= 0:
+        name_length = struct.unpack("<H", data[cd + 28 : cd + 30])[0]
+        if data[cd + 46 : cd + 46 + name_length] == member.encode():
+            return cd
+        cd = data.find(b"PK\x01\x02", cd + 4)
+    raise AssertionError(f"no member {member}")
+
+
 def patch_central(data: bytes, member: str, offset: int, value: bytes) -> bytes:
     """``data`` with ``value`` written at ``offset`` of ``member``'s central directory record."""
-    out = bytearray(data)
-    cd = out.find(b"PK\x01\x02")
-    while cd >= 0:
-        name_length = struct.unpack("<H", out[cd + 28 : cd + 30])[0]
-        if bytes(out[cd + 46 : cd + 46 + name_length]).decode() == member:
-            out[cd + offset : cd + offset + len(value)] = value
-            return bytes(out)
-        cd = out.find(b"PK\x01\x02", cd + 4)
-    raise AssertionError(f"no member {member}")
+    at = central_record(data, member) + offset
+    return data[:at] + value + data[at + len(value) :]
 
 
 def test_a_zip_bomb_of_overlapping_members_is_refused(archive: Path, tmp_path: Path) -> None:
@@ -624,6 +628,15 @@ def test_oversized_duplicate_and_malformed_archives_are_refused(
     refused(tmp_path / "h.gwxa", "not an audit archive")
     monkeypatch.setattr(audit_archive, "MAX_ROOT", 10)
     refused(archive, "larger than 10 bytes")
+
+
+def test_a_member_name_flagged_utf8_that_is_not_is_refused(archive: Path, tmp_path: Path) -> None:
+    data = bytearray(patch_central(archive.read_bytes(), "root.crt", 8, struct.pack("<H", 0x800)))  # "UTF-8"
+    record = central_record(bytes(data), "root.crt")
+    data[record + 46] = 0xFF  # … and the name's first byte is no UTF-8 at all
+    damaged = tmp_path / "utf8.gwxa"
+    damaged.write_bytes(bytes(data))
+    refused(damaged, "not an audit archive")
 
 
 def test_a_damaged_member_is_refused(archive: Path, tmp_path: Path) -> None:

@@ -93,7 +93,16 @@ _LOG_NAMES = frozenset(
 _DIRECTORY_MEMBER = re.compile(r"directories/directory-([1-9][0-9]{0,2})\.xml")
 _CRL_MEMBER = re.compile(r"crls/crl-([1-9][0-9]{0,1})\.pem")
 _INBOX_MEMBER = re.compile(rf"inbox/(?P<department>{DEPARTMENT_CODE.pattern})/(?P<id>{_UUID})\.xml")
-_ZIP_FAULTS = (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, EOFError, OSError)
+# What zipfile raises for damaged members; ValueError: a name flagged UTF-8 that is not (UnicodeDecodeError).
+_ZIP_FAULTS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    RuntimeError,
+    NotImplementedError,
+    EOFError,
+    OSError,
+    ValueError,
+)
 _COPY_CHUNK = 1 << 20
 
 
