@@ -677,6 +677,23 @@ def test_damaged_peer_heads_are_named_against_their_holder(homes: dict[str, Path
     assert {f.check for f in report.findings} == {Check.PEER_HEAD}
 
 
+def test_json_nested_too_deeply_is_damage_not_a_crash(world: World, homes: dict[str, Path], tmp_path: Path) -> None:
+    nested = b"[" * 5000 + b"]" * 5000 + b"\n"
+    heads = homes["one"] / "log" / "heads"
+    lines = heads.read_bytes().splitlines(keepends=True)
+    heads.write_bytes(b"".join([*lines[:2], nested, *lines[2:]]))
+    os.utime(heads, (1e9, 1e9))
+    (homes["one"] / "peer-heads").write_bytes(nested + (homes["one"] / "peer-heads").read_bytes())
+    report = run(homes["one"])
+    assert 2 in {f.index for f in failures(report, Check.TREE_HEAD)}, [str(f) for f in report.findings]
+    assert 0 in {f.index for f in failures(report, Check.PEER_HEAD)}
+    with pytest.raises(InputError, match="not JSON"):
+        check_proof(nested)
+    exported = export_archive(world.homes["one"], tmp_path / "one.gwxa").path
+    out = rewrite(exported, tmp_path / "n.gwxa", lambda n, d: same(n, nested if n == "manifest.json" else d))
+    refused(out, "manifest")
+
+
 def test_two_archives_of_one_node_are_an_input_error(world: World) -> None:
     with pytest.raises(InputError, match="same node"):
         run(world.homes["one"], world.homes["one"])

@@ -49,7 +49,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gwexchange import xmlsafe
-from gwexchange.archive.audit_archive import LATE_HEAD_MARGIN, InboxDocument, NodeSource, head_lines, iter_entries
+from gwexchange.archive.audit_archive import (
+    LATE_HEAD_MARGIN,
+    InboxDocument,
+    NodeSource,
+    head_lines,
+    iter_entries,
+    parse_head,
+)
 from gwexchange.archive.log import HEADS_FILE, level_file, read_commit, verify_log
 from gwexchange.archive.merkle import (
     EMPTY_ROOT,
@@ -384,10 +391,7 @@ def read_heads(directory: Path) -> Iterator[tuple[int, SignedTreeHead | None]]:
         return
     with path.open("rb") as f:
         for line, raw in enumerate(head_lines(f)):
-            try:
-                yield line, parse_head_line(raw.rstrip(b"\n")) if raw.endswith(b"\n") else None
-            except GwxError:
-                yield line, None
+            yield line, parse_head(raw.rstrip(b"\n")) if raw.endswith(b"\n") else None
 
 
 def read_peer_heads(path: Path | None) -> Iterator[tuple[int, bytes, SignedTreeHead | None, str | None]]:
@@ -403,6 +407,8 @@ def read_peer_heads(path: Path | None) -> Iterator[tuple[int, bytes, SignedTreeH
                 yield line, raw[:-1], parse_head_line(raw[:-1]), None
             except GwxError as e:
                 yield line, raw[:-1], None, str(e)
+            except RecursionError:
+                yield line, raw[:-1], None, "JSON nested too deeply"
 
 
 # --- trust and directories --------------------------------------------------------------------------------------
@@ -1338,7 +1344,7 @@ def check_proof(data: bytes, trust: TrustPolicy | None = None) -> CheckedProof:
         raise InputError(f"the proof file is larger than {MAX_PROOF_BYTES} bytes")
     try:
         record = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise InputError(f"the proof is not JSON: {e}") from e
     if not isinstance(record, dict) or set(record) != _PROOF_KEYS or record.get("format") != PROOF_FORMAT:
         raise InputError(f"the file is not a {PROOF_FORMAT} proof")

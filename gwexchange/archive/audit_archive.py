@@ -56,7 +56,7 @@ from gwexchange.archive.log import (
     read_commit,
 )
 from gwexchange.archive.merkle import HASH_SIZE, MAX_LEVELS
-from gwexchange.archive.treehead import format_head_time, parse_head_line, parse_head_time
+from gwexchange.archive.treehead import SignedTreeHead, format_head_time, parse_head_line, parse_head_time
 from gwexchange.codes import DEPARTMENT_CODE, is_node_id
 from gwexchange.errors import ConfigError, GwxError, InputError, VerificationError
 from gwexchange.routing.directory import MAX_DIRECTORY_BYTES
@@ -211,14 +211,41 @@ def _heads_prefix(path: Path, commit: CommitPoint | None, snapshot: datetime) ->
             if not raw.endswith(b"\n") and not at_rest:
                 break  # a head being written now; a file at rest keeps its torn line, for the audit to report
             if limit is not None:
-                try:
-                    head = parse_head_line(raw[:-1])
-                except GwxError:
-                    head = None
+                head = parse_head(raw[:-1])
                 if head is not None and head.size > limit and head.timestamp >= snapshot - LATE_HEAD_MARGIN:
                     break
             kept += len(raw)
     return kept
+
+
+def parse_head(raw: bytes) -> SignedTreeHead | None:
+    """``treehead.parse_head_line``, or None for a line that is not a head — whatever is wrong with it, even JSON
+    nested too deeply for the parser (a RecursionError, which ``parse_head_line`` lets through)."""
+    try:
+        return parse_head_line(raw)
+    except (GwxError, RecursionError):
+        return None
+
+
+def defuse_heads(path: Path) -> None:
+    """In a private copy of a heads file, replace each line ``parse_head_line`` cannot even try to parse (JSON
+    nested too deeply: it raises RecursionError, and so would ``verify_log``) with a line that is plainly
+    damaged, so the audit reports it at its line instead of stopping."""
+    if not path.is_file():
+        return
+    with path.open("rb") as f:
+        lines = list(head_lines(f))
+    bad = False
+    for number, raw in enumerate(lines):
+        try:
+            parse_head_line(raw.rstrip(b"\n"))
+        except RecursionError:
+            lines[number] = b"damaged: JSON nested too deeply\n"
+            bad = True
+        except GwxError:
+            pass
+    if bad:
+        path.write_bytes(b"".join(lines))
 
 
 MAX_HEAD_LINE = 64 * 1024
@@ -303,6 +330,7 @@ class HomeSource(NodeSource):
         try:
             self.cut = snapshot_log(config.log_dir, self._tmp / "log", self.snapshot)
             self.log_dir = self._tmp / "log"
+            defuse_heads(self.log_dir / HEADS_FILE)
             self.peer_heads = None
             peer = config.peer_heads_path
             if peer.is_file():
@@ -550,7 +578,7 @@ class ArchiveSource(NodeSource):
     def _manifest(self) -> None:
         try:
             data = json.loads(self._read(MANIFEST, MAX_MANIFEST).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise self._refuse(f"manifest.json does not parse ({e})") from e
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise self._refuse(f"manifest.json is not a format {FORMAT} manifest")
@@ -583,6 +611,7 @@ class ArchiveSource(NodeSource):
         self.log_dir.mkdir()
         for name in self._log:
             self._copy(name, self.log_dir / name[len(LOG_PREFIX) :])
+        defuse_heads(self.log_dir / HEADS_FILE)
         self.peer_heads = None
         if PEER_HEADS in self._zip.NameToInfo:
             self.peer_heads = self._tmp / PEER_HEADS
