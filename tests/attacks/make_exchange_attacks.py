@@ -1991,6 +1991,22 @@ def flip_member_data(data: bytes, member: str, offset: int) -> bytes:
     raise AssertionError(member)
 
 
+def name_not_utf8(data: bytes, member: str, *, central: bool) -> bytes:
+    """Flag ``member``'s name as UTF-8 (bit 11) and make its first byte 0xFF, in the central directory or in its
+    local header."""
+    out = bytearray(data)
+    signature, flags, name_at, length_at = (b"PK\x01\x02", 8, 46, 28) if central else (b"PK\x03\x04", 6, 30, 26)
+    at = out.find(signature)
+    while at >= 0:
+        length = struct.unpack_from("<H", out, at + length_at)[0]
+        if out[at + name_at : at + name_at + length] == member.encode():
+            out[at + flags + 1] |= 0x08
+            out[at + name_at] = 0xFF
+            return bytes(out)
+        at = out.find(signature, at + 4)
+    raise AssertionError(member)
+
+
 def bundle_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
     """Air-gap bundles from gd-czt for gd-hub."""
     ex, add = c.ex, c.add
@@ -2129,6 +2145,22 @@ def bundle_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
             "unexpected member",
             description,
         )
+    bundle(
+        "bundle-name-not-utf8-central.gwxb",
+        "invalid-utf8",
+        name_not_utf8(good, "manifest.json", central=True),
+        "InputError",
+        "is not a bundle",
+        "The manifest's name flagged UTF-8 but invalid in the central directory (once a UnicodeDecodeError escaped).",
+    )
+    bundle(
+        "bundle-name-not-utf8-local.gwxb",
+        "invalid-utf8",
+        name_not_utf8(good, "manifest.json", central=False),
+        "EnvelopeError",
+        "member manifest.json is damaged",
+        "The manifest's name flagged UTF-8 but invalid in its local header (once a UnicodeDecodeError escaped).",
+    )
     bundle(
         "bundle-manifest-missing.gwxb",
         "bundle-garbled",
@@ -2372,6 +2404,32 @@ def package_attacks(c: Context) -> None:
         "EnvelopeError",
         "unexpected member",
         "A member whose name climbs out of the package.",
+    )
+    damaged = bytearray(good)
+    damaged[0:4] = b"PK\x03\x05"  # the mimetype member's local header: listed by the central directory, unreadable
+    package(
+        "pkg-mimetype-damaged.gwxp",
+        "package-garbled",
+        bytes(damaged),
+        "EnvelopeError",
+        "member mimetype is damaged",
+        "The mimetype member's local header garbled (once an AttributeError: the refusal itself failed).",
+    )
+    package(
+        "pkg-name-not-utf8-central.gwxp",
+        "invalid-utf8",
+        name_not_utf8(good, "envelope.xml", central=True),
+        "InputError",
+        "is not an envelope package",
+        "envelope.xml's name flagged UTF-8 but invalid in the central directory (once a UnicodeDecodeError escaped).",
+    )
+    package(
+        "pkg-name-not-utf8-local.gwxp",
+        "invalid-utf8",
+        name_not_utf8(good, "envelope.xml", central=False),
+        "EnvelopeError",
+        "member envelope.xml is damaged",
+        "envelope.xml's name flagged UTF-8 but invalid in its local header (once a UnicodeDecodeError escaped).",
     )
     package(
         "pkg-no-envelope.gwxp",
@@ -2784,6 +2842,15 @@ def treehead_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
         "InputError",
         "th:Signature is not base64",
         "A signature that is not base64.",
+    )
+    certificate_b64 = base64.b64encode(head.certificate).decode("ascii")
+    th(
+        "th-certificate-non-ascii.xml",
+        "invalid-utf8",
+        swap(certificate_b64, "\ufeff" + certificate_b64),
+        "InputError",
+        "th:Certificate is not base64",
+        "A byte-order mark (valid UTF-8, not base64) before the certificate (once a ValueError escaped the parser).",
     )
     th(
         "th-signature-sha1.xml",
