@@ -336,7 +336,8 @@ class AuditReport:
 
 
 Progress = Callable[[str, str, int, int], None]
-"""``progress(node, phase, done, total)``: called as the audit goes (phase: 日志结构, 信封, 收件箱, 节点间)."""
+"""``progress(node, phase, done, total)``: called as the audit goes (phase: 日志结构, 信封, 收件箱); ``total`` is
+the log's committed size for 日志结构 (which reports its start and end only) and its entries for 信封."""
 
 
 @dataclass(frozen=True)
@@ -538,11 +539,16 @@ class _Node:
 
     def check_log(self, stats: AuditStats) -> dict[int, str]:
         """``verify_log`` over the copy; returns the entries it flagged (index → what), named after the pass."""
-        self.progress("日志结构", 0, 1)
+        try:
+            commit = read_commit(self.source.log_dir)
+        except GwxError:
+            commit = None
+        size = commit.size if commit is not None else 0
+        self.progress("日志结构", 0, size)
         t0 = time.perf_counter()
         report = verify_log(self.source.log_dir, trust=self.trust, node_id=self.node_id, max_problems=1000)
         stats.log_seconds += time.perf_counter() - t0
-        self.progress("日志结构", 1, 1)
+        self.progress("日志结构", size, size)
         r = self.result
         r.entries, r.root, r.heads = report.size, report.root, report.heads
         r.committed = report.committed.size if report.committed is not None else None
