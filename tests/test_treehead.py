@@ -502,3 +502,8 @@ def test_lost_entries_or_lost_heads_are_caught(
     with pytest.raises(VerificationError, match="not later"):
         verify_consistent_heads(heads[2], same_time, [], trust)
     verify_consistent_heads(heads[2], heads[2], [], trust)
+
+
+def test_a_line_nested_too_deep_is_damage_not_a_crash() -> None:
+    with pytest.raises(VerificationError, match="malformed"):
+        parse_head_line(b"[" * 100_000 + b"]" * 100_000)

@@ -311,7 +311,7 @@ def parse_head_line(line: bytes) -> SignedTreeHead:
             signature=bytes.fromhex(texts["signature"]),
             certificate=bytes.fromhex(texts["certificate"]),
         )
-    except (ValueError, InputError) as e:  # JSONDecodeError and bad hex are ValueErrors
+    except (ValueError, InputError, RecursionError) as e:  # JSONDecodeError and bad hex are ValueErrors; deep nesting
         raise VerificationError(f"a tree head line is malformed: {e}") from e
     if head_to_line(head) != line:
         raise VerificationError("a tree head line is not in its canonical form: it was changed")
