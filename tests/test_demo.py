@@ -1,9 +1,10 @@
 """``gwx demo`` end to end: the real command as a subprocess, six real node daemons, the real clock.
 
 One full run checks the outcome in the node stores themselves (every document × recipient 签收 in its sender's
-outbox), the 秘密 request's detour through gd-gxt, and that no daemon outlives the demo. Three short runs check
-the ways it can go wrong — a daemon killed mid-demo, a timeout no network can meet, Ctrl-C — each of which must
-end with exit 1 (one line on stderr) and no process left behind.
+outbox), the 秘密 request's detour through gd-gxt, and that no daemon outlives the demo. Two short runs check the
+ways it can go wrong — a daemon killed mid-demo (exit 1), Ctrl-C (exit 130) — each with one line on stderr and no
+process left behind. (A run out of time takes the killed daemon's way out — the same failure report and stop — so
+it is not run again here: each run starts six Python processes.)
 """
 
 from __future__ import annotations
@@ -144,27 +145,23 @@ def test_the_demo_sends_every_sample_and_each_recipient_signs_for_it(tmp_path: P
     assert f"gwx node status {folder / 'nodes'}" in out
 
 
-@pytest.mark.parametrize("how", ["kill a daemon", "impossible timeout", "Ctrl-C"])
-def test_a_demo_that_cannot_finish_exits_1_and_leaves_no_process(tmp_path: Path, how: str) -> None:
+@pytest.mark.parametrize("how", ["kill a daemon", "Ctrl-C"])
+def test_a_demo_that_cannot_finish_stops_every_daemon(tmp_path: Path, how: str) -> None:
     folder = tmp_path / "demo"
-    proc = demo(folder, "--timeout", "0.001" if how == "impossible timeout" else "60")
-    if how != "impossible timeout":
-        pids = wait_until_running(folder, proc)
-        if how == "kill a daemon":
-            os.kill(pids["gd-gxt"], signal.SIGKILL)  # the 秘密 request cannot reach gd-hub without it
-        else:
-            proc.send_signal(signal.SIGINT)
+    proc = demo(folder)
+    pids = wait_until_running(folder, proc)
+    if how == "kill a daemon":
+        os.kill(pids["gd-gxt"], signal.SIGKILL)  # the 秘密 request cannot reach gd-hub without it
+    else:
+        proc.send_signal(signal.SIGINT)
     code, out, err = finish(proc)
     lines = [line for line in err.splitlines() if line]
     assert len(lines) == 1, err
-    if how == "Ctrl-C":
-        assert code == 130 and lines == ["gwx: 演示已中断，所有节点均已停止"], (code, err)
-    elif how == "kill a daemon":
-        assert lines[0].startswith("gwx: ") and "演示未完成" in lines[0] and "gd-gxt" in lines[0]
-        assert "节点日志" in out
-    elif how == "impossible timeout":
-        assert lines[0].startswith("gwx: ") and "演示未完成" in lines[0] and "未送达" in lines[0]
-    if how != "Ctrl-C":
+    if how == "kill a daemon":
         assert code == 1, out[-4000:]
+        assert lines[0].startswith("gwx: ") and "演示未完成" in lines[0] and "gd-gxt" in lines[0]
+        assert "节点日志" in out and "gd-gxt（退出码 -9）" in out
+    else:
+        assert code == 130 and lines == ["gwx: 演示已中断，所有节点均已停止"], (code, err)
     assert_nothing_left(folder)
     assert len(daemon_pids(folder)) == len(NODES)
