@@ -347,6 +347,7 @@ class Results:
     inbox_duplicates: int
     receipt_duplicates: int
     dropped_retransmissions: dict[str, int]
+    sent_twice: dict[str, int]
     failed: int
 
 
@@ -386,6 +387,7 @@ def collect(homes: dict[str, Path], message_ids: list[str], folder: Path) -> Res
     dropped = {
         node: (folder / f"{node}.log").read_text(errors="replace").count("event=node.duplicate ") for node in homes
     }
+    sent_twice = {node: _sent_twice(folder / f"{node}.log") for node in homes}
     return Results(
         documents=len(message_ids),
         recipients_each=recipients_each,
@@ -396,8 +398,20 @@ def collect(homes: dict[str, Path], message_ids: list[str], folder: Path) -> Res
         inbox_duplicates=inbox_duplicates,
         receipt_duplicates=receipt_duplicates,
         dropped_retransmissions=dropped,
+        sent_twice=sent_twice,
         failed=failed,
     )
+
+
+def _sent_twice(log: Path) -> int:
+    """Copies (message, next hop) a node logged as sent (250 received) more than once."""
+    counts: dict[tuple[str, str], int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if "event=node.sent " in line:
+            fields = dict(f.split("=", 1) for f in line.split("event=node.sent ", 1)[1].split() if "=" in f)
+            key = (fields.get("message_id", ""), fields.get("next_hop", ""))
+            counts[key] = counts.get(key, 0) + 1
+    return sum(1 for c in counts.values() if c > 1)
 
 
 def log_events(folder: Path, node: str) -> dict[str, int]:
@@ -478,6 +492,8 @@ def report(
     print(f"{'duplicated: 送达 receipts > 1':34}{results.receipt_duplicates:14d}  {'0':>10}")
     dropped = ", ".join(f"{node} {count}" for node, count in results.dropped_retransmissions.items())
     print(f"{'copies received twice, dropped':34}{sum(results.dropped_retransmissions.values()):14d}  ({dropped})")
+    twice = ", ".join(f"{node} {count}" for node, count in results.sent_twice.items())
+    print(f"{'copies sent twice (node.sent)':34}{sum(results.sent_twice.values()):14d}  ({twice})")
     print()
     print("CPU per daemon (user + system, whole run incl. start):")
     for node, seconds in cpu.items():

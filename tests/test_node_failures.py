@@ -17,7 +17,7 @@ import json
 import shutil
 import smtplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,16 +66,19 @@ class Setup:
     pki: Path
     folder: Path
 
-    def network(self, *, directory_ports: dict[str, str] | None = None, **directory: object) -> Network:
-        """Node homes on fresh ports under a directory of their own. ``directory_ports`` = {node: other}: the
-        directory names ``other``'s port as ``node``'s endpoint."""
+    def network(
+        self,
+        *,
+        directory_ports: dict[str, str] | None = None,
+        policy: ZonePolicy | None = None,
+        zones: dict[tuple[str, str], Zone] | None = None,
+    ) -> Network:
+        """Node homes on fresh ports under a directory of their own (``make_directory``'s ``policy`` and link
+        ``zones``). ``directory_ports`` = {node: other}: the directory names ``other``'s port as ``node``'s."""
         listen = {node: free_port() for node in NODES}
         ports = {node: listen[(directory_ports or {}).get(node, node)] for node in NODES}
-        signed = write_directory(
-            self.pki,
-            make_directory(self.pki, ports, **directory),  # type: ignore[arg-type]
-            self.folder / "directory.signed.xml",
-        )
+        directory = make_directory(self.pki, ports, policy=policy, zones=zones)
+        signed = write_directory(self.pki, directory, self.folder / "directory.signed.xml")
         return init_homes(self.pki, self.folder, signed, listen)
 
 
@@ -114,7 +117,7 @@ def seal_letter(home: Path, *, lifetime: timedelta, description: Path = LETTER) 
         files = {a.file_name: description.parent / "attachments" / a.file_name for a in doc.attachments}
         parts: dict[str, bytes] = {}
 
-        def sink(cid: str, octets: Iterator[bytes]) -> None:
+        def sink(cid: str, octets: Iterable[bytes]) -> None:
             parts[cid] = b"".join(octets)
 
         sealed = seal(
@@ -126,7 +129,7 @@ def seal_letter(home: Path, *, lifetime: timedelta, description: Path = LETTER) 
             node_id=ctx.config.node_id,
             now=at,
             attachments={name: read_chunks(path) for name, path in files.items()},
-            part_sink=sink,  # type: ignore[arg-type]
+            part_sink=sink,
             lifetime=lifetime,
         )
     finally:
