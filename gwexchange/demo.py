@@ -162,7 +162,7 @@ class _Demo:
         return self._directory
 
     def build(self) -> None:
-        """PKI, signed directory with local endpoints, and one node home per node."""
+        """The PKI, and the signed directory with local endpoints."""
         source = self.examples / "network.toml"
         text = source.read_text(encoding="utf-8")
         spec = tomllib.loads(text)
@@ -196,7 +196,11 @@ class _Demo:
             f"{len(directory.links)} 条链路；{limits}；由{AUTHORITY_NAME}签名"
         )
 
+    def start(self) -> None:
+        """A node home per node, its daemon started at once (it loads while the next home is written)."""
         self.step("2. 节点：每个节点一个目录，各自运行 gwx node run（SMTP + STARTTLS，双方出示节点证书）")
+        directory = self.directory
+        environment = {k: v for k, v in os.environ.items() if k != KEY_PASSPHRASE_ENV}
         for node in directory.nodes:
             home = self.folder / "nodes" / node.node_id
             init_home(
@@ -211,16 +215,12 @@ class _Demo:
                 extra=NODE_SETTINGS,
             )
             self.homes[node.node_id] = home
-
-    def start(self) -> None:
-        environment = {k: v for k, v in os.environ.items() if k != KEY_PASSPHRASE_ENV}
-        for node_id, home in self.homes.items():
             with (home / LOG_NAME).open("ab") as log:  # the child keeps its own copy of the descriptor
                 process = subprocess.Popen(
                     [*_gwx(), "node", "run", str(home)], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                     env=environment,
                 )  # fmt: skip
-                self.daemons.append(_Daemon(node_id, home, process))  # at once: close() must know every child
+                self.daemons.append(_Daemon(node.node_id, home, process))  # at once: close() must know every child
         deadline = time.monotonic() + START_TIMEOUT
         for daemon in self.daemons:
             run_file = daemon.home / RUN_NAME
