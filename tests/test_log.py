@@ -570,3 +570,11 @@ def test_signatures_are_checked_with_the_trust_policy(
     report = audit(copy, other.trust())
     assert report.heads_failed() == (0, 1, 2) and "configured root" in str(report)
     assert audit(copy, trust).ok
+
+
+def test_an_endless_head_line_is_damage_and_never_read_whole(copy: Path, trust: TrustPolicy) -> None:
+    lines = (copy / HEADS_FILE).read_bytes().splitlines(keepends=True)
+    (copy / HEADS_FILE).write_bytes(lines[0] + b"x" * (1 << 20) + b"\n" + lines[1] + lines[2])
+    report = audit(copy, trust)
+    assert report.heads_failed() == (1,) and "longer than" in str(report), str(report)
+    assert report.heads == 4 and report.entries_failed() == ()

@@ -189,3 +189,17 @@ def test_a_locked_database_is_store_busy(tmp_path: Path) -> None:
             assert store.seen(env.header.message_id)
         finally:
             other.close()
+
+
+def test_the_log_order_is_the_order_of_acceptance_even_within_one_decision(tmp_path: Path) -> None:
+    envelopes = [envelope() for _ in range(6)]  # random message ids: their sort order is not the accept order
+    with Store(tmp_path) as store:
+        store.apply([Accept(e, NOW) for e in envelopes[:3]])  # one decision, one time
+        store.apply([Accept(envelopes[3], NOW - timedelta(hours=1))])  # a clock that went back: still later
+        store.apply([Accept(e, NOW) for e in envelopes[4:]])
+        assert store.assign_log_indices(limit=4) == 4
+        assert store.assign_log_indices() == 2
+        assert store.assign_log_indices() == 0
+        logged = store.logged_from(0)
+    assert [index for index, _ in logged] == list(range(6))
+    assert [xml for _, xml in logged] == [e.envelope_xml for e in envelopes]

@@ -80,6 +80,7 @@ _DRAIN_BYTES = 4 << 20  # write buffers go to the kernel when they reach this si
 _SYNC_THREADS = 16  # files fdatasync'd at once by a commit: entries, offsets and the levels that grew
 _CHUNK_RECORDS = 1 << 15  # hash records read at once when recomputing a level
 _READ_BUFFER = 1 << 20
+_MAX_HEAD_LINE = 64 * 1024  # a head line is about 2 KB; a longer one is damage, read no further into memory
 _COMMIT = re.compile(rb"gwexchange-log-commit-v1 (0|[1-9][0-9]{0,18}) (0|[1-9][0-9]{0,18}) ([0-9a-f]{64})\n")
 _sha256 = hashlib.sha256
 
@@ -662,7 +663,7 @@ class _Heads:
         """Move ``next`` to the following well-formed, correctly ordered head (problems reported on the way)."""
         self.next = None
         while self._file is not None:
-            raw = self._file.readline()
+            raw = self._file.readline(_MAX_HEAD_LINE)
             if not raw:
                 self._file.close()
                 self._file = None
@@ -670,6 +671,11 @@ class _Heads:
             self._line += 1
             self.count += 1
             line = self._line
+            if len(raw) == _MAX_HEAD_LINE and not raw.endswith(b"\n"):  # never held whole: skipped to its end
+                while (rest := self._file.readline(_MAX_HEAD_LINE)) and not rest.endswith(b"\n"):
+                    pass
+                self._findings.add("head", line, f"tree head {line} is damaged: longer than {_MAX_HEAD_LINE} bytes")
+                continue
             if not raw.endswith(b"\n"):
                 self._findings.add("head", line, f"tree head {line} is cut off (the heads file ends mid-line)")
                 continue

@@ -124,6 +124,7 @@ class StoredEnvelope(SQLModel, table=True):
     expires: datetime = Field(sa_type=UtcDateTime)
     in_reply_to: str | None = None
     received_at: datetime = Field(sa_type=UtcDateTime)
+    accepted: int = Field(unique=True)  # 1, 2, 3, …: the order envelopes were accepted, kept by the Merkle log
     log_index: int | None = Field(default=None, unique=True)  # its entry in the node's Merkle log, once logged
 
 
@@ -406,7 +407,7 @@ class Store:
             rows = s.exec(
                 select(StoredEnvelope)
                 .where(col(StoredEnvelope.log_index).is_(None))
-                .order_by(col(StoredEnvelope.received_at), col(StoredEnvelope.message_id))
+                .order_by(col(StoredEnvelope.accepted))
                 .limit(limit)
             ).all()
             start = -1 if last is None else last
@@ -442,6 +443,8 @@ class Store:
                     if not path.is_file() or path.stat().st_size != part.size:
                         raise EnvelopeError(f"part {part.cid} of message {h.message_id} was not stored")
                 s.add(SeenMessage(message_id=h.message_id, first_seen=at, envelope_sha256=env.envelope_sha256))
+                # Writers are serialised (BEGIN IMMEDIATE); elsewhere a race is an IntegrityError: StoreBusy, retried.
+                last = s.exec(select(func.max(StoredEnvelope.accepted))).one()
                 s.add(
                     StoredEnvelope(
                         message_id=h.message_id,
@@ -456,6 +459,7 @@ class Store:
                         expires=h.expires,
                         in_reply_to=h.in_reply_to,
                         received_at=at,
+                        accepted=(last or 0) + 1,
                     )
                 )
                 for part in env.parts:
