@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--full", action="store_true", help="everything, with 10,000 documents of load")
     p.add_argument("--only", action="append", choices=CLASSES, help="run only this class (repeatable)")
     p.add_argument("--repeat", type=int, default=20, help="kills per kill point (default 20)")
-    p.add_argument("--point", action="append", choices=CRASH_POINTS, help="only this kill point (repeatable)")
+    p.add_argument(
+        "--point", action="append", choices=crashes.POINTS, help="only this kill point or crash scenario (repeatable)"
+    )
     p.add_argument("--target", choices=tuple(crashes.TARGETS), default="both", help="whom to kill (default both)")
     p.add_argument("--jobs", type=int, default=2, help="kill points run at once, each in a worker (default 2)")
     p.add_argument("--documents", type=int, help="documents of load (default 300, --full 10000)")
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     only = tuple(args.only or CLASSES)
-    points = tuple(args.point or CRASH_POINTS)
+    points = tuple(args.point or crashes.POINTS)
     profile = load.LoadProfile.full() if args.full else load.LoadProfile.ci()
     if args.documents is not None:
         profile = load.LoadProfile.of(args.documents)
@@ -112,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         print(to_json(results, **meta))
     else:
         title = (
-            f"gwexchange resilience campaign ({mode}): {len(points)} kill points × {args.repeat} kills, "
+            f"gwexchange resilience campaign ({mode}): {sum(p in CRASH_POINTS for p in points)} kill points × "
+            f"{args.repeat} kills, "
             f"{profile.documents} documents of load — {elapsed / 60:.1f} min"
         )
         print(render(results, title=title))

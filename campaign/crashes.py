@@ -30,6 +30,10 @@ after it is sent                   ``hop-sent`` (next hop said 250, not yet mark
 
 and two more: ``hop-sending`` (a queued copy about to go) and ``log-appended`` (entries appended to the Merkle
 log, not yet committed to it).
+
+One scenario besides the kill points, ``restart-during-send`` (``run_restart_during_send``): the sender's node is
+SIGKILLed and started again while its clerk keeps sending letters with attachments, as clerks do whether or not
+the daemon runs.
 """
 
 from __future__ import annotations
@@ -46,7 +50,17 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from campaign.network import CampaignError, CampaignPki, Network, Sent, die_with_parent, drive, finish, two_hubs
+from campaign.network import (
+    CampaignError,
+    CampaignPki,
+    Network,
+    Sent,
+    attachment_file,
+    die_with_parent,
+    drive,
+    finish,
+    two_hubs,
+)
 from campaign.report import CaseResult, ClassResult
 from gwexchange.errors import GwxError
 from gwexchange.faults import CRASH_ENV, CRASH_POINTS
@@ -177,8 +191,8 @@ class PointRun:
             not problems,
             time.monotonic() - t0,
             "\n".join(problems),
-            lost=len(verdict.lost),
-            duplicated=len(verdict.duplicated),
+            lost=verdict.lost_documents,
+            duplicated=verdict.duplicated_documents,
             figures={
                 "point": self.point,
                 "cycles": self.cycles,
@@ -216,8 +230,104 @@ def run_point(
     return [*run.cases, final]
 
 
+RESTART_DURING_SEND = "restart-during-send"
+SCENARIOS = (RESTART_DURING_SEND,)
+POINTS = (*CRASH_POINTS, *SCENARIOS)  # what --point accepts
+DEBRIS = 200
+
+
+def _missing_parts(net: Network, node: str, docs: Sequence[Sent]) -> list[Sent]:
+    store = net.context(node).store
+    return [
+        d for d in docs if any(not store.part_path(d.message_id, p.cid).is_file() for p in store.parts(d.message_id))
+    ]
+
+
+def run_restart_during_send(
+    repeat: int, folder: Path, pki: CampaignPki, *, debris: int = DEBRIS, rounds_max: int = 5
+) -> list[CaseResult]:
+    """leaf-1 is SIGKILLed and started again while its clerk keeps sending letters with an attachment (``gwx send``
+    does not need the daemon, and a clerk does not wait for it). A daemon sweeps its part files when it starts:
+    part folders no envelope row names are crash debris. Before each start ``debris`` such folders are left in
+    leaf-1's ``parts/`` — what crashes in the middle of receiving leave; a store that already holds many envelopes
+    makes the sweep as long. One case per start: every letter the clerk was told is queued must keep its part files
+    (and no send may be refused for the daemon's sake); then a final case: everything delivered and signed for.
+    At most ``rounds_max`` starts, whatever ``repeat`` says."""
+    cases: list[CaseResult] = []
+    with Network(folder, TOPOLOGY, pki) as net:
+        net.start()
+        attachment = attachment_file(folder / "attachments", 4096)
+        parts = net.homes["leaf-1"] / "parts"
+        sent: list[Sent] = []
+        serial = 0
+        for r in range(1, min(repeat, rounds_max) + 1):
+            t0 = time.monotonic()
+            net.kill("leaf-1")
+            for i in range(debris):
+                (parts / f"0-debris-{r}-{i}").mkdir()
+                (parts / f"0-debris-{r}-{i}" / "part-1").write_bytes(b"debris")
+            net.spawn("leaf-1")
+            round_sent: list[Sent] = []
+            refused: list[str] = []
+            while not net.ready("leaf-1") and time.monotonic() - t0 < CYCLE_TIMEOUT:
+                serial += 1
+                try:
+                    round_sent.append(net.send(serial, SENDER, TO, CC, attachments=[attachment]))
+                except GwxError as e:
+                    refused.append(f"#{serial}: {e}")
+                time.sleep(0.1)  # a busy clerk, not a flood
+            sent += round_sent
+            lost = _missing_parts(net, "leaf-1", round_sent)
+            problems = [
+                f"#{d.serial} {d.message_id}: queued (the clerk was given its message id), then its part files "
+                "were deleted by leaf-1's start-up sweep"
+                for d in lost
+            ]
+            problems += [f"send refused while leaf-1 started: {e}" for e in refused[:3]]
+            cases.append(
+                CaseResult(
+                    CLASS,
+                    f"{RESTART_DURING_SEND}#{r}",
+                    not problems,
+                    time.monotonic() - t0,
+                    "\n".join(problems),
+                    documents=len(round_sent),
+                    kills=1,
+                    lost=len(lost),
+                    figures={"sent while starting": len(round_sent), "refused": len(refused)},
+                )
+            )
+        t0 = time.monotonic()
+        doomed = _missing_parts(net, "leaf-1", sent)
+        healthy = [d for d in sent if d not in doomed]
+        pending = drive(net, healthy, DRAIN_TIMEOUT / 2 + len(healthy))
+        verdict = finish(net, sent, 5.0)
+        problems = verdict.problems()
+        if pending:
+            problems.insert(0, f"{len(pending)} deliveries of letters whose parts survived never settled either")
+        cases.append(
+            CaseResult(
+                CLASS,
+                f"{RESTART_DURING_SEND}/check",
+                not problems,
+                time.monotonic() - t0,
+                "\n".join(problems),
+                lost=max(0, verdict.lost_documents - len(doomed)),  # the doomed ones are counted in their rounds,
+                duplicated=verdict.duplicated_documents,
+                figures={"deliveries": verdict.deliveries, "parts lost": len(doomed)},
+            )
+        )
+    return cases
+
+
+def run_one(point: str, repeat: int, folder: Path, pki: CampaignPki, *, seed: int, target: str) -> list[CaseResult]:
+    if point == RESTART_DURING_SEND:
+        return run_restart_during_send(repeat, folder, pki)
+    return run_point(point, repeat, folder, pki, seed=seed, target=target)
+
+
 def run(
-    points: Sequence[str] = CRASH_POINTS,
+    points: Sequence[str] = POINTS,
     repeat: int = 20,
     *,
     workdir: Path,
@@ -232,14 +342,16 @@ def run(
         pki = CampaignPki(workdir / "pki")
         for point in points:
             try:
-                result.cases += run_point(point, repeat, workdir / point, pki, seed=seed, target=target)
+                result.cases += run_one(point, repeat, workdir / point, pki, seed=seed, target=target)
             except (CampaignError, GwxError, OSError) as e:
                 result.cases.append(CaseResult(CLASS, f"{point}/check", False, 0.0, f"harness: {e}"))
     else:
         result.cases += _run_workers(points, repeat, workdir, jobs, seed, target)
     result.seconds = time.monotonic() - t0
     result.notes.append(
-        f"{len(points)} kill points × {repeat} kills at {'/'.join(TARGETS[target])}, {jobs} at once; "
+        f"{sum(p in CRASH_POINTS for p in points)} kill points × {repeat} kills at {'/'.join(TARGETS[target])}"
+        f"{' + ' + ', '.join(p for p in points if p in SCENARIOS) if any(p in SCENARIOS for p in points) else ''}; "
+        f"{jobs} at once; "
         "committed = after commit = after filing = after queued (one transaction)"
     )
     means = [c.figures.get("cycle_seconds_mean") for c in result.cases if c.name.endswith("/check")]

@@ -186,8 +186,8 @@ def run(*, workdir: Path, pki: CampaignPki | None = None) -> ClassResult:
                     verdict.ok,
                     time.monotonic() - t1,
                     "\n".join(verdict.problems()),
-                    lost=len(verdict.lost),
-                    duplicated=len(verdict.duplicated),
+                    lost=verdict.lost_documents,
+                    duplicated=verdict.duplicated_documents,
                     figures={"deliveries": verdict.deliveries},
                 )
             )

@@ -266,8 +266,8 @@ def run(profile: LoadProfile, *, workdir: Path, pki: CampaignPki | None = None, 
                     "\n".join(problems),
                     documents=len(sent),
                     kills=traffic.kills,
-                    lost=len(verdict.lost),
-                    duplicated=len(verdict.duplicated),
+                    lost=verdict.lost_documents,
+                    duplicated=verdict.duplicated_documents,
                     figures=figures,
                 )
             )

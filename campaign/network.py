@@ -782,6 +782,15 @@ class Verdict:
     def ok(self) -> bool:
         return not self.problems()
 
+    @property
+    def lost_documents(self) -> int:
+        """Documents (not deliveries) lost: those with a recipient they never reached."""
+        return len({item.split()[1] for item in self.lost})
+
+    @property
+    def duplicated_documents(self) -> int:
+        return len(self.duplicated)
+
     def problems(self) -> list[str]:
         out: list[str] = []
         for name in ("unsettled", "lost", "duplicated", "unreceipted", "stuck", "phantom", "logs", "exits"):

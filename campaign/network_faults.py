@@ -351,8 +351,8 @@ def _final(net: Network, sent: list[Sent], failed: set[str], name: str) -> CaseR
         verdict.ok,
         time.monotonic() - t0,
         "\n".join(verdict.problems()),
-        lost=len(verdict.lost),
-        duplicated=len(verdict.duplicated),
+        lost=verdict.lost_documents,
+        duplicated=verdict.duplicated_documents,
         figures={"deliveries": verdict.deliveries},
     )
 
