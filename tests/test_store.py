@@ -11,6 +11,7 @@ import errno
 import hashlib
 import os
 import sqlite3
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from gwexchange.routing.store import Store, StoreBusy, StoreFull
 
 NOW = datetime(2026, 11, 20, 8, 0, 0, tzinfo=UTC)
 PART_OCTETS = b"\x00encrypted part\xff" * 1000
+NO_GRACE = timedelta(0)
 
 
 def envelope(*, parts: tuple[Part, ...] = (), xml: bytes | None = None) -> InspectedEnvelope:
@@ -93,20 +95,40 @@ def test_a_crash_between_part_write_and_commit_leaves_nothing(tmp_path: Path) ->
     store.stage_parts(mid, env.parts, {"part-1": [PART_OCTETS]})
     (tmp_path / "parts" / mid / ".part-2.tmp").write_bytes(b"half a part")  # killed while writing another
     store.engine.dispose()  # killed before apply: no commit
-    with Store(tmp_path) as store:
+    with Store(tmp_path, sweep_grace=NO_GRACE) as store:
         assert not (tmp_path / "parts" / mid).exists()  # orphans swept on open
         assert not store.seen(mid)
         # the sender retries, and this time it commits
         store.stage_parts(mid, env.parts, {"part-1": [PART_OCTETS]})
         store.apply([Accept(env, NOW)])
     kept = envelope(parts=(a_part(),))
-    with Store(tmp_path) as store:
+    with Store(tmp_path, sweep_grace=NO_GRACE) as store:
         store.stage_parts(kept.header.message_id, kept.parts, {"part-1": [PART_OCTETS]})
         (tmp_path / "parts" / mid / ".part-9.tmp").write_bytes(b"debris")
-    with Store(tmp_path) as store:
+    with Store(tmp_path, sweep_grace=NO_GRACE) as store:
         assert store.seen(mid) and (tmp_path / "parts" / mid / "part-1").is_file()
         assert not (tmp_path / "parts" / mid / ".part-9.tmp").exists()
         assert not (tmp_path / "parts" / kept.header.message_id).exists()
+
+
+def test_parts_another_process_is_about_to_commit_are_not_swept(tmp_path: Path) -> None:
+    env = envelope(parts=(a_part(),))
+    mid = env.header.message_id
+    clerk = Store(tmp_path)  # a clerk's command staged the parts and has not committed yet …
+    clerk.stage_parts(mid, env.parts, {"part-1": [PART_OCTETS]})
+    with Store(tmp_path):  # … when the daemon starts and sweeps
+        assert (tmp_path / "parts" / mid / "part-1").is_file()
+    clerk.apply([Accept(env, NOW)])  # the commit finds its files
+    clerk.close()
+    old = time.time() - 3600
+    debris = tmp_path / "parts" / str(uuid.uuid4())
+    debris.mkdir()
+    (debris / "part-1").write_bytes(b"left by a crash an hour ago")
+    for path in (debris / "part-1", debris):
+        os.utime(path, (old, old))
+    with Store(tmp_path):
+        assert not debris.exists()  # old enough: debris
+        assert (tmp_path / "parts" / mid / "part-1").is_file()  # referenced: kept
 
 
 @pytest.mark.parametrize(

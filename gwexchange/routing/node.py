@@ -284,7 +284,7 @@ class SharedStore(Store):
     since the part files of an envelope the daemon is receiving have no row yet. The daemon sweeps when it starts.
     """
 
-    def sweep(self) -> list[Path]:
+    def sweep(self, older_than: timedelta = timedelta(0)) -> list[Path]:
         return []
 
 
@@ -659,10 +659,23 @@ class Node:
             except (StoreBusy, StoreFull) as e:  # the decision was not committed: the copy stays due
                 log.warning("node.store-busy message_id=%s next_hop=%s reason=%s", hop.message_id, hop.next_hop, e)
                 break
-            except Exception:
+            except Exception as e:  # this copy's own trouble (a damaged part, …): it backs off, the others go on
                 log.exception("node.attempt-error message_id=%s next_hop=%s", hop.message_id, hop.next_hop)
-                break
+                self._defer(hop, f"{type(e).__name__}: {e}")
         self._session_used[next_hop] = time.monotonic()
+
+    def _defer(self, hop: Hop, error: str) -> None:
+        """Record a failed attempt that raised, so the copy backs off instead of blocking its peer's queue; it
+        is answered with 投递失败 when it expires."""
+        store = self.ctx.store
+        try:
+            inspected = inspect(store.envelope_xml(hop.message_id), self.ctx.trust)
+            actions = node_logic.attempt_failed(
+                hop, inspected, self.ctx.view, store, self.clock(), error=error, permanent=False, rand=_jitter
+            )
+            store.apply(actions)
+        except Exception:
+            log.exception("node.defer-error message_id=%s next_hop=%s", hop.message_id, hop.next_hop)
 
     def _close_idle_sessions(self, older_than: float) -> None:
         now = time.monotonic()

@@ -33,10 +33,11 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,8 @@ from gwexchange.routing.node_logic import (
 )
 
 CHUNK = 1024 * 1024
+SWEEP_GRACE = timedelta(minutes=10)
+"""Part files younger than this are never swept at start-up: another process may be about to commit them."""
 
 
 class StoreBusy(GwxError):
@@ -228,7 +231,14 @@ class OutboxView:
 class Store:
     """The node's database and part files under ``home``. Use as a context manager (or call ``close``)."""
 
-    def __init__(self, home: Path, url: str | None = None, *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        home: Path,
+        url: str | None = None,
+        *,
+        busy_timeout: float = 5.0,
+        sweep_grace: timedelta = SWEEP_GRACE,
+    ) -> None:
         self.home = home
         self.parts_dir = home / "parts"
         home.mkdir(parents=True, exist_ok=True)
@@ -238,7 +248,7 @@ class Store:
         self._reader = self.engine.execution_options(read_only=True)
         with _faults():
             SQLModel.metadata.create_all(self.engine, tables=_TABLES)
-        self.sweep()
+        self.sweep(sweep_grace)
 
     def __enter__(self) -> "Store":
         return self
@@ -276,22 +286,40 @@ class Store:
             while chunk := f.read(CHUNK):
                 yield chunk
 
-    def sweep(self) -> list[Path]:
-        """Remove what a crash left: temporary part files, and part folders no envelope row refers to."""
+    def sweep(self, older_than: timedelta = timedelta(0)) -> list[Path]:
+        """Remove what a crash left: temporary part files, and part folders no envelope row refers to.
+
+        Only what has not been written to for ``older_than``: a clerk's command (or a bundle import) in another
+        process may have staged parts it is about to commit — its folder has no row *yet*. At start-up the daemon
+        sweeps with ``SWEEP_GRACE``; anything younger is debris for the next start.
+        """
+        cutoff = time.time() - older_than.total_seconds()
         with _faults(), Session(self._reader) as s:
             kept = set(s.exec(select(StoredEnvelope.message_id)).all())
-            removed: list[Path] = []
+        removed: list[Path] = []
+        with _faults():
             for folder in sorted(self.parts_dir.iterdir()):
-                if not folder.is_dir() or folder.name not in kept:
-                    shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-                    removed.append(folder)
+                if not folder.is_dir():
+                    if folder.stat().st_mtime <= cutoff:
+                        folder.unlink()
+                        removed.append(folder)
+                    continue
+                if folder.name not in kept:
+                    if _last_written(folder) <= cutoff and not self._referenced(folder.name):
+                        shutil.rmtree(folder)
+                        removed.append(folder)
                     continue
                 for tmp in folder.glob(".*.tmp"):
-                    tmp.unlink()
-                    removed.append(tmp)
-            return removed
+                    if tmp.stat().st_mtime <= cutoff:
+                        tmp.unlink()
+                        removed.append(tmp)
+        return removed
 
-    # --- what node_logic asks (``Known``) ---
+    def _referenced(self, message_id: str) -> bool:
+        """Asked again just before removing: a row committed since the first look keeps its folder."""
+        query = select(StoredEnvelope.message_id).where(col(StoredEnvelope.message_id) == message_id)
+        with self._reader.connect() as c:
+            return c.execute(query).first() is not None
 
     # The hot reads (every envelope asks them) are plain SQL on a connection: an ORM session costs more than the
     # query itself.
@@ -643,6 +671,13 @@ def _write_part(folder: Path, part: Part, octets: Iterable[bytes]) -> None:
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _last_written(folder: Path) -> float:
+    """The latest modification time of a folder and the files in it."""
+    times = [folder.stat().st_mtime]
+    times += [f.stat().st_mtime for f in folder.iterdir()]
+    return max(times)
 
 
 def _fsync_dir(folder: Path) -> None:
