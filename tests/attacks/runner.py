@@ -18,9 +18,10 @@ function of this module for inputs too large to keep), its ``class``, its ``targ
 Targets (all at the fixed clock ``now`` of ``index.toml``, with the trust of ``tests/vectors``):
 
 ``document``   ``verify_document``.
-``node``       an envelope arriving at node ``node`` (default gd-hub) by the SMTP listener's path, twice over a
-               fresh temporary ``Store``: step by step (``inspect`` → seen? → ``stage_parts`` → ``store.apply(
-               node_logic.receive(...))``), which gives the typed error, then through the real
+``node``       an envelope arriving at node ``node`` (default gd-hub) by the SMTP listener's path, twice over the
+               node's ``Store`` (SQLite in a temporary folder): step by step (``inspect`` → seen? →
+               ``stage_parts`` → ``store.apply(node_logic.receive(...))``), which gives the typed error, then through
+               the real
                ``routing.node.Node.on_envelope``, whose answer must be ``Permanent`` (554) for a
                ``VerificationError``. ``setup`` prepares the store first: ``receive`` takes the valid
                ``envelope.xml`` in (a replay follows), ``sent`` records it in gd-czt's outbox (a receipt follows),
@@ -35,9 +36,11 @@ Targets (all at the fixed clock ``now`` of ``index.toml``, with the trust of ``t
 ``treehead-line`` ``treehead.parse_head_line`` then ``verify_tree_head``.
 
 After a store-backed case the store must hold exactly what it held before the attack (nothing, without a setup):
-no seen id, envelope, queued copy, inbox entry, outbox entry or receipt, and no part file a row refers to. Part
-files the receive path staged before it refused are unreferenced debris (``Store.sweep`` removes them at the next
-start); ``CaseResult.detail`` reports them.
+every table's rows unchanged — no seen id, envelope, queued copy, inbox entry, outbox entry or receipt — and no part
+file a row refers to. A node's store is made (and set up) once, outside the timed case, and reused only while every
+case leaves it so; a case that changed it fails and the store is thrown away. Part files the receive path staged
+before it refused are unreferenced debris (``Store.sweep`` removes them at the next start); ``CaseResult.detail``
+reports them.
 
 ``error = "duplicate"`` (with ``message = "duplicate message id"``) is the one expectation that is not an error:
 a replayed envelope is acknowledged and dropped, and must change nothing.
