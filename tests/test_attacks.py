@@ -167,6 +167,8 @@ def test_the_readme_lists_every_class_with_its_count() -> None:
 def test_attack_is_refused_for_its_reason_and_nothing_is_stored(name: str, world: Any) -> None:
     result = runner.run_case(CASES[name], world)
     assert result.passed, result.detail
+    assert "debris" not in result.detail  # a refusal takes the part files it staged with it
+    assert "node answered transient" not in result.detail  # the peer's own bytes: 554, never "try again"
     assert result.name == name and result.cls == CASES[name].cls
     assert result.seconds > 0 and result.peak_bytes > 0
 

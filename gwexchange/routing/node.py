@@ -71,7 +71,15 @@ from gwexchange.crypto.certificates import identity_of
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.sealing import inspect
-from gwexchange.errors import ConfigError, GwxError, InputError, TrustError, VerificationError
+from gwexchange.errors import (
+    ConfigError,
+    DocumentError,
+    GwxError,
+    InputError,
+    TrustError,
+    VerificationError,
+    XmlInputError,
+)
 from gwexchange.faults import crash_point
 from gwexchange.files import atomic_write, load_certificate, load_keypair, read_file
 from gwexchange.routing import node_logic
@@ -536,11 +544,13 @@ class Node:
         except (StoreBusy, StoreFull) as e:
             log.warning("node.deferred peer=%s message_id=%s reason=%s", peer, message_id, _one_line(e))
             return Transient(str(e))
-        except VerificationError as e:
+        except (VerificationError, XmlInputError, DocumentError) as e:  # the peer's bytes: sending again won't help
             log.warning("node.refused peer=%s message_id=%s reason=%s", peer, message_id, _one_line(e))
+            self._discard_parts(message_id)
             return Permanent(str(e))
         except InputError as e:  # this node's configuration (a department's keys): ours to fix, the peer retries
             log.error("node.deferred peer=%s message_id=%s reason=config detail=%s", peer, message_id, _one_line(e))
+            self._discard_parts(message_id)
             return Transient(str(e))
         log.info(
             "node.received peer=%s message_id=%s kind=%s sender=%s",
@@ -550,6 +560,15 @@ class Node:
             inspected.header.sender_department,
         )
         return Accepted(message_id)
+
+    def _discard_parts(self, message_id: str) -> None:
+        """A refused envelope leaves no part files behind (unless a copy with its id was accepted)."""
+        if message_id == "?":
+            return
+        try:
+            self.ctx.store.discard_parts(message_id)
+        except (GwxError, OSError) as e:
+            log.warning("node.discard-failed message_id=%s reason=%s", message_id, _one_line(e))
 
     # --- the log ---
 

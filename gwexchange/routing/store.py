@@ -315,6 +315,14 @@ class Store:
                         removed.append(tmp)
         return removed
 
+    def discard_parts(self, message_id: str) -> None:
+        """Remove the part files staged for an envelope that was refused — unless an envelope with that id is
+        stored (a duplicate refused after the first was accepted must not take its files)."""
+        folder = self.parts_dir / message_id
+        if folder.is_dir() and not self._referenced(message_id):
+            with _faults():
+                shutil.rmtree(folder)
+
     def _referenced(self, message_id: str) -> bool:
         """Asked again just before removing: a row committed since the first look keeps its folder."""
         query = select(StoredEnvelope.message_id).where(col(StoredEnvelope.message_id) == message_id)
