@@ -16,16 +16,13 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from campaign import crashes, disks, hostile, load, network_faults
-from campaign.network import CampaignPki
-from campaign.report import ClassResult, render, to_json
+from campaign import crashes, load
+from campaign.report import render, to_json
+from campaign.runner import CLASSES, Settings, run_unit, run_units, units
 from gwexchange.faults import CRASH_POINTS
-
-CLASSES = ("crashes", "disks", "network", "load", "hostile")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         "--point", action="append", choices=crashes.POINTS, help="only this kill point or crash scenario (repeatable)"
     )
     p.add_argument("--target", choices=tuple(crashes.TARGETS), default="both", help="whom to kill (default both)")
-    p.add_argument("--jobs", type=int, default=2, help="kill points run at once, each in a worker (default 2)")
+    p.add_argument("--jobs", type=int, default=3, help="units run at once, each in a worker (default 3; 1: here)")
     p.add_argument("--documents", type=int, help="documents of load (default 300, --full 10000)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
@@ -60,63 +57,50 @@ def main(argv: list[str] | None = None) -> int:
     only = tuple(args.only or CLASSES)
     points = tuple(args.point or crashes.POINTS)
     profile = load.LoadProfile.full() if args.full else load.LoadProfile.ci()
-    if args.documents is not None:
+    if args.documents is not None and args.documents != profile.documents:
         profile = load.LoadProfile.of(args.documents)
+    settings = Settings(repeat=args.repeat, seed=args.seed, target=args.target, profile=profile)
     workdir: Path = args.workdir or Path(tempfile.mkdtemp(prefix="gwx-campaign-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    todo = units(only, points)
 
-    if args.worker:  # one kill point, in-process, for a parent's --jobs
-        result = crashes.run(points, args.repeat, workdir=workdir, jobs=1, seed=args.seed, target=args.target)
-        text = to_json([result])
+    if args.worker:  # one unit, here, for a parent running several at once
+        if len(todo) != 1:
+            raise SystemExit("--worker runs one unit: one class (and, for crashes, one --point)")
+        result = run_unit(todo[0], settings, workdir)
         if args.json_out:
-            args.json_out.write_text(text, encoding="utf-8")
+            args.json_out.write_text(to_json([result]), encoding="utf-8")
         return 0 if result.ok else 1
 
     started = time.monotonic()
-    pki: CampaignPki | None = None
-
-    def shared_pki() -> CampaignPki:
-        nonlocal pki
-        if pki is None:
-            pki = CampaignPki(workdir / "pki")
-        return pki
-
-    plan: dict[str, Callable[[], ClassResult]] = {
-        "crashes": lambda: crashes.run(
-            points, args.repeat, workdir=workdir / "crashes", jobs=args.jobs, seed=args.seed, target=args.target
-        ),
-        "disks": lambda: disks.run(workdir=workdir / "disks", pki=shared_pki()),
-        "network": lambda: network_faults.run(workdir=workdir / "network", pki=shared_pki()),
-        "load": lambda: load.run(profile, workdir=workdir / "load", pki=shared_pki(), seed=args.seed),
-        "hostile": hostile.run,
-    }
-    results: list[ClassResult] = []
-    for name in CLASSES:
-        if name not in only:
-            continue
-        print(f"campaign: {name} …", file=sys.stderr, flush=True)
-        result = plan[name]()
-        results.append(result)
-        print(
-            f"campaign: {name}: {result.tried} tried, {result.failed} failed, {result.seconds:.0f} s",
-            file=sys.stderr,
-            flush=True,
-        )
+    results = run_units(todo, settings, workdir, jobs=args.jobs)
+    for result in results:
+        if result.name == "crashes":
+            crashes.cycle_note(result)
     ok = bool(results) and all(r.ok for r in results)
     mode = "full" if args.full else "ci"
     elapsed = time.monotonic() - started
     if (not ok or args.keep) and results:
         results[-1].notes.append(f"work folder kept: {workdir} (daemon logs in */logs/)")
-    meta = {"mode": mode, "seconds": round(elapsed, 1), "repeat": args.repeat, "load_documents": profile.documents}
+    cpu = sum(float(r.figures.get("cpu_seconds", 0.0)) for r in results)
+    meta = {
+        "mode": mode,
+        "seconds": round(elapsed, 1),
+        "cpu_seconds": round(cpu, 1),
+        "jobs": args.jobs,
+        "repeat": args.repeat,
+        "load_documents": profile.documents,
+    }
     if args.json_out:
         args.json_out.write_text(to_json(results, **meta), encoding="utf-8")
     if args.json:
         print(to_json(results, **meta))
     else:
+        kill_points = sum(p in CRASH_POINTS for p in points) if "crashes" in only else 0
         title = (
-            f"gwexchange resilience campaign ({mode}): {sum(p in CRASH_POINTS for p in points)} kill points × "
-            f"{args.repeat} kills, "
-            f"{profile.documents} documents of load — {elapsed / 60:.1f} min"
+            f"gwexchange resilience campaign ({mode}): {kill_points} kill points × {args.repeat} kills, "
+            f"{profile.documents if 'load' in only else 0} documents of load, {args.jobs} units at once — "
+            f"{elapsed / 60:.1f} min wall, {cpu / 60:.1f} min CPU"
         )
         print(render(results, title=title))
     if ok and not args.keep:

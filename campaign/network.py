@@ -3,8 +3,8 @@ the checker.
 
 * ``CampaignPki`` — one throw-away root (unencrypted keys) that issues, on demand, the node and department
   certificates every topology of the run needs, and the security centre's directory-signing certificate.
-* ``Topology`` / ``two_hubs`` — nodes (two hubs linked together, leaves hanging off them alternately), the
-  departments each serves, the links.
+* ``Topology`` / ``two_hubs`` / ``one_hub`` — nodes (two hubs linked together, leaves hanging off them
+  alternately; or one hub), the departments each serves, the links.
 * ``Network`` — a signed directory with fresh ports on 127.0.0.1 and one home per node (``init_home``, as
   ``gwx node init`` writes it); daemons started as ``gwx node run HOME`` with an environment of their own (a kill
   point, an injected disk fault), SIGKILLed, SIGTERMed, restarted; a clerk per node that sends as ``gwx send``
@@ -132,6 +132,16 @@ class Topology:
 
 def department_code(node_id: str, k: int) -> str:
     return f"gd.{node_id}.d{k}"
+
+
+def one_hub(leaves: int = 2, departments_per_leaf: int = 1, departments_per_hub: int = 1) -> Topology:
+    """hub-a with leaf-1 … leaf-N around it: the shortest network with a relay between sender and recipient."""
+    hub = NodeSpec("hub-a", tuple(department_code("hub-a", k) for k in range(1, departments_per_hub + 1)), True)
+    nodes = [hub]
+    for i in range(1, leaves + 1):
+        leaf = f"leaf-{i}"
+        nodes.append(NodeSpec(leaf, tuple(department_code(leaf, k) for k in range(1, departments_per_leaf + 1))))
+    return Topology(tuple(nodes), tuple((hub.node_id, n.node_id) for n in nodes[1:]))
 
 
 def two_hubs(leaves: int = 2, departments_per_leaf: int = 1, departments_per_hub: int = 1) -> Topology:
@@ -326,7 +336,7 @@ def daemon_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 class NodeSettings:
     """Production waits are minutes; a drill's are fractions of a second."""
 
-    tick_seconds: float = 0.2
+    tick_seconds: float = 0.5  # a received envelope wakes the sender at once; the tick finds what clerks queued
     retry_base_seconds: float = 0.2
     retry_cap_seconds: float = 0.5
     send_timeout_seconds: float = 20.0

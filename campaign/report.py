@@ -1,8 +1,9 @@
 """Results of the campaign: one ``CaseResult`` per case, one ``ClassResult`` per class, one table for all.
 
 The table (``render``) has a row per class: cases tried, passed and failed, and the figures — documents sent
-and acknowledged, daemons killed, documents lost, documents duplicated, wall time — then, under it, every failed
-case with what it found, and each class's notes. ``to_json`` gives the same as one JSON object.
+and acknowledged, daemons killed, documents lost, duplicates found, time (the sum of its units' wall times: units
+run several at once) and CPU (the class's processes and their daemons) — then, under it, every failed case with
+what it found, and each class's notes. ``to_json`` gives the same as one JSON object.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def _minutes(seconds: float) -> str:
 
 def render(results: Sequence[ClassResult], *, title: str = "", failures: int = 40) -> str:
     """The table, the failed cases under it, and the notes."""
-    head = ("class", "tried", "passed", "failed", "documents", "kills", "lost", "duplicated", "time")
+    head = ("class", "tried", "passed", "failed", "documents", "kills", "lost", "duplicated", "time", "cpu")
     rows = [
         (
             r.name,
@@ -101,6 +102,7 @@ def render(results: Sequence[ClassResult], *, title: str = "", failures: int = 4
             str(r.total("lost")),
             str(r.total("duplicated")),
             _minutes(r.seconds),
+            _minutes(float(r.figures.get("cpu_seconds", 0.0))),
         )
         for r in results
     ]
@@ -114,6 +116,7 @@ def render(results: Sequence[ClassResult], *, title: str = "", failures: int = 4
         str(sum(r.total("lost") for r in results)),
         str(sum(r.total("duplicated") for r in results)),
         _minutes(sum(r.seconds for r in results)),
+        _minutes(sum(float(r.figures.get("cpu_seconds", 0.0)) for r in results)),
     )
     widths = [max(len(row[i]) for row in (head, *rows, total)) for i in range(len(head))]
 
