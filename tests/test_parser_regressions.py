@@ -117,3 +117,50 @@ def test_a_bundle_with_a_member_name_of_invalid_utf8_is_refused_not_a_unicode_er
     path.write_bytes(_flag_name_utf8_and_break_it(good, b"PK\x03\x04", 1))  # in the manifest's local header
     with pytest.raises(EnvelopeError, match=r"member manifest\.json is damaged"):
         bundle._Bundle(path)
+
+
+def test_a_bundle_envelope_refused_after_its_parts_were_staged_leaves_no_part_files(tmp_path: Path) -> None:
+    """import_bundle staged an envelope's parts, then the node refused it (not routed here): the files stayed."""
+    import hashlib
+    import importlib.util
+    import json
+    import sys
+
+    from gwexchange.envelope.sealing import inspect
+    from gwexchange.routing.smtp import decode_message
+    from gwexchange.routing.store import Store
+
+    here = Path(__file__).resolve().parent
+    spec = importlib.util.spec_from_file_location("gwx_attacks_runner", here / "attacks" / "runner.py")
+    assert spec is not None and spec.loader is not None
+    runner = sys.modules.get(spec.name) or importlib.util.module_from_spec(spec)
+    if spec.name not in sys.modules:
+        sys.modules[spec.name] = runner
+        spec.loader.exec_module(runner)
+    world = runner.World.load()
+    try:
+        # a valid envelope with its part, for gd.gov.gxt at gd-edge: gd-hub is not on its route
+        message = decode_message((here / "attacks" / "exchange" / "mime-not-routed-here-with-part.eml").read_bytes())
+        mid = inspect(message.envelope_xml, world.trust).header.message_id
+        manifest = {
+            "format": 1, "bundle_id": "00000000-0000-4000-8000-000000000000", "from": "gd-czt", "to": "gd-hub",
+            "created": "2026-11-20T10:00:00+00:00",
+            "envelopes": [{"message_id": mid, "envelope_sha256": hashlib.sha256(message.envelope_xml).hexdigest()}],
+        }  # fmt: skip
+        members = [
+            ("mimetype", bundle.MIMETYPE.encode()),
+            (bundle.MANIFEST, json.dumps(manifest).encode()),
+            (f"envelopes/{mid}/envelope.xml", message.envelope_xml),
+            (f"envelopes/{mid}/parts/part-1", message.parts["part-1"]),
+        ]
+        path = tmp_path / "b.gwxb"
+        path.write_bytes(_zip(members))
+        store = Store(tmp_path / "store", "sqlite://")
+        try:
+            report = bundle.import_bundle(path, store, world.views["gd-hub"], world.now)
+            assert [m for m, _ in report.refused] == [mid] and "not routed through node gd-hub" in report.refused[0][1]
+            assert [p for p in store.parts_dir.rglob("*") if p.is_file()] == []
+        finally:
+            store.close()
+    finally:
+        world.close()

@@ -281,6 +281,10 @@ def _take(bundle: _Bundle, mid: str, digest: str, store: Store, view: NodeView, 
     cids = {p.cid for p in inspected.parts}
     if bundle.part_members.get(mid, set()) != cids:
         raise EnvelopeError(f"the parts of {mid} in the bundle are not those its envelope signs")
-    store.stage_parts(mid, inspected.parts, {cid: bundle.part(mid, cid) for cid in cids})
-    store.apply(node_logic.receive(inspected, view, store, now))
+    try:
+        store.stage_parts(mid, inspected.parts, {cid: bundle.part(mid, cid) for cid in cids})
+        store.apply(node_logic.receive(inspected, view, store, now))
+    except GwxError:
+        store.discard_parts(mid)  # a refused envelope leaves no part files behind (as on the SMTP path)
+        raise
     return True
