@@ -205,6 +205,24 @@ def test_the_runner_fails_a_replay_that_is_not_one(world: Any) -> None:
     assert not result.passed and re.search("expected a dropped duplicate|answered permanent to a replay", result.detail)
 
 
+def test_the_runner_fails_a_node_that_says_try_again(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gwexchange.routing.smtp import Transient
+
+    case = CASES["env-doctype.xml"]
+    node = world.pooled(case.node, case.setup).node
+    monkeypatch.setattr(node, "on_envelope", lambda peer, xml, parts: Transient("busy"))
+    result = runner.run_case(case, world)
+    assert not result.passed and "answered transient, not permanent" in result.detail
+
+
+def test_the_runner_fails_a_refusal_that_leaves_part_files(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Store, "discard_parts", lambda self, message_id: None)
+    result = runner.run_case(CASES["mime-not-routed-here-with-part.eml"], world)
+    assert not result.passed and "part files left behind by the refusal" in result.detail
+    monkeypatch.undo()
+    assert runner.run_case(CASES["mime-not-routed-here-with-part.eml"], world).passed
+
+
 def test_results_are_machine_readable(capsys: pytest.CaptureFixture[str]) -> None:
     names = ["doctype.xml", "env-doctype.xml", "bundle-not-zip.gwxb"]
     results = runner.run_corpus(names)

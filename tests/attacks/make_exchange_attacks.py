@@ -2297,6 +2297,25 @@ def bundle_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
         "are not those its envelope signs",
         "The envelope without its part.",
     )
+    elsewhere: dict[str, bytes] = {}
+    to_gxt = ex.seal(document((GXT,), attachment=True), parts=elsewhere)
+    gxt_mid = to_gxt.header.message_id
+    bundle(
+        "bundle-not-routed-here-with-part.gwxb",
+        "readdressed",
+        zip_bytes(
+            [
+                ("mimetype", bundle_module.MIMETYPE.encode()),
+                (bundle_module.MANIFEST, manifest([(gxt_mid, to_gxt.envelope_xml)])),
+                (f"envelopes/{gxt_mid}/envelope.xml", to_gxt.envelope_xml),
+                (f"envelopes/{gxt_mid}/parts/part-1", elsewhere["part-1"]),
+            ]
+        ),
+        "EnvelopeError",
+        "is not routed through node gd-hub",
+        "A valid envelope with its part for gd.gov.gxt (served by gd-edge) in a bundle for gd-hub: refused after its "
+        "part was staged (the part once stayed on disk).",
+    )
     bundle(
         "bundle-expired-node-signature.gwxb",
         "certificates",

@@ -21,11 +21,10 @@ Targets (all at the fixed clock ``now`` of ``index.toml``, with the trust of ``t
 ``node``       an envelope arriving at node ``node`` (default gd-hub) by the SMTP listener's path, twice over the
                node's ``Store`` (SQLite in a temporary folder): step by step (``inspect`` → seen? →
                ``stage_parts`` → ``store.apply(node_logic.receive(...))``), which gives the typed error, then through
-               the real
-               ``routing.node.Node.on_envelope``, whose answer must be ``Permanent`` (554) for a
-               ``VerificationError``. ``setup`` prepares the store first: ``receive`` takes the valid
-               ``envelope.xml`` in (a replay follows), ``sent`` records it in gd-czt's outbox (a receipt follows),
-               ``receipt`` does that and takes in the valid ``receipt.xml`` too.
+               the real ``routing.node.Node.on_envelope``, whose answer to a refused envelope must be ``Permanent``
+               (554): the peer's own bytes, which sending again cannot mend. ``setup`` prepares the store first:
+               ``receive`` takes the valid ``envelope.xml`` in (a replay follows), ``sent`` records it in gd-czt's
+               outbox (a receipt follows), ``receipt`` does that and takes in the valid ``receipt.xml`` too.
 ``mime``       a whole SMTP message: ``smtp.decode_message``, then as ``node`` with its parts.
 ``bundle``     ``bundle.import_bundle`` into the store of gd-hub: refused whole, or every envelope refused (the
                typed error of each comes from taking it again on its own).
@@ -36,11 +35,10 @@ Targets (all at the fixed clock ``now`` of ``index.toml``, with the trust of ``t
 ``treehead-line`` ``treehead.parse_head_line`` then ``verify_tree_head``.
 
 After a store-backed case the store must hold exactly what it held before the attack (nothing, without a setup):
-every table's rows unchanged — no seen id, envelope, queued copy, inbox entry, outbox entry or receipt — and no part
-file a row refers to. A node's store is made (and set up) once, outside the timed case, and reused only while every
-case leaves it so; a case that changed it fails and the store is thrown away. Part files the receive path staged
-before it refused are unreferenced debris (``Store.sweep`` removes them at the next start); ``CaseResult.detail``
-reports them.
+every table's rows unchanged — no seen id, envelope, queued copy, inbox entry, outbox entry or receipt — and no
+part file left behind, not even one the receive path staged before it refused. A node's store is made (and set up)
+once, outside the timed case, and reused only while every case leaves it so; a case that changed it fails and the
+store is thrown away.
 
 ``error = "duplicate"`` (with ``message = "duplicate message id"``) is the one expectation that is not an error:
 a replayed envelope is acknowledged and dropped, and must change nothing.
@@ -84,7 +82,7 @@ from gwexchange.crypto.xmldsig import Signer  # noqa: E402
 from gwexchange.envelope.receipts import SentRecord  # noqa: E402
 from gwexchange.envelope.sealing import inspect, open_envelope  # noqa: E402
 from gwexchange.envelope.signing import verify_document  # noqa: E402
-from gwexchange.errors import GwxError, VerificationError  # noqa: E402
+from gwexchange.errors import GwxError  # noqa: E402
 from gwexchange.package import Package  # noqa: E402
 from gwexchange.routing import bundle as bundle_module  # noqa: E402
 from gwexchange.routing import node_logic  # noqa: E402
@@ -399,13 +397,18 @@ class _Outcome:
 def _receive_steps(data: bytes, parts: dict[str, bytes], store: Store, view: NodeView, now: datetime) -> str | None:
     """``Node._receive`` step by step: raises the typed error; returns ``DUPLICATE`` for a dropped replay."""
     inspected = inspect(data, view.trust)
-    if store.seen(inspected.header.message_id):
+    mid = inspected.header.message_id
+    if store.seen(mid):
         return DUPLICATE
-    store.stage_parts(inspected.header.message_id, inspected.parts, {cid: [octets] for cid, octets in parts.items()})
-    actions = node_logic.receive(inspected, view, store, now)
-    if any(isinstance(a, node_logic.Drop) for a in actions):
-        return DUPLICATE
-    store.apply(actions)
+    try:
+        store.stage_parts(mid, inspected.parts, {cid: [octets] for cid, octets in parts.items()})
+        actions = node_logic.receive(inspected, view, store, now)
+        if any(isinstance(a, node_logic.Drop) for a in actions):
+            return DUPLICATE
+        store.apply(actions)
+    except GwxError:
+        store.discard_parts(mid)  # as the node does: a refusal takes the part files it staged with it
+        raise
     return None
 
 
@@ -468,12 +471,9 @@ def _via_store(case: Case, world: World, run: Callable[[Store, Any], _Outcome]) 
         raise Mismatch(f"STORED {changed} [{'; '.join(outcome.notes)}]")
     debris = [p for p in files if p not in pooled.files]
     if debris:
-        store.sweep()
-        left = [p for p in _part_files(store) if p not in pooled.files]
-        if left:
-            world.discard(case.node, case.setup)
-            raise Mismatch(f"part files kept after sweep: {[str(p) for p in left]}")
-        outcome.notes.append(f"debris: {len(debris)} unreferenced part file(s) left by the refusal, swept")
+        world.discard(case.node, case.setup)
+        left = [str(p.relative_to(store.parts_dir)) for p in debris]
+        raise Mismatch(f"part files left behind by the refusal: {left}")
     return outcome
 
 
@@ -505,7 +505,7 @@ def _node_case(case: Case, world: World, data: bytes, parts: dict[str, bytes] | 
             answer = node.on_envelope("gd-czt", data, parts or {})
         kind = {Accepted: "accepted", Transient: "transient", Permanent: "permanent"}.get(type(answer), "?")
         outcome.notes.append(f"node answered {kind}")
-        if isinstance(outcome.error, VerificationError) and kind != "permanent":
+        if outcome.error is not None and kind != "permanent":  # the peer's own bytes: sending again cannot help
             raise Mismatch(f"Node.on_envelope answered {kind}, not permanent (554): {answer}")
         if case.error == DUPLICATE and kind != "accepted":
             raise Mismatch(f"Node.on_envelope answered {kind} to a replay, not accepted (250)")
