@@ -29,7 +29,7 @@ import os
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -1651,3 +1651,21 @@ def test_a_damaged_part_in_a_package_is_found(net: Net, package_files: Any, tmp_
         opened = net.open(package.envelope_xml(), CZT)
         with pytest.raises(DecryptionError):
             b"".join(opened.attachment(opened.envelope.parts[0], package.part("part-1")))
+
+
+def test_an_envelope_that_would_travel_for_ages_is_refused() -> None:
+    from gwexchange.envelope.header import MAX_LIFETIME, MessageKind, RoutingHeader
+
+    start = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    fields = dict(
+        message_id="6f1c0e4a-5b8d-4c3e-9a7f-2d1b0c9e8f7a",
+        kind=MessageKind.DOCUMENT,
+        sender_department="gd.gov.office",
+        sender_node="gd-hub",
+        recipients=("gd.gov.czt",),
+        classification=Classification.INTERNAL,
+        created=start,
+    )
+    RoutingHeader(**fields, expires=start + MAX_LIFETIME)  # type: ignore[arg-type]
+    with pytest.raises(EnvelopeError, match="at most 731 days"):
+        RoutingHeader(**fields, expires=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from lxml import etree
@@ -17,6 +17,10 @@ from gwexchange.errors import EnvelopeError
 ENVELOPE_NS = "urn:gwexchange:envelope:1"
 _Q = "{" + ENVELOPE_NS + "}"
 _MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+MAX_LIFETIME = timedelta(days=731)
+"""The longest an envelope may travel before it expires and is answered with 投递失败."""
 
 
 def eq(local: str) -> str:
@@ -62,6 +66,11 @@ class RoutingHeader:
                 raise EnvelopeError("envelope times are whole seconds in UTC")
         if self.expires <= self.created:
             raise EnvelopeError("an envelope must expire after it was created")
+        if self.expires - self.created > MAX_LIFETIME:
+            # A bound every node can do arithmetic with (and no envelope should wander for years).
+            raise EnvelopeError(
+                f"an envelope may travel at most {MAX_LIFETIME.days} days, not until {self.expires:%Y-%m-%d}"
+            )
 
     def expired(self, now: datetime) -> bool:
         return now > self.expires
