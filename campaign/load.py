@@ -239,6 +239,7 @@ def run(profile: LoadProfile, *, workdir: Path, pki: CampaignPki | None = None, 
                     each=lambda: watch(net, traffic),
                     interval=1.0,
                     before_stop=clerks.join,
+                    stall=180.0,
                 )
             finally:
                 clerks.join()

@@ -747,25 +747,30 @@ def drive(
     drain: bool = False,
     each: Callable[[], None] | None = None,
     interval: float = 0.1,
+    stall: float | None = None,
 ) -> list[str]:
-    """Sign for what arrives and wait (at most ``timeout`` seconds) until every document is settled — and, with
-    ``drain``, every queue at every node is empty (a copy sent again after a crash is still work in flight); what
-    is still pending when the time ran out (empty: all done). ``each`` runs every round (restarts a crashed
-    daemon)."""
-    deadline = time.monotonic() + timeout
+    """Sign for what arrives and wait until every document is settled — and, with ``drain``, every queue at every
+    node is empty (a copy sent again after a crash is still work in flight); what is still pending when the wait
+    ended (empty: all done). The wait ends after ``timeout`` seconds, or — with ``stall`` — as soon as nothing has
+    moved for ``stall`` seconds: a slow machine is not a stuck network. ``each`` runs every round (restarts a
+    crashed daemon)."""
+    start = moved = time.monotonic()
     pending: list[str] = []
     while True:
         if each is not None:
             each()
         if sign:
             net.sign_for_new()
-        done, pending = settled(net, sent)
+        done, now_pending = settled(net, sent)
         if done and drain:
-            pending = queued(net)
-            done = not pending
+            now_pending = queued(net)
+            done = not now_pending
         if done:
             return []
-        if time.monotonic() > deadline:
+        if now_pending != pending:
+            pending, moved = now_pending, time.monotonic()
+        now = time.monotonic()
+        if now - start > timeout or (stall is not None and now - moved > stall):
             return pending
         time.sleep(interval)
 
@@ -916,10 +921,12 @@ def finish(
     each: Callable[[], None] | None = None,
     interval: float = 0.1,
     before_stop: Callable[[], None] | None = None,
+    stall: float | None = 60.0,
 ) -> Verdict:
-    """The end of a scenario: wait until everything settled and every queue drained, SIGTERM every daemon (each
-    must exit 0), and run the checker."""
-    pending = drive(net, sent, timeout, sign=sign, drain=True, each=each, interval=interval)
+    """The end of a scenario: wait until everything settled and every queue drained (at most ``timeout`` seconds,
+    and no longer than ``stall`` seconds without progress), SIGTERM every daemon (each must exit 0), and run the
+    checker."""
+    pending = drive(net, sent, timeout, sign=sign, drain=True, each=each, interval=interval, stall=stall)
     if before_stop is not None:
         before_stop()
     codes = net.stop_all()

@@ -57,7 +57,8 @@ from gwexchange.routing.node import Node, NodeConfig, load_context
 CLASS = "network"
 TOPOLOGY = two_hubs(2)
 L1, L2, HA, HB = "gd.leaf-1.d1", "gd.leaf-2.d1", "gd.hub-a.d1", "gd.hub-b.d1"
-WAIT = 60.0
+WAIT = 60.0  # seconds without progress that make a wait a failure
+BOUND = 300.0  # seconds any wait may take at all (a busy machine is slow, not stuck)
 CUT_OFF_SECONDS = 4.0
 
 
@@ -110,7 +111,7 @@ def cut_off_case(net: Network, hub: str, how: str, serial: int, sent: list[Sent]
     if early:
         problems.append(f"delivered across the cut-off {hub}: {'; '.join(early)}")
     net.start(hub)
-    pending = drive(net, docs, WAIT)
+    pending = drive(net, docs, BOUND, stall=WAIT)
     if pending:
         problems.append(f"not delivered {WAIT:.0f} s after {hub} came back: {'; '.join(pending)}")
     return CaseResult(
@@ -130,7 +131,7 @@ def expiry_at_hub_case(net: Network, serial: int, sent: list[Sent], failed: set[
         problems.append(
             f"the letter did not reach hub-b before it expired: {_queued(net, 'hub-b', [doc], 'leaf-2', 1)}"
         )
-    pending = drive(net, [doc], lifetime + WAIT)
+    pending = drive(net, [doc], lifetime + BOUND, stall=lifetime + WAIT)
     if pending:
         problems.append(f"no 投递失败 back from the hub: {'; '.join(pending)}")
     failures = [r for r in net.context("leaf-1").store.receipts(doc.message_id) if r.kind == FAILED]
@@ -153,7 +154,7 @@ def expiry_at_sender_case(net: Network, serial: int, sent: list[Sent], failed: s
     doc = net.send(serial, L1, [L2], [HA], lifetime=timedelta(seconds=lifetime), expect={L2: FAILED, HA: FAILED})
     sent.append(doc)
     failed.add(doc.message_id)
-    pending = drive(net, [doc], lifetime + WAIT)
+    pending = drive(net, [doc], lifetime + BOUND, stall=lifetime + WAIT)
     if pending:
         problems.append(f"no 投递失败 at the sender: {'; '.join(pending)}")
     net.start("hub-a")
@@ -269,7 +270,7 @@ def skew_cases(net: Network, sent: list[Sent], failed: set[str]) -> list[CaseRes
         nodes.start(phase1)
         docs = [net.send(1, L1, [L2], [HA]), net.send(2, L1, [L2, HB]), net.send(3, L2, [L1], [HA, HB])]
         sent += docs
-        pending = drive(net, docs, WAIT)
+        pending = drive(net, docs, BOUND, stall=WAIT)
         detail = f"clocks {', '.join(f'{n} {s.total_seconds() / 60:+.0f} min' for n, s in phase1.items())}"
         cases.append(
             CaseResult(
@@ -292,7 +293,7 @@ def skew_cases(net: Network, sent: list[Sent], failed: set[str]) -> list[CaseRes
         ahead = net.send(4, L1, [L2], expect={L2: FAILED})
         sent.append(ahead)
         failed.add(ahead.message_id)
-        pending = drive(net, [ahead], WAIT)
+        pending = drive(net, [ahead], BOUND, stall=WAIT)
         problems = list(pending)
         reasons = [r.receipt_xml for r in net.context("leaf-1").store.receipts(ahead.message_id) if r.kind == FAILED]
         if pending or not reasons:
@@ -316,9 +317,9 @@ def skew_cases(net: Network, sent: list[Sent], failed: set[str]) -> list[CaseRes
             net.send(6, L2, [HA]),
         ]  # through hub-b, not to it: its clock is 9 min behind
         sent += back
-        pending = drive(net, back, WAIT)
+        pending = drive(net, back, BOUND, stall=WAIT)
         problems = list(pending)
-        problems += drive(net, sent, WAIT, drain=True)  # nothing left in flight when they stop
+        problems += drive(net, sent, BOUND, drain=True, stall=WAIT)  # nothing left in flight when they stop
         nodes.stop()
         after = net.head_times("hub-b")
         newer = [t for t in after if t > heads_before.get("hub-b", datetime.min.replace(tzinfo=UTC))]
@@ -344,7 +345,7 @@ def skew_cases(net: Network, sent: list[Sent], failed: set[str]) -> list[CaseRes
 def _final(net: Network, sent: list[Sent], failed: set[str], name: str) -> CaseResult:
     """Drain, stop what runs (daemons; the in-process nodes have stopped already), check."""
     t0 = time.monotonic()
-    verdict = finish(net, sent, WAIT, failed_hops=failed)
+    verdict = finish(net, sent, BOUND, failed_hops=failed)
     return CaseResult(
         CLASS,
         name,
