@@ -258,20 +258,12 @@ def test_a_peer_down_past_expiry_is_answered_with_a_signed_failure_and_never_del
 # --- the receiving node's disk fails ------------------------------------------------------------------------------
 
 
-FULL_AT_START = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="node bug: Node.run catches up the Merkle log before it listens, unguarded, so a storage fault at start "
-    "ends the daemon (exit 1, 'gwx: 错误：the disk is full') instead of it listening and answering 451",
-)
-
-
 @pytest.mark.parametrize(
     ("fault", "text", "at_start"),
     [
         ("ENOSPC", "No space left on device", False),
         ("EIO", "Input/output error", False),
-        pytest.param("ENOSPC", "No space left on device", True, marks=FULL_AT_START, id="ENOSPC-at-start"),
+        pytest.param("ENOSPC", "No space left on device", True, id="ENOSPC-at-start"),
     ],
 )
 def test_a_receiver_whose_disk_fails_defers_with_451_and_takes_the_letter_once_it_recovers(

@@ -465,6 +465,7 @@ class Node:
         self._sessions: dict[str, PeerSession] = {}
         self._session_used: dict[str, float] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._finished: dict[str, float] = {}  # peer → when its last worker ended (monotonic)
 
     # --- receiving ---
 
@@ -716,8 +717,9 @@ class Node:
             try:
                 await asyncio.to_thread(self.log_accepted)
                 await asyncio.to_thread(self.sign_head)
+                asked = time.monotonic()
                 due = await asyncio.to_thread(self.ctx.store.due, self.clock(), limit)
-                self._start_workers(due, stop, wake)
+                self._start_workers(due, stop, wake, asked)
                 self._close_idle_sessions(IDLE_SESSION_SECONDS)
             except GwxError as e:
                 log.warning("node.delivery-error reason=%s", _one_line(e))
@@ -727,16 +729,19 @@ class Node:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=tick)
 
-    def _start_workers(self, due: tuple[Hop, ...], stop: asyncio.Event, wake: asyncio.Event) -> None:
+    def _start_workers(self, due: tuple[Hop, ...], stop: asyncio.Event, wake: asyncio.Event, asked: float) -> None:
         by_peer: dict[str, list[Hop]] = {}
         for hop in due:
             by_peer.setdefault(hop.next_hop, []).append(hop)
         for peer, hops in by_peer.items():
             if peer in self._workers or len(self._workers) >= self.ctx.config.parallel_peers:
                 continue  # its worker is busy (it sees these next round), or enough peers at once
+            if self._finished.get(peer, 0.0) >= asked:
+                continue  # its worker ended while the list was read: the list may hold copies it just sent
 
             def done(_: asyncio.Task[None], peer: str = peer) -> None:
                 self._workers.pop(peer, None)
+                self._finished[peer] = time.monotonic()
                 wake.set()  # what it left, or what another peer waits for
 
             task = asyncio.create_task(asyncio.to_thread(self._send_to, peer, hops, stop))
@@ -762,8 +767,11 @@ class Node:
             loop.add_signal_handler(signal.SIGUSR1, lambda: loop.create_task(self._sign_now()))
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(asyncio.to_thread(self.reload_directory)))
         config = self.ctx.config
-        await asyncio.to_thread(self.log_accepted)  # catch up with what was accepted before a crash
-        await asyncio.to_thread(self.sign_head)
+        try:  # catch up with what was accepted before a crash (the delivery loop retries if the disk fails now)
+            await asyncio.to_thread(self.log_accepted)
+            await asyncio.to_thread(self.sign_head)
+        except GwxError as e:
+            log.error("node.log-error reason=%s", _one_line(e))
         await self.listener.start()
         run_file = config.home / RUN_NAME
         atomic_write(run_file, json.dumps({"pid": os.getpid(), "port": self.listener.port}).encode("utf-8"))
