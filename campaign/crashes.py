@@ -206,6 +206,7 @@ class PointRun:
                 "kills": dict(self.kills),
                 "starts": dict(net.starts),
                 "deliveries": verdict.deliveries,
+                "repeats dropped": verdict.repeats,
                 "cycle_seconds_mean": round(sum(cycle_times) / len(cycle_times), 2) if cycle_times else None,
                 "cycle_seconds_max": round(max(cycle_times), 2) if cycle_times else None,
                 "point_seconds": round(time.monotonic() - started, 1),
@@ -359,7 +360,11 @@ def run_restart_during_send(
                 "\n".join(problems),
                 lost=max(0, verdict.lost_documents - len(doomed)),  # the doomed ones are counted in their rounds
                 duplicated=verdict.duplicated_documents,
-                figures={"deliveries": verdict.deliveries, "parts lost": len(doomed)},
+                figures={
+                    "deliveries": verdict.deliveries,
+                    "repeats dropped": verdict.repeats,
+                    "parts lost": len(doomed),
+                },
             )
         )
     return cases
@@ -398,6 +403,9 @@ def run(
 
 def cycle_note(result: ClassResult) -> None:
     """The mean cycle over every point's cases (after the units of the class were merged)."""
+    repeats = sum(int(c.figures.get("repeats dropped", 0)) for c in result.cases)
+    if repeats:
+        result.notes.append(f"{repeats} copies sent again after a crash and dropped as duplicates by their receivers")
     cycles = [c.seconds for c in result.cases if "#" in c.name and not c.name.startswith(tuple(SCENARIOS))]
     if cycles:
         result.figures["cycle_seconds_mean"] = round(sum(cycles) / len(cycles), 2)

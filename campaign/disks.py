@@ -189,7 +189,7 @@ def run(*, workdir: Path, pki: CampaignPki | None = None) -> ClassResult:
                     "\n".join(verdict.problems()),
                     lost=verdict.lost_documents,
                     duplicated=verdict.duplicated_documents,
-                    figures={"deliveries": verdict.deliveries},
+                    figures={"deliveries": verdict.deliveries, "repeats dropped": verdict.repeats},
                 )
             )
     except (CampaignError, GwxError, OSError) as e:

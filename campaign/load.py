@@ -250,6 +250,7 @@ def run(profile: LoadProfile, *, workdir: Path, pki: CampaignPki | None = None, 
             sent = traffic.sent
             figures: dict[str, Any] = {
                 "deliveries": verdict.deliveries,
+                "repeats dropped": verdict.repeats,
                 "recipients_max": max((len(d.recipients) for d in sent), default=0),
                 "attachment_bytes": traffic.attached_bytes,
                 "big_documents": profile.documents // profile.big_every,
@@ -284,6 +285,7 @@ def run(profile: LoadProfile, *, workdir: Path, pki: CampaignPki | None = None, 
             f"{f['deliveries']} deliveries (up to {f['recipients_max']} recipients), "
             f"{f['attachment_bytes'] / MB:.0f} MB attached; sent in {f['send_seconds']} s, "
             f"settled {f['settle_seconds']} s later; "
-            f"{f['documents_per_second']} documents/s end to end"
+            f"{f['documents_per_second']} documents/s end to end; {f['repeats dropped']} copies received twice and "
+            "dropped"
         )
     return result

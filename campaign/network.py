@@ -784,6 +784,7 @@ class Verdict:
 
     documents: int = 0
     deliveries: int = 0
+    repeats: int = 0  # copies a node received again and dropped as duplicates (a sender that could not record)
     lost: list[str] = field(default_factory=list)  # acknowledged, not filed at a recipient
     duplicated: list[str] = field(default_factory=list)  # filed twice, or twice in one Merkle log
     unreceipted: list[str] = field(default_factory=list)  # delivered, but the sender does not hold the receipt
@@ -874,6 +875,10 @@ def check(
                 if state != expected:
                     v.unreceipted.append(f"#{doc.serial} {doc.message_id} → {code}: {state}, not {expected}")
     for node in net.topology.node_ids:
+        log = net.log_path(node)
+        if log.is_file():
+            with log.open("rb") as f:
+                v.repeats += sum(b"event=node.duplicate " in line for line in f)
         for q in net.queue(node):
             if q.state == "sent" or (q.state == "failed" and q.message_id in allowed_failed):
                 continue

@@ -354,7 +354,7 @@ def _final(net: Network, sent: list[Sent], failed: set[str], name: str) -> CaseR
         "\n".join(verdict.problems()),
         lost=verdict.lost_documents,
         duplicated=verdict.duplicated_documents,
-        figures={"deliveries": verdict.deliveries},
+        figures={"deliveries": verdict.deliveries, "repeats dropped": verdict.repeats},
     )
 
 
