@@ -41,10 +41,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, LargeBinary, TypeDecorator, UniqueConstraint, event, func
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    LargeBinary,
+    Table,
+    TypeDecorator,
+    UniqueConstraint,
+    bindparam,
+    event,
+    func,
+    insert,
+    update,
+)
+from sqlalchemy import select as core_select
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from gwexchange.envelope.model import Classification
@@ -199,19 +214,66 @@ class StoredReceipt(SQLModel, table=True):
     received_at: datetime = Field(sa_type=UtcDateTime)
 
 
-_TABLES = [
-    SQLModel.metadata.tables[name]
-    for name in (
-        "seen_message",
-        "envelope",
-        "envelope_part",
-        "queue_item",
-        "inbox_entry",
-        "outbox_message",
-        "outbox_recipient",
-        "receipt",
-    )
-]
+def _table(name: str) -> Table:
+    return SQLModel.metadata.tables[name]
+
+
+SEEN, ENVELOPE, PART, QUEUE = _table("seen_message"), _table("envelope"), _table("envelope_part"), _table("queue_item")
+INBOX, OUTBOX, OUTBOX_RECIPIENT, RECEIPT = (
+    _table("inbox_entry"),
+    _table("outbox_message"),
+    _table("outbox_recipient"),
+    _table("receipt"),
+)
+_TABLES = [SEEN, ENVELOPE, PART, QUEUE, INBOX, OUTBOX, OUTBOX_RECIPIENT, RECEIPT]
+
+# The hot path (every envelope runs it, at every node) is SQLAlchemy Core over these statements, built once: an
+# ORM session (identity map, unit of work, instances) cost more CPU than the rest of the node's work together.
+_M: BindParameter[str] = bindparam("m")
+_SEEN_ONE = core_select(SEEN.c.message_id).where(SEEN.c.message_id == _M)
+_ENVELOPE_ONE = core_select(ENVELOPE.c.message_id).where(ENVELOPE.c.message_id == _M)
+_ENVELOPE_XML = core_select(ENVELOPE.c.envelope_xml).where(ENVELOPE.c.message_id == _M)
+_ENVELOPE_ORIGIN = core_select(ENVELOPE.c.sender_department, ENVELOPE.c.classification).where(
+    ENVELOPE.c.message_id == _M
+)
+_LAST_ACCEPTED = core_select(func.max(ENVELOPE.c.accepted))
+_LAST_LOGGED = core_select(func.max(ENVELOPE.c.log_index))
+_UNLOGGED = (
+    core_select(ENVELOPE.c.message_id)
+    .where(ENVELOPE.c.log_index.is_(None))
+    .order_by(ENVELOPE.c.accepted)
+    .limit(bindparam("n"))
+)
+_SET_LOG_INDEX = update(ENVELOPE).where(ENVELOPE.c.message_id == _M).values(log_index=bindparam("i"))
+_LOGGED_FROM = (
+    core_select(ENVELOPE.c.log_index, ENVELOPE.c.envelope_xml)
+    .where(ENVELOPE.c.log_index >= bindparam("i"))
+    .order_by(ENVELOPE.c.log_index)
+    .limit(bindparam("n"))
+)
+_LOG_INDEX_OF = core_select(ENVELOPE.c.log_index).where(ENVELOPE.c.message_id == _M)
+_PARTS = (
+    core_select(PART.c.cid, PART.c.file_name, PART.c.size, PART.c.sha256)
+    .where(PART.c.message_id == _M)
+    .order_by(PART.c.cid)
+)
+_DUE = (
+    core_select(QUEUE.c.message_id, QUEUE.c.next_hop, QUEUE.c.recipients, QUEUE.c.attempts, QUEUE.c.expires)
+    .where(QUEUE.c.state == "queued", QUEUE.c.next_attempt_at <= bindparam("now", type_=UtcDateTime))
+    .order_by(QUEUE.c.next_attempt_at)
+    .limit(bindparam("n"))
+)
+_HOP = (QUEUE.c.message_id == _M) & (QUEUE.c.next_hop == bindparam("hop"))
+_QUEUE_ITEM = core_select(QUEUE.c.recipients, QUEUE.c.attempts).where(_HOP)
+_OUTBOX_ONE = core_select(OUTBOX).where(OUTBOX.c.message_id == _M)
+_OUTBOX_STATES = core_select(OUTBOX_RECIPIENT.c.recipient, OUTBOX_RECIPIENT.c.state).where(
+    OUTBOX_RECIPIENT.c.message_id == _M
+)
+_RECIPIENT = (OUTBOX_RECIPIENT.c.message_id == _M) & (OUTBOX_RECIPIENT.c.recipient == bindparam("r"))
+_RECIPIENT_STATE = core_select(OUTBOX_RECIPIENT.c.state).where(_RECIPIENT)
+_INBOX_KEY = (INBOX.c.department == bindparam("d")) & (INBOX.c.message_id == _M)
+_INBOX_ONE = core_select(INBOX.c.message_id).where(_INBOX_KEY)
+_RECEIPT_ONE = core_select(RECEIPT.c.sha256).where(RECEIPT.c.sha256 == bindparam("h"))
 
 
 # --- listings for the CLI ------------------------------------------------------------------------------------
@@ -325,59 +387,45 @@ class Store:
 
     def _referenced(self, message_id: str) -> bool:
         """Asked again just before removing: a row committed since the first look keeps its folder."""
-        query = select(StoredEnvelope.message_id).where(col(StoredEnvelope.message_id) == message_id)
         with self._reader.connect() as c:
-            return c.execute(query).first() is not None
-
-    # The hot reads (every envelope asks them) are plain SQL on a connection: an ORM session costs more than the
-    # query itself.
+            return c.execute(_ENVELOPE_ONE, {"m": message_id}).first() is not None
 
     def seen(self, message_id: str) -> bool:
-        query = select(SeenMessage.message_id).where(col(SeenMessage.message_id) == message_id)
         with _faults(), self._reader.connect() as c:
-            return c.execute(query).first() is not None
+            return c.execute(_SEEN_ONE, {"m": message_id}).first() is not None
 
     def sent(self, message_id: str) -> SentInfo | None:
-        with _faults(), Session(self._reader) as s:
-            msg = s.get(OutboxMessage, message_id)
+        with _faults(), self._reader.connect() as c:
+            msg = c.execute(_OUTBOX_ONE, {"m": message_id}).mappings().first()
             if msg is None:
                 return None
-            rows = s.exec(select(OutboxRecipient).where(OutboxRecipient.message_id == message_id)).all()
-            recipients = tuple(msg.recipients.split())
-            record = SentRecord(message_id, msg.envelope_sha256, msg.document_sha256, recipients)
-            paths = {code: tuple(path) for code, path in json.loads(msg.paths).items()}
-            states = {r.recipient: RecipientState(r.state) for r in rows}
-            return SentInfo(msg.sender_department, record, paths, states)
+            states = {code: RecipientState(state) for code, state in c.execute(_OUTBOX_STATES, {"m": message_id})}
+        record = SentRecord(
+            message_id, msg["envelope_sha256"], msg["document_sha256"], tuple(msg["recipients"].split())
+        )
+        paths = {code: tuple(path) for code, path in json.loads(msg["paths"]).items()}
+        return SentInfo(msg["sender_department"], record, paths, states)
 
     # --- what the daemon and the CLI read ---
 
     def envelope_xml(self, message_id: str) -> bytes:
-        query = select(StoredEnvelope.envelope_xml).where(col(StoredEnvelope.message_id) == message_id)
         with _faults(), self._reader.connect() as c:
-            row = c.execute(query).first()
+            row = c.execute(_ENVELOPE_XML, {"m": message_id}).first()
         if row is None:
             raise KeyError(message_id)
         return bytes(row[0])
 
     def parts(self, message_id: str) -> tuple[Part, ...]:
-        query = (
-            select(StoredPart.cid, StoredPart.file_name, StoredPart.size, StoredPart.sha256)
-            .where(col(StoredPart.message_id) == message_id)
-            .order_by(col(StoredPart.cid))
-        )
         with _faults(), self._reader.connect() as c:
-            return tuple(Part(cid, name, size, sha) for cid, name, size, sha in c.execute(query))
+            return tuple(Part(cid, name, size, sha) for cid, name, size, sha in c.execute(_PARTS, {"m": message_id}))
 
     def due(self, now: datetime, limit: int = 100) -> tuple[Hop, ...]:
         """Queued copies whose next attempt is due, oldest first."""
-        with _faults(), Session(self._reader) as s:
-            rows = s.exec(
-                select(QueueItem)
-                .where(QueueItem.state == "queued", col(QueueItem.next_attempt_at) <= now)
-                .order_by(col(QueueItem.next_attempt_at))
-                .limit(limit)
-            ).all()
-            return tuple(_hop(r) for r in rows)
+        with _faults(), self._reader.connect() as c:
+            rows = c.execute(_DUE, {"now": now, "n": limit})
+            return tuple(
+                Hop(mid, hop, tuple(codes.split()), attempts, expires) for mid, hop, codes, attempts, expires in rows
+            )
 
     def queue(self) -> tuple[QueueItem, ...]:
         with _faults(), Session(self._reader) as s:
@@ -428,181 +476,194 @@ class Store:
 
     def apply(self, actions: Iterable[Action]) -> None:
         """Commit the actions of one decision together, or none of them."""
-        with _faults(), Session(self.engine) as s, s.begin():
+        with _faults(), self.engine.begin() as c:
             check_storage()
             for action in actions:
-                self._apply(s, action)
+                self._apply(c, action)
 
     # --- the Merkle log's order ---
 
     def assign_log_indices(self, limit: int = 1000) -> int:
         """Give the envelopes not yet in the log their log indices, in acceptance order; return how many."""
-        with _faults(), Session(self.engine) as s, s.begin():
-            check_storage()
-            last = s.exec(select(func.max(StoredEnvelope.log_index))).one()
-            rows = s.exec(
-                select(StoredEnvelope)
-                .where(col(StoredEnvelope.log_index).is_(None))
-                .order_by(col(StoredEnvelope.accepted))
-                .limit(limit)
-            ).all()
-            start = -1 if last is None else last
-            for offset, row in enumerate(rows, start=1):
-                row.log_index = start + offset
-                s.add(row)
-            return len(rows)
+        with _faults():
+            with self._reader.connect() as c:  # most rounds have nothing to assign: no write lock for them
+                if c.execute(_UNLOGGED, {"n": 1}).first() is None:
+                    return 0
+            with self.engine.begin() as c:
+                check_storage()
+                last = c.execute(_LAST_LOGGED).scalar()
+                ids = c.execute(_UNLOGGED, {"n": limit}).scalars().all()
+                start = -1 if last is None else int(last)
+                if ids:
+                    c.execute(_SET_LOG_INDEX, [{"m": m, "i": start + k} for k, m in enumerate(ids, start=1)])
+                return len(ids)
 
     def logged_from(self, index: int, limit: int = 1000) -> tuple[tuple[int, bytes], ...]:
         """The envelopes with log index ≥ ``index``, in index order: what the log must append next."""
-        with _faults(), Session(self._reader) as s:
-            rows = s.exec(
-                select(StoredEnvelope.log_index, StoredEnvelope.envelope_xml)
-                .where(col(StoredEnvelope.log_index) >= index)
-                .order_by(col(StoredEnvelope.log_index))
-                .limit(limit)
-            ).all()
-            return tuple((int(i), bytes(xml)) for i, xml in rows if i is not None)
+        with _faults(), self._reader.connect() as c:
+            return tuple((int(i), bytes(xml)) for i, xml in c.execute(_LOGGED_FROM, {"i": index, "n": limit}))
 
     def log_index_of(self, message_id: str) -> int | None:
-        with _faults(), Session(self._reader) as s:
-            row = s.get(StoredEnvelope, message_id)
-            return row.log_index if row is not None else None
+        with _faults(), self._reader.connect() as c:
+            value = c.execute(_LOG_INDEX_OF, {"m": message_id}).scalar()
+            return None if value is None else int(value)
 
-    def _apply(self, s: Session, action: Action) -> None:  # noqa: PLR0915 — one short branch per action
+    def _apply(self, c: Connection, action: Action) -> None:
         match action:
             case Accept(envelope=env, at=at):
                 h = env.header
-                if s.get(SeenMessage, h.message_id) is not None:
+                if c.execute(_SEEN_ONE, {"m": h.message_id}).first() is not None:
                     return  # a racing duplicate: the first one holds
                 for part in env.parts:  # never commit a row that points at a missing or short file
                     path = self.part_path(h.message_id, part.cid)
                     if not path.is_file() or path.stat().st_size != part.size:
                         raise EnvelopeError(f"part {part.cid} of message {h.message_id} was not stored")
-                s.add(SeenMessage(message_id=h.message_id, first_seen=at, envelope_sha256=env.envelope_sha256))
-                # Writers are serialised (BEGIN IMMEDIATE); elsewhere a race is an IntegrityError: StoreBusy, retried.
-                last = s.exec(select(func.max(StoredEnvelope.accepted))).one()
-                s.add(
-                    StoredEnvelope(
-                        message_id=h.message_id,
-                        envelope_xml=env.envelope_xml,
-                        envelope_sha256=env.envelope_sha256,
-                        kind=h.kind.value,
-                        sender_department=h.sender_department,
-                        sender_node=h.sender_node,
-                        recipients=" ".join(h.recipients),
-                        classification=h.classification.value,
-                        created=h.created,
-                        expires=h.expires,
-                        in_reply_to=h.in_reply_to,
-                        received_at=at,
-                        accepted=(last or 0) + 1,
-                    )
+                c.execute(
+                    insert(SEEN),
+                    {"message_id": h.message_id, "first_seen": at, "envelope_sha256": env.envelope_sha256},
                 )
-                for part in env.parts:
-                    s.add(
-                        StoredPart(
-                            message_id=h.message_id,
-                            cid=part.cid,
-                            file_name=part.file_name,
-                            size=part.size,
-                            sha256=part.sha256,
-                        )
+                # Writers are serialised (BEGIN IMMEDIATE); elsewhere a race is an IntegrityError: StoreBusy, retried.
+                last = c.execute(_LAST_ACCEPTED).scalar()
+                c.execute(
+                    insert(ENVELOPE),
+                    {
+                        "message_id": h.message_id,
+                        "envelope_xml": env.envelope_xml,
+                        "envelope_sha256": env.envelope_sha256,
+                        "kind": h.kind.value,
+                        "sender_department": h.sender_department,
+                        "sender_node": h.sender_node,
+                        "recipients": " ".join(h.recipients),
+                        "classification": h.classification.value,
+                        "created": h.created,
+                        "expires": h.expires,
+                        "in_reply_to": h.in_reply_to,
+                        "received_at": at,
+                        "accepted": (last or 0) + 1,
+                        "log_index": None,
+                    },
+                )
+                if env.parts:
+                    c.execute(
+                        insert(PART),
+                        [
+                            {
+                                "message_id": h.message_id,
+                                "cid": p.cid,
+                                "file_name": p.file_name,
+                                "size": p.size,
+                                "sha256": p.sha256,
+                            }
+                            for p in env.parts
+                        ],
                     )
-                s.flush()  # later actions of the same decision read these rows
             case Drop():
                 pass
             case Enqueue(message_id=mid, next_hop=hop, recipients=codes, expires=expires, at=at):
-                s.add(
-                    QueueItem(
-                        message_id=mid,
-                        next_hop=hop,
-                        recipients=" ".join(codes),
-                        next_attempt_at=at,
-                        expires=expires,
-                    )
+                c.execute(
+                    insert(QUEUE),
+                    {
+                        "message_id": mid,
+                        "next_hop": hop,
+                        "recipients": " ".join(codes),
+                        "attempts": 0,
+                        "next_attempt_at": at,
+                        "last_error": None,
+                        "state": "queued",
+                        "expires": expires,
+                    },
                 )
             case FileInbox():
-                if s.get(InboxEntry, (action.department, action.message_id)) is not None:
+                key = {"d": action.department, "m": action.message_id}
+                if c.execute(_INBOX_ONE, key).first() is not None:
                     return  # filed once, whatever happened before
-                env_row = s.get(StoredEnvelope, action.message_id)
-                if env_row is None:
+                origin = c.execute(_ENVELOPE_ORIGIN, {"m": action.message_id}).first()
+                if origin is None:
                     raise EnvelopeError(f"message {action.message_id} is filed before it was accepted")
-                s.add(
-                    InboxEntry(
-                        department=action.department,
-                        message_id=action.message_id,
-                        envelope_sha256=action.envelope_sha256,
-                        document_sha256=action.document_sha256,
-                        document_xml=action.document_xml,
-                        sender_department=env_row.sender_department,
-                        classification=env_row.classification,
-                        received_at=action.at,
-                    )
+                c.execute(
+                    insert(INBOX),
+                    {
+                        "department": action.department,
+                        "message_id": action.message_id,
+                        "envelope_sha256": action.envelope_sha256,
+                        "document_sha256": action.document_sha256,
+                        "document_xml": action.document_xml,
+                        "sender_department": origin[0],
+                        "classification": origin[1],
+                        "received_at": action.at,
+                        "state": InboxState.NEW.value,
+                        "reason": None,
+                        "answered_at": None,
+                    },
                 )
             case RecordSent(sender_department=dept, record=record, paths=paths, at=at):
-                s.add(
-                    OutboxMessage(
-                        message_id=record.message_id,
-                        sender_department=dept,
-                        envelope_sha256=record.envelope_sha256,
-                        document_sha256=record.document_sha256,
-                        recipients=" ".join(record.recipients),
-                        paths=json.dumps({code: list(path) for code, path in paths.items()}),
-                        created=at,
-                    )
+                c.execute(
+                    insert(OUTBOX),
+                    {
+                        "message_id": record.message_id,
+                        "sender_department": dept,
+                        "envelope_sha256": record.envelope_sha256,
+                        "document_sha256": record.document_sha256,
+                        "recipients": " ".join(record.recipients),
+                        "paths": json.dumps({code: list(path) for code, path in paths.items()}),
+                        "created": at,
+                    },
                 )
-                for code in record.recipients:
-                    s.add(
-                        OutboxRecipient(
-                            message_id=record.message_id,
-                            recipient=code,
-                            state=RecipientState.QUEUED.value,
-                            updated_at=at,
-                        )
-                    )
-                s.flush()
+                c.execute(
+                    insert(OUTBOX_RECIPIENT),
+                    [
+                        {
+                            "message_id": record.message_id,
+                            "recipient": code,
+                            "state": RecipientState.QUEUED.value,
+                            "updated_at": at,
+                            "receipt_sha256": None,
+                        }
+                        for code in record.recipients
+                    ],
+                )
             case UpdateOutbox():
-                row = s.get(OutboxRecipient, (action.message_id, action.recipient))
-                if row is not None and advances(RecipientState(row.state), action.state):
-                    row.state, row.updated_at = action.state.value, action.at
-                    row.receipt_sha256 = action.receipt_sha256
-                    s.add(row)
+                _advance(c, action.message_id, action.recipient, action.state, action.at, action.receipt_sha256)
             case StoreReceipt():
-                if s.get(StoredReceipt, action.sha256) is None:
-                    s.add(
-                        StoredReceipt(
-                            sha256=action.sha256,
-                            message_id=action.message_id,
-                            kind=action.kind.value,
-                            answerer=action.answerer,
-                            receipt_xml=action.receipt_xml,
-                            received_at=action.at,
-                        )
+                if c.execute(_RECEIPT_ONE, {"h": action.sha256}).first() is None:
+                    c.execute(
+                        insert(RECEIPT),
+                        {
+                            "sha256": action.sha256,
+                            "message_id": action.message_id,
+                            "kind": action.kind.value,
+                            "answerer": action.answerer,
+                            "receipt_xml": action.receipt_xml,
+                            "received_at": action.at,
+                        },
                     )
             case SetInboxState():
-                entry = s.get(InboxEntry, (action.department, action.message_id))
-                if entry is None:
+                changed = c.execute(
+                    update(INBOX)
+                    .where(_INBOX_KEY)
+                    .values(state=action.state.value, reason=action.reason, answered_at=action.at),
+                    {"d": action.department, "m": action.message_id},
+                )
+                if changed.rowcount == 0:
                     raise KeyError((action.department, action.message_id))
-                entry.state, entry.reason, entry.answered_at = action.state.value, action.reason, action.at
-                s.add(entry)
             case HopSent(message_id=mid, next_hop=hop, at=at):
-                item = _queue_item(s, mid, hop)
-                item.state, item.attempts = "sent", item.attempts + 1
-                s.add(item)
-                for code in item.recipients.split():  # the sender's view: it left this node
-                    row = s.get(OutboxRecipient, (mid, code))
-                    if row is not None and advances(RecipientState(row.state), RecipientState.IN_TRANSIT):
-                        row.state, row.updated_at = RecipientState.IN_TRANSIT.value, at
-                        s.add(row)
+                item = c.execute(_QUEUE_ITEM, {"m": mid, "hop": hop}).first()
+                if item is None:
+                    raise KeyError((mid, hop))
+                c.execute(update(QUEUE).where(_HOP).values(state="sent", attempts=item[1] + 1), {"m": mid, "hop": hop})
+                for code in item[0].split():  # the sender's view: it left this node
+                    _advance(c, mid, code, RecipientState.IN_TRANSIT, at, None, keep_receipt=True)
             case HopRetry():
-                item = _queue_item(s, action.message_id, action.next_hop)
-                item.attempts, item.next_attempt_at = action.attempts, action.next_attempt_at
-                item.last_error = action.error
-                s.add(item)
+                _update_hop(
+                    c,
+                    action.message_id,
+                    action.next_hop,
+                    attempts=action.attempts,
+                    next_attempt_at=action.next_attempt_at,
+                    last_error=action.error,
+                )
             case HopFailed():
-                item = _queue_item(s, action.message_id, action.next_hop)
-                item.state, item.last_error = "failed", action.error
-                s.add(item)
+                _update_hop(c, action.message_id, action.next_hop, state="failed", last_error=action.error)
 
 
 # --- internals -----------------------------------------------------------------------------------------------
@@ -696,12 +757,27 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _queue_item(s: Session, message_id: str, next_hop: str) -> QueueItem:
-    item = s.exec(select(QueueItem).where(QueueItem.message_id == message_id, QueueItem.next_hop == next_hop)).first()
-    if item is None:
+def _advance(
+    c: Connection,
+    message_id: str,
+    recipient: str,
+    state: RecipientState,
+    at: datetime,
+    receipt_sha256: str | None,
+    *,
+    keep_receipt: bool = False,
+) -> None:
+    """Move a recipient's state at the sender forward (never back: receipts may arrive in any order)."""
+    key = {"m": message_id, "r": recipient}
+    current = c.execute(_RECIPIENT_STATE, key).scalar()
+    if current is None or not advances(RecipientState(current), state):
+        return
+    values: dict[str, object] = {"state": state.value, "updated_at": at}
+    if not keep_receipt:
+        values["receipt_sha256"] = receipt_sha256
+    c.execute(update(OUTBOX_RECIPIENT).where(_RECIPIENT).values(**values), key)
+
+
+def _update_hop(c: Connection, message_id: str, next_hop: str, **values: object) -> None:
+    if c.execute(update(QUEUE).where(_HOP).values(**values), {"m": message_id, "hop": next_hop}).rowcount == 0:
         raise KeyError((message_id, next_hop))
-    return item
-
-
-def _hop(row: QueueItem) -> Hop:
-    return Hop(row.message_id, row.next_hop, tuple(row.recipients.split()), row.attempts, row.expires)
