@@ -167,6 +167,19 @@ def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
         assert [i.state for i in store.queue()] == ["sent"]
 
 
+def test_due_leaves_out_the_peers_asked_to_skip(tmp_path: Path) -> None:
+    """The delivery loop skips the peers whose worker is busy: their copies are not read again each round."""
+    env = envelope()
+    mid = env.header.message_id
+    with Store(tmp_path) as store:
+        hops = ("gz-hub", "sz-hub", "fs-hub")
+        store.apply([Accept(env, NOW), *(Enqueue(mid, h, ("gz.gov.office",), env.header.expires, NOW) for h in hops)])
+        assert sorted(h.next_hop for h in store.due(NOW)) == sorted(hops)
+        assert sorted(h.next_hop for h in store.due(NOW, skip=("gz-hub", "fs-hub"))) == ["sz-hub"]
+        assert store.due(NOW, skip=hops) == ()
+        assert len(store.due(NOW, limit=2, skip=())) == 2
+
+
 def test_a_full_database_is_store_full(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.engine.dispose()

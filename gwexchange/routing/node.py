@@ -714,22 +714,27 @@ class Node:
         while not stop.is_set():
             wake.clear()
             due: tuple[Hop, ...] = ()
+            started = 0
             try:
                 await asyncio.to_thread(self.log_accepted)
                 await asyncio.to_thread(self.sign_head)
                 asked = time.monotonic()
-                due = await asyncio.to_thread(self.ctx.store.due, self.clock(), limit)
-                self._start_workers(due, stop, wake, asked)
+                busy = tuple(self._workers)  # their copies wait for them: reading those again is wasted
+                due = await asyncio.to_thread(self.ctx.store.due, self.clock(), limit, busy)
+                started = self._start_workers(due, stop, wake, asked)
                 self._close_idle_sessions(IDLE_SESSION_SECONDS)
             except GwxError as e:
                 log.warning("node.delivery-error reason=%s", _one_line(e))
-            if len(due) == limit:
-                await asyncio.sleep(0)  # more are due: another round at once
+            if len(due) == limit and started:
+                await asyncio.sleep(0)  # more may be due for other peers: another round at once
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=tick)
 
-    def _start_workers(self, due: tuple[Hop, ...], stop: asyncio.Event, wake: asyncio.Event, asked: float) -> None:
+    def _start_workers(self, due: tuple[Hop, ...], stop: asyncio.Event, wake: asyncio.Event, asked: float) -> int:
+        """Start a worker for each peer with due copies that has none; how many were started. (A worker that ends
+        wakes the loop, so a peer's backlog is never re-read while its worker is busy — that was a busy loop.)"""
+        started = 0
         by_peer: dict[str, list[Hop]] = {}
         for hop in due:
             by_peer.setdefault(hop.next_hop, []).append(hop)
@@ -747,6 +752,8 @@ class Node:
             task = asyncio.create_task(asyncio.to_thread(self._send_to, peer, hops, stop))
             task.add_done_callback(done)
             self._workers[peer] = task
+            started += 1
+        return started
 
     # --- running ---
 

@@ -34,7 +34,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -259,7 +259,11 @@ _PARTS = (
 )
 _DUE = (
     core_select(QUEUE.c.message_id, QUEUE.c.next_hop, QUEUE.c.recipients, QUEUE.c.attempts, QUEUE.c.expires)
-    .where(QUEUE.c.state == "queued", QUEUE.c.next_attempt_at <= bindparam("now", type_=UtcDateTime))
+    .where(
+        QUEUE.c.state == "queued",
+        QUEUE.c.next_attempt_at <= bindparam("now", type_=UtcDateTime),
+        QUEUE.c.next_hop.not_in(bindparam("skip", expanding=True)),
+    )
     .order_by(QUEUE.c.next_attempt_at)
     .limit(bindparam("n"))
 )
@@ -419,10 +423,10 @@ class Store:
         with _faults(), self._reader.connect() as c:
             return tuple(Part(cid, name, size, sha) for cid, name, size, sha in c.execute(_PARTS, {"m": message_id}))
 
-    def due(self, now: datetime, limit: int = 100) -> tuple[Hop, ...]:
-        """Queued copies whose next attempt is due, oldest first."""
+    def due(self, now: datetime, limit: int = 100, skip: Collection[str] = ()) -> tuple[Hop, ...]:
+        """Queued copies whose next attempt is due, oldest first; none for the next hops in ``skip``."""
         with _faults(), self._reader.connect() as c:
-            rows = c.execute(_DUE, {"now": now, "n": limit})
+            rows = c.execute(_DUE, {"now": now, "n": limit, "skip": list(skip)})
             return tuple(
                 Hop(mid, hop, tuple(codes.split()), attempts, expires) for mid, hop, codes, attempts, expires in rows
             )
