@@ -52,6 +52,7 @@ DEPARTMENT = {"hub-b": "gd.hub-b.d1", "leaf-2": "gd.leaf-2.d1"}
 ERRNO_TEXT = {"ENOSPC": "No space left on device", "EIO": "Input/output error"}
 WAIT = 45.0  # seconds without progress that make a wait a failure
 BOUND = 300.0  # seconds any wait may take at all (a busy machine is slow, not stuck)
+STUCK = f"{WAIT:.0f} s without progress, or {BOUND:.0f} s in all"
 OBSERVE = 3.0  # seconds the faulty hub is watched with the recipient back
 
 
@@ -111,7 +112,7 @@ def receiving_case(net: Network, node: str, kind: str, serial: int, sent: list[S
         flag.unlink(missing_ok=True)
     pending = drive(net, [doc], BOUND, stall=WAIT)
     if pending:
-        problems.append(f"not recovered {WAIT:.0f} s after the fault cleared: {'; '.join(pending)}")
+        problems.append(f"not recovered after the fault cleared ({STUCK}): {'; '.join(pending)}")
     filed = [r for r in net.inbox(node) if r.message_id == doc.message_id]
     if len(filed) != 1:
         problems.append(f"{doc.message_id} filed {len(filed)} times at {node}")
@@ -154,7 +155,7 @@ def relay_case(net: Network, kind: str, serial: int, sent: list[Sent]) -> CaseRe
         flag.unlink(missing_ok=True)
     pending = drive(net, [doc], BOUND, stall=WAIT)
     if pending:
-        problems.append(f"not recovered {WAIT:.0f} s after the fault cleared: {'; '.join(pending)}")
+        problems.append(f"not recovered after the fault cleared ({STUCK}): {'; '.join(pending)}")
     filed = [r for r in net.inbox(recipient) if r.message_id == doc.message_id]
     if len(filed) != 1:
         problems.append(f"{doc.message_id} filed {len(filed)} times at {recipient}")
