@@ -49,6 +49,7 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
     UniqueConstraint,
+    Update,
     bindparam,
     event,
     func,
@@ -268,7 +269,7 @@ _DUE = (
     .limit(bindparam("n"))
 )
 _HOP = (QUEUE.c.message_id == _M) & (QUEUE.c.next_hop == bindparam("hop"))
-_QUEUE_ITEM = core_select(QUEUE.c.recipients, QUEUE.c.attempts).where(_HOP)
+_HOP_RECIPIENTS = core_select(QUEUE.c.recipients).where(_HOP)
 _OUTBOX_ONE = core_select(OUTBOX).where(OUTBOX.c.message_id == _M)
 _OUTBOX_STATES = core_select(OUTBOX_RECIPIENT.c.recipient, OUTBOX_RECIPIENT.c.state).where(
     OUTBOX_RECIPIENT.c.message_id == _M
@@ -278,6 +279,16 @@ _RECIPIENT_STATE = core_select(OUTBOX_RECIPIENT.c.state).where(_RECIPIENT)
 _INBOX_KEY = (INBOX.c.department == bindparam("d")) & (INBOX.c.message_id == _M)
 _INBOX_ONE = core_select(INBOX.c.message_id).where(_INBOX_KEY)
 _RECEIPT_ONE = core_select(RECEIPT.c.sha256).where(RECEIPT.c.sha256 == bindparam("h"))
+# The updates: bound names differ from the column names, which SQLAlchemy keeps for itself in SET.
+_AT: BindParameter[datetime] = bindparam("at", type_=UtcDateTime)
+_SET_INBOX_STATE = (
+    update(INBOX).where(_INBOX_KEY).values(state=bindparam("s"), reason=bindparam("why"), answered_at=_AT)
+)
+_HOP_SENT = update(QUEUE).where(_HOP).values(state="sent", attempts=QUEUE.c.attempts + 1)
+_HOP_RETRY = update(QUEUE).where(_HOP).values(attempts=bindparam("n"), next_attempt_at=_AT, last_error=bindparam("why"))
+_HOP_FAILED = update(QUEUE).where(_HOP).values(state="failed", last_error=bindparam("why"))
+_ADVANCE = update(OUTBOX_RECIPIENT).where(_RECIPIENT).values(state=bindparam("s"), updated_at=_AT)
+_ADVANCE_WITH_RECEIPT = _ADVANCE.values(receipt_sha256=bindparam("h"))
 
 
 # --- listings for the CLI ------------------------------------------------------------------------------------
@@ -642,32 +653,22 @@ class Store:
                         },
                     )
             case SetInboxState():
-                changed = c.execute(
-                    update(INBOX)
-                    .where(_INBOX_KEY)
-                    .values(state=action.state.value, reason=action.reason, answered_at=action.at),
-                    {"d": action.department, "m": action.message_id},
-                )
-                if changed.rowcount == 0:
+                key = {"d": action.department, "m": action.message_id}
+                values = {"s": action.state.value, "why": action.reason, "at": action.at}
+                if c.execute(_SET_INBOX_STATE, key | values).rowcount == 0:
                     raise KeyError((action.department, action.message_id))
             case HopSent(message_id=mid, next_hop=hop, at=at):
-                item = c.execute(_QUEUE_ITEM, {"m": mid, "hop": hop}).first()
-                if item is None:
+                recipients = c.execute(_HOP_RECIPIENTS, {"m": mid, "hop": hop}).scalar()
+                if recipients is None:
                     raise KeyError((mid, hop))
-                c.execute(update(QUEUE).where(_HOP).values(state="sent", attempts=item[1] + 1), {"m": mid, "hop": hop})
-                for code in item[0].split():  # the sender's view: it left this node
+                c.execute(_HOP_SENT, {"m": mid, "hop": hop})
+                for code in recipients.split():  # the sender's view: it left this node
                     _advance(c, mid, code, RecipientState.IN_TRANSIT, at, None, keep_receipt=True)
             case HopRetry():
-                _update_hop(
-                    c,
-                    action.message_id,
-                    action.next_hop,
-                    attempts=action.attempts,
-                    next_attempt_at=action.next_attempt_at,
-                    last_error=action.error,
-                )
+                retry = {"n": action.attempts, "at": action.next_attempt_at, "why": action.error}
+                _update_hop(c, _HOP_RETRY, action.message_id, action.next_hop, retry)
             case HopFailed():
-                _update_hop(c, action.message_id, action.next_hop, state="failed", last_error=action.error)
+                _update_hop(c, _HOP_FAILED, action.message_id, action.next_hop, {"why": action.error})
 
 
 # --- internals -----------------------------------------------------------------------------------------------
@@ -776,12 +777,13 @@ def _advance(
     current = c.execute(_RECIPIENT_STATE, key).scalar()
     if current is None or not advances(RecipientState(current), state):
         return
-    values: dict[str, object] = {"state": state.value, "updated_at": at}
-    if not keep_receipt:
-        values["receipt_sha256"] = receipt_sha256
-    c.execute(update(OUTBOX_RECIPIENT).where(_RECIPIENT).values(**values), key)
+    values = {"s": state.value, "at": at}
+    if keep_receipt:
+        c.execute(_ADVANCE, key | values)
+    else:
+        c.execute(_ADVANCE_WITH_RECEIPT, key | values | {"h": receipt_sha256})
 
 
-def _update_hop(c: Connection, message_id: str, next_hop: str, **values: object) -> None:
-    if c.execute(update(QUEUE).where(_HOP).values(**values), {"m": message_id, "hop": next_hop}).rowcount == 0:
+def _update_hop(c: Connection, statement: Update, message_id: str, next_hop: str, values: dict[str, object]) -> None:
+    if c.execute(statement, {"m": message_id, "hop": next_hop} | values).rowcount == 0:
         raise KeyError((message_id, next_hop))
