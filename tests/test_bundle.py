@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -289,6 +290,51 @@ def test_too_many_members_and_wrong_node_and_not_a_zip(
     junk.write_bytes(b"not a zip at all")
     with pytest.raises(InputError):
         import_bundle(junk, pair.stores["dst"], pair.views["dst"], pair.now)
+
+
+def _with_end_records(bundle: bytes, members: int, directory: int) -> bytes:
+    """The bundle with zip64 end records claiming ``members`` and ``directory`` bytes, as a zipfile writer would."""
+    body, end = bundle[:-22], bundle[-22:]
+    zip64 = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, members, members, directory, 0)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, len(body), 1)
+    classic = struct.pack("<HHLL", min(members, 0xFFFF), min(members, 0xFFFF), 0xFFFFFFFF, 0xFFFFFFFF)
+    return body + zip64 + locator + end[:8] + classic + end[20:]
+
+
+def test_a_member_directory_over_the_bounds_is_refused_before_zipfile_reads_it(
+    pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair.send("关于交换包测试的通知")
+    good = _export(pair, tmp_path).read_bytes()
+    huge = tmp_path / "huge.gwxb"
+    monkeypatch.setattr(bundle_module.zipfile, "ZipFile", _never_opened)
+    for members, directory, error in [
+        (20_000_000, 900_000_000, "more than 10000 members"),
+        (3, bundle_module.MAX_DIRECTORY_BYTES + 1, "member directory of"),
+    ]:
+        huge.write_bytes(_with_end_records(good, members, directory))
+        with pytest.raises(EnvelopeError, match=error):
+            import_bundle(huge, pair.stores["dst"], pair.views["dst"], pair.now)
+    # the classic end record alone, claiming too many
+    huge.write_bytes(good[:-12] + struct.pack("<H", 10_001) + good[-10:])
+    with pytest.raises(EnvelopeError, match="more than 10000 members"):
+        import_bundle(huge, pair.stores["dst"], pair.views["dst"], pair.now)
+    assert pair.stores["dst"].inbox() == ()
+
+
+def _never_opened(*args: object, **kwargs: object) -> None:
+    raise AssertionError("zipfile parsed a bundle the end records had already refused")
+
+
+def test_a_bundle_with_zip64_end_records_is_taken(pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over 4 GiB a bundle ends in zip64 records; a small limit makes zipfile write them for a small one."""
+    mid = pair.send("关于交换包测试的通知").header.message_id
+    with monkeypatch.context() as m:
+        m.setattr(zipfile, "ZIP64_LIMIT", 1024)
+        path = _export(pair, tmp_path)
+    assert b"PK\x06\x06" in path.read_bytes()[-200:]  # the zip64 end record is there
+    report = import_bundle(path, pair.stores["dst"], pair.views["dst"], pair.now)
+    assert (report.accepted, report.refused) == ([mid], [])
 
 
 # --- export is crash-safe ------------------------------------------------------------------------------------
