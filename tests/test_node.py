@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -213,6 +214,47 @@ def test_an_unroutable_letter_is_refused_in_one_line_before_anything_is_queued(n
     assert outbox_states(gxt) == {}
     with open_store(NodeConfig.load(gxt)) as store:
         assert store.queue() == ()
+
+
+def test_a_joint_document_signed_in_turn_is_sent_with_signed(network: Network, daemons: Daemons, pki_dir: Path) -> None:
+    """联合发文: gd.gov.czt (lead) signs with gwx doc sign, gd.gov.gxt's node adds its signature and sends it."""
+    gxt, hub = network.homes["gd-gxt"], network.homes["gd-hub"]
+    desk = network.folder / "desk"
+    shutil.copytree(LETTER.parent, desk, ignore=shutil.ignore_patterns("*.gwx", "*.xml", "*.pdf"))
+    text = (desk / "joint-notice.toml").read_text(encoding="utf-8")
+    text = text.replace('to = ["gz.gov.office", "sz.gov.office"]', 'to = ["gd.gov.office"]')
+    text += 'attachments = [{ file = "attachments/contacts.txt", title = "联系人及联系方式" }]\n'
+    (desk / "joint.toml").write_text(text, encoding="utf-8")
+    gwx("doc", "new", desk / "joint.toml", "-o", desk / "joint.xml")
+    shutil.copy(desk / "attachments" / "contacts.txt", desk / "contacts.txt")  # beside the signed XML
+
+    def send(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return gwx("send", *args, "--home", gxt, "--department", "gd.gov.gxt", check=False)
+
+    early = send("--signed", desk / "joint.xml")  # the lead has not signed: gd.gov.gxt's turn has not come
+    assert early.returncode == 1 and early.stderr.count("\n") == 1 and "缺少 gd.gov.czt" in early.stderr
+    both = send(desk / "joint.toml", "--signed", desk / "joint.xml")
+    assert both.returncode == 1 and both.stderr.count("\n") == 1 and "--signed" in both.stderr
+    with open_store(NodeConfig.load(gxt)) as store:
+        assert store.queue() == ()
+
+    keys = pki_dir / "issued" / "gd.gov.czt"
+    gwx(
+        "doc", "sign", desk / "joint.xml", "-o", desk / "joint.czt.xml", "--key", keys / "signing.key",
+        "--cert", keys / "signing.crt", "--unsafe-unencrypted-key",
+    )  # fmt: skip
+    sent = send("--signed", desk / "joint.czt.xml")
+    assert sent.returncode == 0, sent.stderr
+    message_id = sent.stdout.strip()
+    daemons.start("gd-gxt", "gd-hub")
+    wanted = {(message_id, "gd.gov.office"): "送达"}
+    wait_for(lambda: outbox_states(gxt) == wanted, f"送达 in {wanted}", log=daemons.log("gd-gxt"))
+    out = network.folder / "export"
+    gwx("export", message_id, "--home", hub, "-o", out)
+    assert (out / "contacts.txt").read_bytes() == (desk / "contacts.txt").read_bytes()
+    config = NodeConfig.load(hub)
+    report = gwx("verify", out / "document.xml", "--root", config.root, "--crl", config.crls[0], "--json")
+    assert [s["department"] for s in json.loads(report.stdout)["signatures"]] == ["gd.gov.czt", "gd.gov.gxt"]
 
 
 def test_a_newer_directory_travels_from_the_hub_to_its_peers_and_survives_restarts(

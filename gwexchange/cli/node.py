@@ -16,7 +16,7 @@ from gwexchange.errors import ConfigError, GwxError, InputError
 from gwexchange.files import load_description_file, read_file
 from gwexchange.routing import node_logic
 from gwexchange.routing.bundle import export_bundle, import_bundle
-from gwexchange.routing.clerk import attachment_files, send_document
+from gwexchange.routing.clerk import attachment_files, send_document, send_signed
 from gwexchange.routing.node import (
     NodeConfig,
     NodeContext,
@@ -169,14 +169,25 @@ def department_of(ctx: NodeContext, department: str | None) -> str:
 
 @node_cli.command("send")
 def send(
-    description: Annotated[Path, typer.Argument(help="The clerk's TOML description of the document.")],
     home: NodeHomeOption,
+    description: Annotated[
+        Path | None, typer.Argument(help="The clerk's TOML description of the document (or give --signed).")
+    ] = None,
+    signed: Annotated[
+        Path | None,
+        typer.Option(
+            "--signed", help="A document XML its issuers signed in turn (gwx doc sign): a joint document (联合发文)."
+        ),
+    ] = None,
     department: DepartmentOption = None,
     departments: Annotated[
         Path | None, typer.Option(help="Department list (codes to names); default: departments.toml beside it.")
     ] = None,
     attachments: Annotated[
-        Path | None, typer.Option(help="Folder of the attachment files; default: as the description names them.")
+        Path | None,
+        typer.Option(
+            help="Folder of the attachment files; default: as the description names them, or beside --signed."
+        ),
     ] = None,
     lifetime: Annotated[
         str,
@@ -184,13 +195,20 @@ def send(
     ] = "7d",
 ) -> None:
     """Draft, sign, route-check, seal and queue a document; prints its message id."""
+    if (description is None) == (signed is None):
+        raise InputError("give either the document's TOML description or --signed with its signed XML")
     travel = parse_duration(lifetime, "--lifetime")
     ctx = open_home(home)
     try:
         code = department_of(ctx, department)
-        doc = load_description_file(description, departments)
-        files = attachment_files(description, attachments)
-        sent = send_document(ctx, code, doc, files, at=now(), lifetime=travel)
+        if description is not None:
+            doc = load_description_file(description, departments)
+            files = attachment_files(description, attachments)
+            sent = send_document(ctx, code, doc, files, at=now(), lifetime=travel)
+        elif signed is not None:
+            xml = read_file(signed, "the signed document")
+            files = attachment_files(signed, attachments or signed.parent)
+            sent = send_signed(ctx, code, xml, files, at=now(), lifetime=travel)
     finally:
         ctx.close()
     typer.echo(sent.message_id)

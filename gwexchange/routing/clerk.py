@@ -1,7 +1,8 @@
 """What a department's clerk does at its node, as library calls: send a document, answer one in the inbox.
 
-``gwx send`` and ``gwx demo`` share ``send_document``, so the demo shows exactly what a clerk's command does:
-check the route, sign, verify, seal for every recipient, stage the parts and queue the envelope in one commit.
+``gwx send`` and ``gwx demo`` share ``send_document``, so the demo shows exactly what a clerk's command does: check
+the route, sign, verify, seal for every recipient, stage the parts and queue the envelope in one commit.
+``gwx send --signed`` (``send_signed``) takes a document its issuers signed in turn, a joint one.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from gwexchange import xmlsafe
 from gwexchange.crypto.certificates import identity_of
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.model import Document
 from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.envelope.sealing import DEFAULT_LIFETIME, open_envelope, seal
-from gwexchange.envelope.signing import sign_document, verify_document
-from gwexchange.envelope.xmlform import document_to_xml
+from gwexchange.envelope.signing import SIGNING_TAG, sign_document, verify_document
+from gwexchange.envelope.xmlform import document_from_element, document_to_xml
 from gwexchange.errors import ConfigError, InputError, VerificationError
 from gwexchange.files import atomic_write, read_chunks
 from gwexchange.routing import node_logic
@@ -67,14 +69,47 @@ def send_document(
     ``department`` (served here) sends it. A joint document (联合发文) needs every other issuer's signer in
     ``co_signers``: each signs in the order of 发文机关, as the departments would pass the draft along.
     """
+    signers = {identity_of(s.certificate).code: s for s in co_signers}
+    return _sign_and_queue(ctx, department, document_to_xml(doc), doc, 0, signers, files, at, lifetime)
+
+
+def send_signed(
+    ctx: NodeContext,
+    department: str,
+    xml: bytes,
+    files: Mapping[str, Path],
+    *,
+    at: datetime,
+    lifetime: timedelta = DEFAULT_LIFETIME,
+) -> SentDocument:
+    """Send a document its issuers signed in turn (``gwx doc sign``), as a joint document (联合发文) travels.
+
+    ``department`` signs here if its turn has come; by then every issuer must have signed, or nothing is queued.
+    """
+    root = xmlsafe.parse(xml)
+    signed = sum(1 for _ in root.iter(SIGNING_TAG))
+    return _sign_and_queue(ctx, department, xml, document_from_element(root), signed, {}, files, at, lifetime)
+
+
+def _sign_and_queue(
+    ctx: NodeContext,
+    department: str,
+    xml: bytes,
+    doc: Document,
+    signed: int,
+    signers: Mapping[str, Signer],
+    files: Mapping[str, Path],
+    at: datetime,
+    lifetime: timedelta,
+) -> SentDocument:
+    """Add the signatures still due (the first ``signed`` issuers have signed ``xml``), then seal and queue."""
     if department not in ctx.view.departments:
         raise ConfigError(f"department {department} is not served by node {ctx.config.node_id}")
     issuers = [d.code for d in doc.issuers]
     if department not in issuers:
         raise ConfigError(f"{department} does not issue this document ({'、'.join(issuers)})")
-    signers = {identity_of(s.certificate).code: s for s in co_signers}
-    signers[department] = ctx.view.departments[department].signer
-    unsigned = [code for code in issuers if code not in signers]
+    signers = {**signers, department: ctx.view.departments[department].signer}
+    unsigned = [code for code in issuers[signed:] if code not in signers]
     if unsigned:
         raise ConfigError(f"联合发文须由每个发文机关签署：缺少 {'、'.join(unsigned)} 的签名")
     recipients = tuple(d.code for d in doc.recipients)
@@ -82,10 +117,9 @@ def send_document(
     missing = [a.file_name for a in doc.attachments if a.file_name not in files]
     if missing:
         raise ConfigError(f"attachments not found: {'、'.join(missing)} (give --attachments DIR)")
-    signed = document_to_xml(doc)
-    for code in issuers:
-        signed = sign_document(signed, signers[code], at=at, trust=ctx.trust)
-    verified = verify_document(signed, ctx.trust, now=at)
+    for code in issuers[signed:]:
+        xml = sign_document(xml, signers[code], at=at, trust=ctx.trust)
+    verified = verify_document(xml, ctx.trust, now=at)
     certs = {c: ctx.directory.department(c).encryption_certificate for c in recipients}
     sources = {a.file_name: read_chunks(files[a.file_name]) for a in doc.attachments}
     scratch = staging_dir(ctx.config.home)
