@@ -11,8 +11,10 @@ import errno
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -145,6 +147,40 @@ def test_a_damaged_part_is_refused_and_not_kept(tmp_path: Path, octets: bytes) -
         assert list((tmp_path / "parts" / mid).iterdir()) == []
         with pytest.raises(EnvelopeError, match="lacks its part"):
             store.stage_parts(mid, env.parts, {})
+
+
+def test_the_same_envelope_staged_twice_at_once_keeps_a_whole_part(tmp_path: Path) -> None:
+    """SMTP and a bundle (or a retry) may stage one message at the same time; a damaged second copy, written while
+    the first is half way, must neither spoil the first copy's file nor make it fail."""
+    env = envelope(parts=(a_part(),))
+    mid = env.header.message_id
+    half_way, second_done = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def first_copy() -> Iterator[bytes]:
+        yield PART_OCTETS[:5000]
+        half_way.set()
+        second_done.wait(10)
+        yield PART_OCTETS[5000:]
+
+    with Store(tmp_path) as store:
+
+        def stage_first() -> None:
+            try:
+                store.stage_parts(mid, env.parts, {"part-1": first_copy()})
+            except BaseException as e:  # reported to the test below
+                failures.append(e)
+
+        first = threading.Thread(target=stage_first)
+        first.start()
+        assert half_way.wait(10)
+        with pytest.raises(EnvelopeError, match="does not match"):
+            store.stage_parts(mid, env.parts, {"part-1": [b"X" * len(PART_OCTETS)]})
+        second_done.set()
+        first.join(10)
+        assert failures == []
+        assert (tmp_path / "parts" / mid / "part-1").read_bytes() == PART_OCTETS
+        assert [p.name for p in (tmp_path / "parts" / mid).iterdir()] == ["part-1"]
 
 
 def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -728,10 +729,13 @@ def _faults() -> Iterator[None]:
 
 def _write_part(folder: Path, part: Part, octets: Iterable[bytes]) -> None:
     final = folder / part.cid
-    tmp = folder / f".{part.cid}.tmp"
+    # A name of its own: the same envelope may be staged twice at once (SMTP and a bundle, or a retry while the
+    # first copy is still being written), and a shared name would let one writer truncate the other's file.
+    fd, name = tempfile.mkstemp(prefix=f".{part.cid}.", suffix=".tmp", dir=folder)
+    tmp = Path(name)
     digest, size = hashlib.sha256(), 0
     try:
-        with tmp.open("wb") as f:
+        with os.fdopen(fd, "wb") as f:
             for chunk in octets:
                 size += len(chunk)
                 if size > part.size:
