@@ -530,10 +530,12 @@ class Store:
                 h = env.header
                 if c.execute(_SEEN_ONE, {"m": h.message_id}).first() is not None:
                     return  # a racing duplicate: the first one holds
-                for part in env.parts:  # never commit a row that points at a missing or short file
+                # Never commit a row that points at a missing or short file. Ours to mend, not the peer's fault:
+                # a refused copy of the same message, staged at the same time, may have discarded the files.
+                for part in env.parts:
                     path = self.part_path(h.message_id, part.cid)
                     if not path.is_file() or path.stat().st_size != part.size:
-                        raise EnvelopeError(f"part {part.cid} of message {h.message_id} was not stored")
+                        raise StoreBusy(f"part {part.cid} of message {h.message_id} is not on disk; nothing was stored")
                 c.execute(
                     insert(SEEN),
                     {"message_id": h.message_id, "first_seen": at, "envelope_sha256": env.envelope_sha256},
