@@ -200,7 +200,21 @@ def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
         assert store.due(NOW) == () and [h.attempts for h in store.due(later)] == [1]
         store.apply([HopSent(mid, "gz-hub", later)])
         assert store.due(later + timedelta(days=1)) == ()
-        assert [i.state for i in store.queue()] == ["sent"]
+        assert [(i.state, i.attempts) for i in store.queue()] == [("sent", 2)]  # the retry, then the send
+
+
+def test_due_reads_the_queued_copies_by_index_not_the_sent_history(tmp_path: Path) -> None:
+    """The copies sent stay in the table for ever: finding the due ones must not scan them."""
+    with Store(tmp_path) as store, store.engine.connect() as c:
+        c.execute(text("DROP INDEX ix_queue_item_due"))  # a store made before the index existed
+        c.commit()
+    with Store(tmp_path) as store, store.engine.connect() as c:  # opened again, it adds what it lacks
+        query = (
+            "EXPLAIN QUERY PLAN SELECT message_id FROM queue_item WHERE state = :s AND next_attempt_at <= :t "
+            "ORDER BY next_attempt_at LIMIT 100"
+        )
+        plan = c.execute(text(query), {"s": "queued", "t": NOW}).all()
+    assert any("ix_queue_item_due (state=? AND next_attempt_at<?)" in row[-1] for row in plan), plan
 
 
 def test_due_leaves_out_the_peers_asked_to_skip(tmp_path: Path) -> None:
