@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import struct
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from gwexchange import zipsafe
 from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES, PartSink, Sealed
 from gwexchange.errors import EnvelopeError, InputError
 
@@ -24,10 +24,8 @@ MIMETYPE = "application/vnd.gwexchange.envelope+zip"
 ENVELOPE_MEMBER = "envelope.xml"
 _PART_MEMBER = re.compile(r"parts/(part-[1-9][0-9]*)")
 MAX_MEMBERS = 10_000
+MAX_DIRECTORY_BYTES = MAX_MEMBERS * zipsafe.ENTRY_BYTES
 CHUNK = 1024 * 1024
-# What zipfile raises for damaged or unsupported members (RuntimeError: an encrypted one).
-# ValueError: a member name flagged UTF-8 that is not (UnicodeDecodeError), and other malformed fields.
-_ZIP_FAULTS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError, ValueError, struct.error)
 
 
 def write_package(path: Path, build: Callable[[PartSink], Sealed]) -> Sealed:
@@ -61,8 +59,18 @@ class Package:
     def __init__(self, path: Path) -> None:
         self.path = path  # before anything can fail: the error messages name it
         try:
+            with path.open("rb") as f:
+                members, directory = zipsafe.end_claims(f)
+        except OSError as e:
+            raise InputError(f"{path} is not an envelope package: {e}") from e
+        if members > MAX_MEMBERS or directory > MAX_DIRECTORY_BYTES:
+            raise EnvelopeError(
+                f"{path} is refused: it claims {members} members in {directory} bytes of directory "
+                f"(an envelope package has at most {MAX_MEMBERS})"
+            )
+        try:
             self._zip = zipfile.ZipFile(path, "r")
-        except _ZIP_FAULTS as e:
+        except zipsafe.FAULTS as e:
             raise InputError(f"{path} is not an envelope package: {e}") from e
         try:
             self._check()
@@ -103,7 +111,7 @@ class Package:
     def _read(self, name: str) -> bytes:
         try:
             return self._zip.read(name)
-        except _ZIP_FAULTS as e:  # a CRC mismatch or a damaged header: the package was altered on the way
+        except zipsafe.FAULTS as e:  # a CRC mismatch or a damaged header: the package was altered on the way
             raise EnvelopeError(f"{self.path}: member {name} is damaged ({e})") from e
 
     def part(self, cid: str) -> Iterator[bytes]:
@@ -112,13 +120,13 @@ class Package:
             member = self._zip.open(f"parts/{cid}")
         except KeyError as e:
             raise EnvelopeError(f"{self.path} lacks the part {cid}") from e
-        except _ZIP_FAULTS as e:
+        except zipsafe.FAULTS as e:
             raise EnvelopeError(f"{self.path}: part {cid} is damaged ({e})") from e
         with member:
             try:
                 while chunk := member.read(CHUNK):
                     yield chunk
-            except _ZIP_FAULTS as e:  # a CRC mismatch: the part was damaged on the way
+            except zipsafe.FAULTS as e:  # a CRC mismatch: the part was damaged on the way
                 raise EnvelopeError(f"{self.path}: part {cid} is damaged ({e})") from e
 
 

@@ -26,6 +26,7 @@ import base64
 import dataclasses
 import hashlib
 import os
+import struct
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -1603,6 +1604,23 @@ def test_package_with_mimetype_not_first(net: Net, package_files: Any, tmp_path:
         for info in [*infos[1:], infos[0]]:
             dst.writestr(zipfile.ZipInfo(info.filename), src.read(info))
     with pytest.raises(EnvelopeError, match="no leading mimetype"), Package(bad):
+        pass
+
+
+def test_a_package_claiming_too_many_members_is_refused_before_zipfile_reads_it(
+    net: Net, package_files: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verified, files = package_files
+    path = tmp_path / "many.gwx"
+    write_test_package(net, path, verified, files)
+    data = path.read_bytes()
+    path.write_bytes(data[:-12] + struct.pack("<H", 10_001) + data[-10:])  # the end record's member count
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("zipfile read a package its end record had already refused")
+
+    monkeypatch.setattr(zipfile, "ZipFile", never)
+    with pytest.raises(EnvelopeError, match="claims 10001 members"), Package(path):
         pass
 
 

@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import tempfile
 import zipfile
 from abc import ABC, abstractmethod
@@ -43,6 +42,7 @@ from typing import BinaryIO, Self
 
 from sqlmodel import Session, col, select
 
+from gwexchange import zipsafe
 from gwexchange.archive.log import (
     COMMIT_FILE,
     ENTRIES_FILE,
@@ -93,16 +93,6 @@ _LOG_NAMES = frozenset(
 _DIRECTORY_MEMBER = re.compile(r"directories/directory-([1-9][0-9]{0,2})\.xml")
 _CRL_MEMBER = re.compile(r"crls/crl-([1-9][0-9]{0,1})\.pem")
 _INBOX_MEMBER = re.compile(rf"inbox/(?P<department>{DEPARTMENT_CODE.pattern})/(?P<id>{_UUID})\.xml")
-# What zipfile raises for damaged members; ValueError: a name flagged UTF-8 that is not (UnicodeDecodeError).
-_ZIP_FAULTS = (
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    RuntimeError,
-    NotImplementedError,
-    EOFError,
-    OSError,
-    ValueError,
-)
 _COPY_CHUNK = 1 << 20
 
 
@@ -479,7 +469,7 @@ class ArchiveSource(NodeSource):
         self.kind = "archive"
         try:
             self._zip = zipfile.ZipFile(_checked_zip(path), "r")
-        except _ZIP_FAULTS as e:
+        except zipsafe.FAULTS as e:
             raise InputError(f"{path} is not an audit archive: {e}") from e
         try:
             self._check()
@@ -601,7 +591,7 @@ class ArchiveSource(NodeSource):
                 raise self._refuse(f"member {name!r} is larger than {limit} bytes")
             with self._zip.open(info) as member:
                 return member.read(limit + 1)
-        except _ZIP_FAULTS as e:  # a CRC mismatch or a damaged local header
+        except zipsafe.FAULTS as e:  # a CRC mismatch or a damaged local header
             raise self._refuse(f"member {name} is damaged ({e})") from e
 
     def _extract(self) -> None:
@@ -621,7 +611,7 @@ class ArchiveSource(NodeSource):
         try:
             with self._zip.open(name) as member, target.open("xb") as out:
                 shutil.copyfileobj(member, out, _COPY_CHUNK)
-        except _ZIP_FAULTS as e:
+        except zipsafe.FAULTS as e:
             if isinstance(e, FileExistsError):
                 raise
             raise self._refuse(f"member {name} is damaged ({e})") from e
@@ -632,31 +622,10 @@ class ArchiveSource(NodeSource):
 
 
 def _checked_zip(path: Path) -> Path:
-    """``path`` if its end-of-central-directory record names a bounded number of members and a bounded central
-    directory. The record is found exactly as ``zipfile`` finds it (a ZIP64 record before it wins), so ``zipfile``
-    then reads the directory checked here and nothing larger."""
+    """``path`` if its end records claim a bounded number of members and a bounded central directory."""
     try:
         with path.open("rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            if size < 22:
-                raise InputError(f"{path} is not an audit archive (too short to be a ZIP file)")
-            f.seek(size - 22)
-            record = f.read()
-            at = size - 22
-            if not (record[:4] == b"PK\x05\x06" and record[-2:] == b"\x00\x00"):
-                start = max(size - 0x10000 - 22, 0)
-                f.seek(start)
-                tail = f.read()
-                found = tail.rfind(b"PK\x05\x06")
-                if found < 0 or len(tail) - found < 22:
-                    raise InputError(f"{path} is not an audit archive (not a ZIP file)")
-                at, record = start + found, tail[found : found + 22]
-            count, cd_size = struct.unpack("<HI", record[10:16])
-            if at >= 76:
-                f.seek(at - 76)
-                zip64 = f.read(76)
-                if zip64[56:60] == b"PK\x06\x07" and zip64[:4] == b"PK\x06\x06":
-                    count, cd_size = struct.unpack("<QQ", zip64[32:48])
+            count, cd_size = zipsafe.end_claims(f)
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e}") from e
     if count > MAX_MEMBERS:

@@ -19,15 +19,15 @@ import hashlib
 import json
 import os
 import re
-import struct
 import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from gwexchange import zipsafe
 from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES, inspect
 from gwexchange.errors import EnvelopeError, GwxError, InputError
 from gwexchange.routing import node_logic
@@ -38,7 +38,7 @@ MIMETYPE = "application/vnd.gwexchange.bundle+zip"
 MANIFEST = "manifest.json"
 FORMAT = 1
 MAX_MEMBERS = 10_000
-MAX_DIRECTORY_BYTES = MAX_MEMBERS * 160  # an entry: 46 bytes, its name (≤ 64 for ours), a zip64 field (≤ 28)
+MAX_DIRECTORY_BYTES = MAX_MEMBERS * zipsafe.ENTRY_BYTES
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_PART_BYTES = 4 * 1024 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -47,12 +47,6 @@ _ENVELOPE_MEMBER = re.compile(rf"envelopes/({_UUID})/envelope\.xml")
 _PART_MEMBER = re.compile(rf"envelopes/({_UUID})/parts/(part-[1-9][0-9]{{0,5}})")
 _MESSAGE_ID = re.compile(_UUID)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-# The ZIP end records (APPNOTE 4.3.14–4.3.16): the classic one, the zip64 locator before it, the zip64 record.
-_END, _END_SIGNATURE = struct.Struct("<4s4H2LH"), b"PK\x05\x06"
-_ZIP64_LOCATOR, _ZIP64_LOCATOR_SIGNATURE = struct.Struct("<4sLQL"), b"PK\x06\x07"
-_ZIP64_END, _ZIP64_END_SIGNATURE = struct.Struct("<4sQ2H2L4Q"), b"PK\x06\x06"
-# ValueError: a member name flagged UTF-8 that is not (UnicodeDecodeError), and other malformed fields.
-_ZIP_FAULTS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError, ValueError, struct.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,18 +140,16 @@ class _Bundle:
         self.path = path
         try:
             with path.open("rb") as f:
-                members, directory = _directory_claims(f)
+                members, directory = zipsafe.end_claims(f)
         except OSError as e:
             raise InputError(f"{path} is not a bundle: {e}") from e
-        # zipfile reads the whole member directory before any check of ours: millions of entries would cost it
-        # minutes and gigabytes, so the end records' claims are bounded first.
         if members > MAX_MEMBERS:
             raise self._refuse(f"more than {MAX_MEMBERS} members")
         if directory > MAX_DIRECTORY_BYTES:
             raise self._refuse(f"its member directory of {directory} bytes is over {MAX_DIRECTORY_BYTES}")
         try:
             self._zip = zipfile.ZipFile(path, "r")
-        except _ZIP_FAULTS as e:
+        except zipsafe.FAULTS as e:
             raise InputError(f"{path} is not a bundle: {e}") from e
         try:
             self._check()
@@ -243,7 +235,7 @@ class _Bundle:
     def _read(self, name: str) -> bytes:
         try:
             return self._zip.read(name)
-        except _ZIP_FAULTS as e:
+        except zipsafe.FAULTS as e:
             raise EnvelopeError(f"{self.path}: member {name} is damaged ({e})") from e
 
     def envelope_xml(self, message_id: str) -> bytes:
@@ -255,43 +247,8 @@ class _Bundle:
             with self._zip.open(name) as member:
                 while chunk := member.read(CHUNK):
                     yield chunk
-        except _ZIP_FAULTS as e:  # a CRC mismatch: damaged on the way
+        except zipsafe.FAULTS as e:  # a CRC mismatch: damaged on the way
             raise EnvelopeError(f"{self.path}: member {name} is damaged ({e})") from e
-
-
-def _directory_claims(f: BinaryIO) -> tuple[int, int]:
-    """The member count and directory size that the end records of a ZIP file claim, the largest where they differ.
-
-    Every place a ``zipfile`` version reads them from counts: the end record at the very end and the last one in
-    the comment-sized tail, the zip64 record just before its locator and the one the locator points at.
-    """
-    start = max(0, f.seek(0, os.SEEK_END) - _END.size - 0xFFFF)
-    f.seek(start)
-    tail = f.read()
-    members = directory = 0
-    for at in {len(tail) - _END.size, tail.rfind(_END_SIGNATURE)}:
-        if at < 0 or at + _END.size > len(tail) or tail[at : at + 4] != _END_SIGNATURE:
-            continue
-        claims = [_END.unpack_from(tail, at)[4:6], *_zip64_claims(f, start + at)]
-        members = max(members, *(n for n, _ in claims))
-        directory = max(directory, *(size for _, size in claims))
-    return members, directory
-
-
-def _zip64_claims(f: BinaryIO, end_at: int) -> Iterator[tuple[int, int]]:
-    located_at = end_at - _ZIP64_LOCATOR.size
-    if located_at < 0:
-        return
-    f.seek(located_at)
-    locator = f.read(_ZIP64_LOCATOR.size)
-    if locator[:4] != _ZIP64_LOCATOR_SIGNATURE:
-        return
-    for at in {located_at - _ZIP64_END.size, _ZIP64_LOCATOR.unpack(locator)[2]}:
-        f.seek(max(0, at))
-        record = f.read(_ZIP64_END.size)
-        if at >= 0 and len(record) == _ZIP64_END.size and record[:4] == _ZIP64_END_SIGNATURE:
-            fields = _ZIP64_END.unpack(record)
-            yield max(fields[6], fields[7]), fields[8]
 
 
 def import_bundle(path: Path, store: Store, view: NodeView, now: datetime) -> ImportReport:
