@@ -59,15 +59,11 @@ class Package:
     def __init__(self, path: Path) -> None:
         self.path = path  # before anything can fail: the error messages name it
         try:
-            with path.open("rb") as f:
-                members, directory = zipsafe.end_claims(f)
+            too_large = zipsafe.over_bounds(path, MAX_MEMBERS, MAX_DIRECTORY_BYTES)
         except OSError as e:
             raise InputError(f"{path} is not an envelope package: {e}") from e
-        if members > MAX_MEMBERS or directory > MAX_DIRECTORY_BYTES:
-            raise EnvelopeError(
-                f"{path} is refused: it claims {members} members in {directory} bytes of directory "
-                f"(an envelope package has at most {MAX_MEMBERS})"
-            )
+        if too_large:
+            raise EnvelopeError(f"{path} is refused as an envelope package: {too_large}")
         try:
             self._zip = zipfile.ZipFile(path, "r")
         except zipsafe.FAULTS as e:

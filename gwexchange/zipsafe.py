@@ -1,9 +1,9 @@
 """ZIP files from outside (envelope packages, bundles, audit archives) read as hostile input.
 
 ``zipfile`` parses a file's whole central directory when it opens it, before any member can be checked: a
-directory of millions of entries would cost it minutes and gigabytes. ``end_claims`` reads first what the end
-records claim, the member count and the directory's size, so that a reader refuses a file over its bounds before
-``zipfile`` reads anything else. Each reader then keeps its own checks of the members themselves.
+directory of millions of entries would cost it minutes and gigabytes. ``over_bounds`` reads first what the end
+records claim (``end_claims``: the member count and the directory's size), so that a reader refuses a file over
+its bounds before ``zipfile`` reads anything else. Each reader then checks the members themselves.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import struct
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 FAULTS = (
@@ -34,6 +35,17 @@ ENTRY_BYTES = 160
 _END, _END_SIGNATURE = struct.Struct("<4s4H2LH"), b"PK\x05\x06"
 _ZIP64_LOCATOR, _ZIP64_LOCATOR_SIGNATURE = struct.Struct("<4sLQL"), b"PK\x06\x07"
 _ZIP64_END, _ZIP64_END_SIGNATURE = struct.Struct("<4sQ2H2L4Q"), b"PK\x06\x06"
+
+
+def over_bounds(path: Path, max_members: int, max_directory_bytes: int) -> str | None:
+    """Why the end records of the ZIP file at ``path`` put it over these bounds, or None (OSError: unreadable)."""
+    with path.open("rb") as f:
+        members, directory = end_claims(f)
+    if members > max_members:
+        return f"it claims {members} members (at most {max_members})"
+    if directory > max_directory_bytes:
+        return f"its central directory is {directory} bytes (at most {max_directory_bytes})"
+    return None
 
 
 def end_claims(f: BinaryIO) -> tuple[int, int]:

@@ -624,17 +624,11 @@ class ArchiveSource(NodeSource):
 def _checked_zip(path: Path) -> Path:
     """``path`` if its end records claim a bounded number of members and a bounded central directory."""
     try:
-        with path.open("rb") as f:
-            count, cd_size = zipsafe.end_claims(f)
+        too_large = zipsafe.over_bounds(path, MAX_MEMBERS, MAX_CENTRAL_DIRECTORY)
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e}") from e
-    if count > MAX_MEMBERS:
-        raise InputError(f"{path} is refused as an audit archive: it claims {count} members (at most {MAX_MEMBERS})")
-    if cd_size > MAX_CENTRAL_DIRECTORY:
-        raise InputError(
-            f"{path} is refused as an audit archive: its central directory is {cd_size} bytes "
-            f"(at most {MAX_CENTRAL_DIRECTORY})"
-        )
+    if too_large:
+        raise InputError(f"{path} is refused as an audit archive: {too_large}")
     return path
 
 

@@ -139,14 +139,11 @@ class _Bundle:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            with path.open("rb") as f:
-                members, directory = zipsafe.end_claims(f)
+            too_large = zipsafe.over_bounds(path, MAX_MEMBERS, MAX_DIRECTORY_BYTES)
         except OSError as e:
             raise InputError(f"{path} is not a bundle: {e}") from e
-        if members > MAX_MEMBERS:
-            raise self._refuse(f"more than {MAX_MEMBERS} members")
-        if directory > MAX_DIRECTORY_BYTES:
-            raise self._refuse(f"its member directory of {directory} bytes is over {MAX_DIRECTORY_BYTES}")
+        if too_large:
+            raise self._refuse(too_large)
         try:
             self._zip = zipfile.ZipFile(path, "r")
         except zipsafe.FAULTS as e:

@@ -2330,7 +2330,7 @@ def bundle_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
         "bundle",
         b"",
         "EnvelopeError",
-        "more than 10000 members",
+        "claims 10001 members (at most 10000)",
         "A bundle of 10,001 members (made at run time).",
     )
 
