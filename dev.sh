@@ -1,26 +1,34 @@
 #!/usr/bin/env bash
-# The two jobs of README.md, from a machine that has only python3:
-#   ./dev.sh demo   set up (.venv), then run `gwx demo`: six nodes on this machine, four documents to 签收
-#   ./dev.sh test   set up (Debian's xmlsec1 and xmllint included), then lint, type-check and run every test
+# The jobs of README.md, from a machine that has only python3:
+#   ./dev.sh demo            set up (.venv, from uv.lock), then run `gwx demo`: six nodes, four documents to 签收
+#   ./dev.sh test            set up (Debian's reference tools and fonts included), then lint, type-check, run every test
+#   ./dev.sh test --latest   the same in .venv-latest with the newest versions pyproject.toml allows (not CI)
+#   ./dev.sh lock            refresh uv.lock to the newest allowed versions (and uv itself to tools/uv-requirements.in)
+#
+# Everything installed comes from a lock with hashes: uv itself from tools/uv-requirements.txt (pip, --require-hashes),
+# every other package, the build backend included, from uv.lock (uv checks each hash). `--locked` refuses a lock that
+# no longer matches pyproject.toml, so a dependency changed without its lock fails here and in CI.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${GWX_VENV:-.venv}"
+UV_VENV=".uv"
+export UV_PYTHON_DOWNLOADS=never  # the machine's python3, never one uv would download
+export UV_PROJECT_ENVIRONMENT="$VENV"
 
-setup_python() {
-  if [ ! -x "$VENV/bin/python" ]; then
-    echo "== creating $VENV"
-    python3 -m venv "$VENV"
-  fi
-  # Reinstall only when the dependency list changed since the last setup.
-  local stamp="$VENV/.gwx-installed"
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "== installing gwexchange and its dependencies into $VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+setup_uv() {
+  local stamp="$UV_VENV/.gwx-installed"
+  if [ ! -x "$UV_VENV/bin/uv" ] || [ tools/uv-requirements.txt -nt "$stamp" ]; then
+    echo "== installing uv (tools/uv-requirements.txt, hash-checked) into $UV_VENV"
+    [ -x "$UV_VENV/bin/python" ] || python3 -m venv "$UV_VENV"
+    "$UV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+      -r tools/uv-requirements.txt
     touch "$stamp"
   fi
+  UV="$UV_VENV/bin/uv"
 }
 
-# Debian packages: xmlsec1 and libxml2-utils (xmllint) are the reference tools the interop tests run.
+# Debian packages: xmlsec1 and libxml2-utils (xmllint) are the reference tools of the interop tests; the fonts stand
+# in for GB/T 9704's faces in every PDF; poppler-utils (pdfsig, pdftotext) and qpdf check the PDFs independently.
 APT_PACKAGES="xmlsec1 libxml2-utils fonts-arphic-uming fonts-arphic-ukai fonts-wqy-zenhei poppler-utils qpdf"
 
 setup_system_tools() {
@@ -37,24 +45,51 @@ setup_system_tools() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
+run_checks() {  # run_checks VENV [pytest arguments]: the same checks for the locked and the latest environment
+  local venv="$1"
+  shift
+  echo "== ruff"
+  "$venv/bin/ruff" check gwexchange tests bench campaign
+  echo "== mypy --strict gwexchange"
+  "$venv/bin/mypy" gwexchange
+  echo "== pytest"
+  exec "$venv/bin/pytest" -q "$@"
+}
+
 case "${1:-}" in
   demo)
-    # Python only: the network demo renders no PDF, so it needs none of the Debian packages.
-    setup_python
+    # Python only: the network demo renders no PDF, so it needs none of the Debian packages. --inexact keeps the
+    # test tools of an earlier ./dev.sh test; --no-dev leaves them out of a first install.
+    setup_uv
+    "$UV" sync --quiet --locked --no-dev --inexact
     exec "$VENV/bin/gwx" demo "${@:2}"
     ;;
   test)
     setup_system_tools
-    setup_python
-    echo "== ruff"
-    "$VENV/bin/ruff" check gwexchange tests bench
-    echo "== mypy --strict gwexchange"
-    "$VENV/bin/mypy" gwexchange
-    echo "== pytest"
-    exec "$VENV/bin/pytest" -q "${@:2}"
+    setup_uv
+    if [ "${2:-}" = "--latest" ]; then
+      # What a fresh `pip install gwexchange` would get today: every dependency at its newest allowed version,
+      # into an environment of its own, so a coming break shows before it reaches the lock.
+      latest=".venv-latest"
+      echo "== installing the newest allowed versions into $latest (uv.lock is not read)"
+      "$UV" venv --quiet --allow-existing --python python3 "$latest"
+      "$UV" pip install --quiet --python "$latest" --upgrade --refresh --group dev --editable .
+      "$UV" pip list --python "$latest" --format freeze > "$latest/versions.txt"
+      echo "== versions installed: $latest/versions.txt"
+      run_checks "$latest" "${@:3}"
+    fi
+    "$UV" sync --quiet --locked
+    run_checks "$VENV" "${@:2}"
+    ;;
+  lock)
+    setup_uv
+    "$UV" pip compile --quiet --universal --generate-hashes tools/uv-requirements.in -o tools/uv-requirements.txt
+    "$UV" lock --upgrade
+    echo "== uv.lock and tools/uv-requirements.txt refreshed: run ./dev.sh test, then commit both with the change"
     ;;
   *)
-    echo "usage: ./dev.sh demo [--dir DIR] [--timeout SECONDS] | ./dev.sh test [pytest arguments]" >&2
+    echo "usage: ./dev.sh demo [--dir DIR] [--timeout SECONDS] | ./dev.sh test [--latest] [pytest arguments]" \
+         "| ./dev.sh lock" >&2
     exit 2
     ;;
 esac

@@ -6,7 +6,9 @@ one plain line on stderr with a non-zero exit code (1: the input or the verifica
 
 from __future__ import annotations
 
+import logging
 import sys
+import warnings
 
 import typer
 
@@ -40,6 +42,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(False, "--verbose", help="也显示所用程序库的警告和日志（排查问题时用）"),
+) -> None:
+    if verbose:
+        _show_libraries()
+
+
 app.add_typer(pki_app, name="pki")
 app.add_typer(doc_app, name="doc")
 app.add_typer(directory_app, name="directory")
@@ -74,8 +86,41 @@ def _headline(error: GwxError) -> str:
     return "错误"
 
 
+class _OnlyGwexchange(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name == "gwexchange" or record.name.startswith("gwexchange.")
+
+
+_terminal = logging.StreamHandler()
+_terminal.setFormatter(logging.Formatter("%(message)s"))
+_library_filter = _OnlyGwexchange()
+
+
+def _keep_libraries_quiet() -> None:
+    """A clerk reads gwx's own lines, not a library's: no warning (a deprecation inside pyHanko, say) and no log
+    record of pyHanko, SQLAlchemy, aiosmtpd or asyncio reaches the terminal, so a refusal stays one line.
+
+    The root logger gets a handler that passes only gwexchange's records; without one, Python's last-resort handler
+    would print every library's warnings. ``gwx node run`` replaces it with the daemon's own log format.
+    """
+    warnings.simplefilter("ignore")
+    _terminal.setLevel(logging.WARNING)
+    _terminal.addFilter(_library_filter)
+    root = logging.getLogger()
+    if _terminal not in root.handlers:
+        root.addHandler(_terminal)
+
+
+def _show_libraries() -> None:
+    """``--verbose``: libraries' warnings and log records as Python would show them."""
+    warnings.resetwarnings()
+    warnings.simplefilter("default")
+    _terminal.removeFilter(_library_filter)
+
+
 def main() -> None:
     """Entry point: typer reports usage errors (exit 2); every failure of ours becomes one line (exit 1)."""
+    _keep_libraries_quiet()
     try:
         app()
     except GwxError as e:

@@ -828,6 +828,7 @@ def _one_line(error: object) -> str:
 def configure_logging(level: int = logging.INFO) -> None:
     """key=value lines on stderr, one per event."""
     logging.basicConfig(
+        force=True,  # in place of the terminal handler gwx's main() set up for short commands
         level=level,
         format="%(asctime)s level=%(levelname)s logger=%(name)s event=%(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S%z",
