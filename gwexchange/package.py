@@ -79,7 +79,11 @@ class Package:
         infos = self._zip.infolist()
         if len(infos) > MAX_MEMBERS or not infos or infos[0].filename != "mimetype":
             raise EnvelopeError(f"{path} is not an envelope package (no leading mimetype member)")
+        names: set[str] = set()
         for info in infos:
+            if info.filename in names:  # zipfile would read the last of them: which one counts must not be a guess
+                raise EnvelopeError(f"{path}: member {info.filename!r} appears twice")
+            names.add(info.filename)
             if info.flag_bits & 0x1:
                 raise EnvelopeError(f"{path}: member {info.filename} is encrypted; packages store members as-is")
             if info.compress_type != zipfile.ZIP_STORED:

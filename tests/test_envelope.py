@@ -1594,6 +1594,19 @@ def test_package_refuses(
         pass
 
 
+def test_a_package_with_a_member_twice_is_refused(net: Net, package_files: Any, tmp_path: Path) -> None:
+    """zipfile reads the last of two same-named members: a second envelope.xml appended would be the one opened."""
+    verified, files = package_files
+    path = tmp_path / "twice.gwx"
+    write_test_package(net, path, verified, files)
+    with Package(path) as package:
+        envelope = package.envelope_xml()
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_STORED) as zf, pytest.warns(UserWarning, match="Duplicate"):
+        zf.writestr(zipfile.ZipInfo("envelope.xml"), envelope.replace(b"<", b" <", 1))
+    with pytest.raises(EnvelopeError, match=r"member 'envelope\.xml' appears twice"), Package(path):
+        pass
+
+
 def test_package_with_mimetype_not_first(net: Net, package_files: Any, tmp_path: Path) -> None:
     verified, files = package_files
     good = tmp_path / "good.gwx"
