@@ -3,7 +3,8 @@
 #   ./dev.sh demo            set up (.venv, from uv.lock), then run `gwx demo`: six nodes, four documents to 签收
 #   ./dev.sh test            set up (Debian's reference tools and fonts included), then lint, type-check, run every test
 #   ./dev.sh test --latest   the same in .venv-latest with the newest versions pyproject.toml allows (not CI)
-#   ./dev.sh lock            refresh uv.lock to the newest allowed versions (and uv itself to tools/uv-requirements.in)
+#   ./dev.sh lock [--upgrade] bring uv.lock in line with pyproject.toml (--upgrade: every pin to its newest allowed
+#                            version), and uv itself with tools/uv-requirements.in
 #
 # Everything installed comes from a lock with hashes: uv itself from tools/uv-requirements.txt (pip, --require-hashes),
 # every other package, the build backend included, from uv.lock (uv checks each hash). `--locked` refuses a lock that
@@ -73,23 +74,28 @@ case "${1:-}" in
       latest=".venv-latest"
       echo "== installing the newest allowed versions into $latest (uv.lock is not read)"
       "$UV" venv --quiet --allow-existing --python python3 "$latest"
-      "$UV" pip install --quiet --python "$latest" --upgrade --refresh --group dev --editable .
-      "$UV" pip list --python "$latest" --format freeze > "$latest/versions.txt"
-      echo "== versions installed: $latest/versions.txt"
+      "$UV" pip install --quiet --python "$latest" --upgrade --refresh --group build --group dev -r pyproject.toml
+      "$UV" pip install --quiet --python "$latest" --no-deps --editable .  # built by the hatchling just installed
+      "$UV" sync --quiet --locked
+      echo "== newer than uv.lock ('<' locked, '>' latest):"
+      diff <("$UV" pip list --python "$VENV" --format freeze | grep -v '^gwexchange') \
+           <("$UV" pip list --python "$latest" --format freeze | grep -v '^gwexchange') || true
       run_checks "$latest" "${@:3}"
+    else
+      "$UV" sync --quiet --locked
+      run_checks "$VENV" "${@:2}"
     fi
-    "$UV" sync --quiet --locked
-    run_checks "$VENV" "${@:2}"
     ;;
   lock)
     setup_uv
     "$UV" pip compile --quiet --universal --generate-hashes tools/uv-requirements.in -o tools/uv-requirements.txt
-    "$UV" lock --upgrade
-    echo "== uv.lock and tools/uv-requirements.txt refreshed: run ./dev.sh test, then commit both with the change"
+    # Plain: uv.lock follows a changed pyproject.toml, moving no other pin. --upgrade: every pin to its newest.
+    "$UV" lock "${@:2}"
+    echo "== uv.lock and tools/uv-requirements.txt refreshed: run ./dev.sh test, then commit them with the change"
     ;;
   *)
     echo "usage: ./dev.sh demo [--dir DIR] [--timeout SECONDS] | ./dev.sh test [--latest] [pytest arguments]" \
-         "| ./dev.sh lock" >&2
+         "| ./dev.sh lock [--upgrade]" >&2
     exit 2
     ;;
 esac
