@@ -179,6 +179,7 @@ class QueueItem(SQLModel, table=True):
 
 class InboxEntry(SQLModel, table=True):
     __tablename__ = "inbox_entry"
+    __table_args__ = (Index("ix_inbox_entry_document", "department", "document_sha256"),)  # replays, by document
     department: str = Field(primary_key=True)
     message_id: str = Field(primary_key=True)
     envelope_sha256: str
@@ -285,6 +286,11 @@ _RECIPIENT = (OUTBOX_RECIPIENT.c.message_id == _M) & (OUTBOX_RECIPIENT.c.recipie
 _RECIPIENT_STATE = core_select(OUTBOX_RECIPIENT.c.state).where(_RECIPIENT)
 _INBOX_KEY = (INBOX.c.department == bindparam("d")) & (INBOX.c.message_id == _M)
 _INBOX_ONE = core_select(INBOX.c.message_id).where(_INBOX_KEY)
+_INBOX_BY_DOCUMENT = (
+    core_select(INBOX.c.message_id)
+    .where((INBOX.c.department == bindparam("d")) & (INBOX.c.document_sha256 == bindparam("h")))
+    .limit(1)
+)
 _RECEIPT_ONE = core_select(RECEIPT.c.sha256).where(RECEIPT.c.sha256 == bindparam("h"))
 # The updates: bound names differ from the column names, which SQLAlchemy keeps for itself in SET.
 _AT: BindParameter[datetime] = bindparam("at", type_=UtcDateTime)
@@ -417,6 +423,11 @@ class Store:
     def seen(self, message_id: str) -> bool:
         with _faults(), self._reader.connect() as c:
             return c.execute(_SEEN_ONE, {"m": message_id}).first() is not None
+
+    def filed(self, department: str, document_sha256: str) -> str | None:
+        with _faults(), self._reader.connect() as c:
+            row = c.execute(_INBOX_BY_DOCUMENT, {"d": department, "h": document_sha256}).first()
+        return None if row is None else str(row[0])
 
     def sent(self, message_id: str) -> SentInfo | None:
         with _faults(), self._reader.connect() as c:
