@@ -345,7 +345,7 @@ class TreeHeadStore:
         self.path = Path(path)
         self._latest: SignedTreeHead | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             with open(self.path, "a+b") as f:
                 last = _last_line(f)
         except OSError as e:
@@ -394,7 +394,7 @@ class TreeHeadStore:
                     log.consistency_proof(latest.size, head.size),
                 )
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 data = memoryview(head_to_line(head) + b"\n")
                 while data:
@@ -459,7 +459,7 @@ class PeerHeads:
             return False
         verify_tree_head(head, trust)
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 os.write(fd, head_to_line(head) + b"\n")
                 os.fsync(fd)

@@ -277,7 +277,7 @@ def init_home(
         lines.append(f"{key} = {value!r}")
     lines += ["", "[departments]"]
     lines += [f"{_toml_string(code)} = {_toml_string(str(p.resolve()))}" for code, p in departments.items()]
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     atomic_write(config, ("\n".join(lines) + "\n").encode("utf-8"))
     loaded = NodeConfig.load(home)  # what was written reads back
     load_context(loaded).store.close()  # and it works: keys, directory, trust
@@ -379,7 +379,7 @@ def current_directory(config: NodeConfig, trust: TrustPolicy, now: datetime) -> 
 def keep_directory(config: NodeConfig, verified: VerifiedDirectory) -> Path:
     """File a verified directory among those held (durably: it is what routes are computed from)."""
     folder = config.home / DIRECTORIES_NAME
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
     path = folder / f"directory-{verified.directory.serial}.xml"
     if not path.exists():
         atomic_write(path, verified.signed_bytes)
@@ -781,7 +781,8 @@ class Node:
             log.error("node.log-error reason=%s", _one_line(e))
         await self.listener.start()
         run_file = config.home / RUN_NAME
-        atomic_write(run_file, json.dumps({"pid": os.getpid(), "port": self.listener.port}).encode("utf-8"))
+        me = {"pid": os.getpid(), "port": self.listener.port, "started": _process_started(os.getpid())}
+        atomic_write(run_file, json.dumps(me).encode("utf-8"))
         log.info("node.started node=%s endpoint=%s pid=%d", config.node_id, self.listener.endpoint, os.getpid())
         if ready is not None:
             ready(self.listener.port)
@@ -889,13 +890,7 @@ def status(home: Path) -> dict[str, Any]:
         ]
     except (OSError, GwxError):
         pass
-    running: dict[str, Any] | None = None
-    run_file = config.home / RUN_NAME
-    if run_file.is_file():
-        try:
-            running = json.loads(run_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            running = None
+    running = running_daemon(config.home)
     return {
         "node_id": config.node_id,
         "listen": f"{config.listen_host}:{config.listen_port}",
@@ -925,13 +920,48 @@ def _log_status(config: NodeConfig) -> dict[str, Any]:
     }
 
 
-def _signal_daemon(config: NodeConfig, sig: signal.Signals) -> bool:
-    """Send ``sig`` to the node's running daemon (its pid in run.json); False if none is running."""
-    run_file = config.home / RUN_NAME
+def running_daemon(home: Path) -> dict[str, object] | None:
+    """``run.json`` of the daemon running at ``home`` (pid, port), or None if none runs.
+
+    After a kill -9 the file stays behind, and its pid may be reused by any process: on Linux the process must
+    also have started when the daemon did (/proc's start time, written beside the pid), elsewhere at least be alive.
+    """
     try:
-        pid = int(json.loads(run_file.read_text(encoding="utf-8"))["pid"])
-        os.kill(pid, sig)
-    except (OSError, ValueError, KeyError, TypeError):
+        running = json.loads((home / RUN_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    pid = running.get("pid") if isinstance(running, dict) else None
+    if not isinstance(running, dict) or not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
+    if Path("/proc/self/stat").is_file():
+        started = _process_started(pid)
+        return running if started is not None and started == running.get("started") else None
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return running
+    except OSError:
+        return None
+    return running
+
+
+def _process_started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, field 22 of /proc/PID/stat), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        return stat.rsplit(")", 1)[1].split()[19]  # after the command name, which may hold spaces and ')'
+    except (OSError, IndexError):
+        return None
+
+
+def _signal_daemon(config: NodeConfig, sig: signal.Signals) -> bool:
+    """Send ``sig`` to the node's running daemon; False if none is running (a stale run.json is no daemon)."""
+    running = running_daemon(config.home)
+    if running is None:
+        return False
+    try:
+        os.kill(int(str(running["pid"])), sig)
+    except OSError:
         return False
     return True
 
