@@ -697,11 +697,15 @@ class Node:
         except Exception:
             log.exception("node.defer-error message_id=%s next_hop=%s", hop.message_id, hop.next_hop)
 
-    def _close_idle_sessions(self, older_than: float) -> None:
+    async def _close_idle_sessions(self, older_than: float) -> None:
         now = time.monotonic()
-        for peer in list(self._sessions):
-            if peer not in self._workers and now - self._session_used.get(peer, 0.0) >= older_than:
-                self._sessions.pop(peer).close()
+        idle = [
+            self._sessions.pop(peer)
+            for peer in list(self._sessions)
+            if peer not in self._workers and now - self._session_used.get(peer, 0.0) >= older_than
+        ]
+        if idle:  # QUIT waits for the peer's answer (up to the client's time-out): never on the event loop
+            await asyncio.to_thread(_close_sessions, idle)
 
     def _nudge(self) -> None:
         loop, wake = self._loop, self._wake
@@ -722,7 +726,7 @@ class Node:
                 busy = tuple(self._workers)  # their copies wait for them: reading those again is wasted
                 due = await asyncio.to_thread(self.ctx.store.due, self.clock(), limit, busy)
                 started = self._start_workers(due, stop, wake, asked)
-                self._close_idle_sessions(IDLE_SESSION_SECONDS)
+                await self._close_idle_sessions(IDLE_SESSION_SECONDS)
             except GwxError as e:
                 log.warning("node.delivery-error reason=%s", _one_line(e))
             if len(due) == limit and started:
@@ -797,9 +801,8 @@ class Node:
             await delivery
             if self._workers:  # the sends in flight finish and are recorded
                 await asyncio.wait(list(self._workers.values()))
-            for session in self._sessions.values():
-                session.close()
-            self._sessions.clear()
+            sessions, self._sessions = list(self._sessions.values()), {}
+            await asyncio.to_thread(_close_sessions, sessions)
             try:
                 await asyncio.to_thread(self.log_accepted)
                 await asyncio.to_thread(self.sign_head, force=True)
@@ -822,12 +825,19 @@ class Node:
             self._idle.wait_for(lambda: self._busy == 0, timeout=timeout)
 
 
+def _close_sessions(sessions: list[PeerSession]) -> None:
+    for session in sessions:
+        session.close()
+
+
 def _one_line(error: object) -> str:
     return str(error).replace("\n", " ")
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """key=value lines on stderr, one per event."""
+    """key=value lines on stderr, one per event: ours, and a library's warnings (aiosmtpd logs every command of
+    every client at INFO — a flood anyone could write into the node's log)."""
+    logging.getLogger("mail.log").setLevel(max(level, logging.WARNING))
     logging.basicConfig(
         force=True,  # in place of the terminal handler gwx's main() set up for short commands
         level=level,
