@@ -136,6 +136,7 @@ def test_a_letter_goes_through_the_hub_and_is_signed_for(network: Network, daemo
     assert status["inbox"] == {"gd.gov.office": {"new": 1}}
     assert set(status["queue"]) == {"sent"}, status
     assert status["directory_serial"] == 1 and status["log"]["size"] >= 2
+    assert status["log"]["peer_head_alarms"] == [] and status["log"]["peer_heads"]  # heads held, none contradicting
     # a tree head on demand, signed by the running daemon (it holds the log), over everything logged
     signed = gwx("node", "sign-head", hub).stdout
     latest = list(TreeHeadStore(hub / "log" / "heads"))[-1]

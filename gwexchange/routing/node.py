@@ -63,6 +63,8 @@ from gwexchange.archive.treehead import (
     PeerHeads,
     SignedTreeHead,
     TreeHeadStore,
+    contradiction,
+    contradictions,
     read_heads,
     tree_head_from_xml,
     tree_head_to_xml,
@@ -486,8 +488,13 @@ class Node:
     def on_tree_head(self, peer: str, head_xml: bytes) -> None:
         """A peer's latest signed tree head came with its envelope: keep it (verified) as evidence."""
         try:
-            if self.peer_heads.keep(tree_head_from_xml(head_xml), peer, self.ctx.trust):
+            head = tree_head_from_xml(head_xml)
+            earlier = self.peer_heads.last(peer)
+            if self.peer_heads.keep(head, peer, self.ctx.trust):
                 log.debug("node.peer-head peer=%s", peer)
+                said = contradiction(earlier, head) if earlier is not None else None
+                if said is not None:  # kept all the same: it is the evidence an auditor needs
+                    log.error("node.peer-head-alarm peer=%s what=%s", peer, said)
         except GwxError as e:
             log.warning("node.peer-head-refused peer=%s reason=%s", peer, _one_line(e))
 
@@ -920,13 +927,15 @@ def _log_status(config: NodeConfig) -> dict[str, Any]:
     commit = read_commit(config.log_dir) if (config.log_dir / "commit").is_file() else None
     own = read_heads(config.log_dir / HEADS_FILE)
     latest = own[-1] if own else None
-    peers = {head.node_id: {"size": head.size, "time": head.time_text} for head in read_heads(config.peer_heads_path)}
+    kept = read_heads(config.peer_heads_path)
+    peers = {head.node_id: {"size": head.size, "time": head.time_text} for head in kept}
     return {
         "size": commit.size if commit is not None else 0,
         "latest_head": {"size": latest.size, "root": latest.root_hash.hex(), "time": latest.time_text}
         if latest is not None
         else None,
         "peer_heads": peers,
+        "peer_head_alarms": [{"node": node, "what": what} for node, what in contradictions(kept)],
     }
 
 
