@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from cryptography import x509
@@ -15,14 +16,16 @@ from gwexchange.crypto.keys import key_from_pem
 from gwexchange.crypto.suite import PrivateKey
 from gwexchange.envelope.description import load_description
 from gwexchange.envelope.model import Document
-from gwexchange.errors import ConfigError, DocumentError
+from gwexchange.errors import ConfigError, DocumentError, InputError
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 CHUNK = 1024 * 1024
 
 
 def atomic_write(path: Path, data: bytes, *, private: bool = False) -> None:
-    """A reader sees the old file or the new one, never half of one; ``private`` files are mode 0600."""
+    """Replace ``path`` durably: a reader sees the old file or the new one, never half of one, and after a crash
+    the new one if this returned. The scratch file is made exclusively (never a link someone planted) and is
+    mode 0600, like every file gwx writes (``private`` says so where it matters: keys)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -36,6 +39,51 @@ def atomic_write(path: Path, data: bytes, *, private: bool = False) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    sync_folder(path.parent)
+
+
+def write_new(path: Path, chunks: Iterable[bytes]) -> None:
+    """Publish a new private file (0600) whole or not at all, never in place of anything.
+
+    The bytes go to a scratch file made exclusively beside ``path`` and reach the disk; only then does the file
+    take its name, and only if nothing holds it: an existing file or a symbolic link planted there is neither
+    replaced nor followed. If ``chunks`` raises (an attachment whose digest does not match), nothing is left.
+    """
+    folder = path.parent
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        _take_name(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    sync_folder(folder)
+
+
+def _take_name(tmp: str, path: Path) -> None:
+    try:
+        try:
+            os.link(tmp, path, follow_symlinks=False)
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            # No hard links here (a FAT stick): claim the name exclusively, then put the file over our own claim.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+            os.replace(tmp, path)
+    except FileExistsError:
+        raise InputError(f"{path} already exists: gwx never overwrites a file; write to an empty folder") from None
+
+
+def sync_folder(folder: Path) -> None:
+    """Make a rename or a new name in ``folder`` survive a power cut (the file's own fsync does not)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_chunks(path: Path) -> Iterator[bytes]:

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
@@ -552,4 +553,26 @@ def test_open_a_package_with_a_damaged_part_publishes_no_attachment(
     assert not (out / f".{ATTACHMENTS[0]}.partial").exists()
     assert not list(out.glob("*.partial")) and not list(out.glob(".*.partial"))
     # The intact package still opens.
-    ok(site.open("letter.gwx", "gd.gov.czt", "opened-again"))
+    ok(site.open("letter.gwx", "gd.gov.czt", f"opened-again-{offset}-{fix_crc}"))
+
+
+def test_open_never_follows_a_planted_link_nor_overwrites_a_file(site: Site, sealed: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not yours", encoding="utf-8")
+    planted = site.folder / "planted"
+    planted.mkdir()
+    (planted / ATTACHMENTS[0]).symlink_to(victim)
+    refused(site.open("letter.gwx", "gd.gov.czt", planted.name), contains="never overwrites")
+    assert victim.read_text(encoding="utf-8") == "not yours"
+    assert (planted / ATTACHMENTS[0]).is_symlink()
+    assert not list(planted.glob(".*.partial"))  # no scratch file left behind
+
+    existing = site.folder / "existing"
+    existing.mkdir()
+    (existing / ATTACHMENTS[1]).write_text("the clerk's own file", encoding="utf-8")
+    refused(site.open("letter.gwx", "gd.gov.czt", existing.name), contains=ATTACHMENTS[1])
+    assert (existing / ATTACHMENTS[1]).read_text(encoding="utf-8") == "the clerk's own file"
+
+    fresh = site.folder / "fresh"
+    ok(site.open("letter.gwx", "gd.gov.czt", fresh.name))
+    assert {stat.S_IMODE(p.stat().st_mode) for p in fresh.iterdir()} == {0o600}  # the documents are the clerk's alone

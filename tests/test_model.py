@@ -633,6 +633,54 @@ def test_attachment_bad(overrides: dict[str, object], element: str) -> None:
         attachment(**overrides)
 
 
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("报告\u202efdp.exe", "U+202E"),  # shows as 报告exe.pdf
+        ("报告\u2067.pdf", "U+2067"),
+        ("a\u200b.pdf", "U+200B"),  # zero width
+        ("a\x85.pdf", "U+0085"),  # C1 control
+        ("a\x7f.pdf", "不允许的字符 U+007F"),
+        ("a\u2028.pdf", "U+2028"),
+        ("a\U000e0001.pdf", "U+E0001"),  # a tag character
+        ("CON", "设备名"),
+        ("nul.txt", "设备名"),
+        ("COM1.pdf", "设备名"),
+        ("LPT9", "设备名"),
+        ("-rf", "开头"),
+        (".bashrc", "开头"),
+        ("报告.", "结尾"),
+        ("报告.pdf.", "结尾"),
+        ("a?.pdf", "“?”"),
+        ('a".pdf', "“\"”"),
+        ("a|b.pdf", "“|”"),
+        ("a<b>.pdf", "“<”"),
+        ("a*.pdf", "“*”"),
+        ("表" * 67 + ".pdf", "超过 200 字节"),  # 205 bytes of UTF-8, 71 characters
+    ],
+)
+def test_attachment_file_names_that_would_deceive_or_harm_are_refused(name: str, reason: str) -> None:
+    with raises_on("附件文件名") as info:
+        attachment(name)
+    assert reason in info.value.problem
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "预算明细表.xlsx",
+        "附件 1.docx",
+        "2026年工作要点（草案）.ofd",
+        "CONSOLE.txt",
+        "a-b.c.pdf",
+        "\ue000.pdf",  # private use: rare characters
+        "表" * 66,  # 198 bytes
+    ],
+)
+def test_attachment_file_names_a_clerk_uses_are_accepted(name: str) -> None:
+    assert attachment(name).file_name == name
+
+
 def test_attachments_need_matching_note(document_builder) -> None:
     with raises_on("附件说明") as info:
         document_builder(attachment_note=("预算明细表",), attachments=(attachment("a.pdf"), attachment("b.pdf")))

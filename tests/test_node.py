@@ -10,7 +10,10 @@ the real clock (the daemons read it). Every wait is bounded; every process is ki
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
@@ -38,7 +41,7 @@ from nodes_support import (
 from gwexchange.archive.log import verify_log
 from gwexchange.archive.treehead import PeerHeads, TreeHeadStore
 from gwexchange.routing.directory import read_unverified_directory
-from gwexchange.routing.node import NodeConfig, open_store
+from gwexchange.routing.node import NodeConfig, _signal_daemon, open_store, running_daemon
 from gwexchange.routing.smtp import envelope_message_id
 
 
@@ -105,10 +108,13 @@ def test_a_letter_goes_through_the_hub_and_is_signed_for(network: Network, daemo
     for name in ("share-catalogue.csv", "contacts.txt"):
         assert (out / name).read_bytes() == (LETTER.parent / "attachments" / name).read_bytes()
     config = NodeConfig.load(czt)
-    verified = gwx("verify", out / "document.xml", "--root", config.root, "--crl", config.crls[0], check=False)
+    verified = gwx(
+        "verify", out / f"{message_id}.signed.xml", "--root", config.root, "--crl", config.crls[0], check=False
+    )
     assert verified.returncode == 0, verified.stderr
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in out.iterdir()), "exports are the clerk's alone"
     again = gwx("export", message_id, "--home", czt, "-o", out, check=False)
-    assert again.returncode == 1 and "document.xml" in again.stderr and again.stderr.count("\n") == 1
+    assert again.returncode == 1 and ".signed.xml" in again.stderr and again.stderr.count("\n") == 1
     # the sender sees each recipient's state and route
     sent = json.loads(gwx("show", message_id, "--home", gxt, "--json").stdout)["sent"]
     assert {r["recipient"]: r["route"] for r in sent["recipients"]} == {
@@ -122,10 +128,15 @@ def test_a_letter_goes_through_the_hub_and_is_signed_for(network: Network, daemo
 
     status = json.loads(gwx("node", "status", hub, "--json").stdout)
     assert status["running"]["pid"] == daemons.procs["gd-hub"].pid
+    # the node's home holds decrypted documents: no other local user may read any of it
+    for node_home in (hub, czt, gxt):
+        loose = [p for p in node_home.rglob("*") if stat.S_IMODE(p.lstat().st_mode) & 0o077]
+        assert not loose, [(str(p), oct(p.lstat().st_mode)) for p in loose]
     assert {p["node"] for p in status["peers"]} == {"gd-gxt", "gd-czt"}
     assert status["inbox"] == {"gd.gov.office": {"new": 1}}
     assert set(status["queue"]) == {"sent"}, status
     assert status["directory_serial"] == 1 and status["log"]["size"] >= 2
+    assert status["log"]["peer_head_alarms"] == [] and status["log"]["peer_heads"]  # heads held, none contradicting
     # a tree head on demand, signed by the running daemon (it holds the log), over everything logged
     signed = gwx("node", "sign-head", hub).stdout
     latest = list(TreeHeadStore(hub / "log" / "heads"))[-1]
@@ -253,7 +264,7 @@ def test_a_joint_document_signed_in_turn_is_sent_with_signed(network: Network, d
     gwx("export", message_id, "--home", hub, "-o", out)
     assert (out / "contacts.txt").read_bytes() == (desk / "contacts.txt").read_bytes()
     config = NodeConfig.load(hub)
-    report = gwx("verify", out / "document.xml", "--root", config.root, "--crl", config.crls[0], "--json")
+    report = gwx("verify", out / f"{message_id}.signed.xml", "--root", config.root, "--crl", config.crls[0], "--json")
     assert [s["department"] for s in json.loads(report.stdout)["signatures"]] == ["gd.gov.czt", "gd.gov.gxt"]
 
 
@@ -284,3 +295,26 @@ def test_a_newer_directory_travels_from_the_hub_to_its_peers_and_survives_restar
     daemons.start("gd-gxt")  # node.toml still names directory 1: the node keeps the newer one it holds
     assert json.loads(gwx("node", "status", gxt, "--json").stdout)["directory_serial"] == 2
     assert "directory-updated serial=2" in daemons.log("gd-czt").read_text()
+
+
+def test_a_stale_run_file_names_no_daemon_and_is_never_signalled(network: Network) -> None:
+    """After kill -9, run.json stays behind: its pid may be dead, or reused by any process since."""
+    home = network.homes["gd-hub"]
+    config = NodeConfig.load(home)
+    dead = subprocess.Popen(["true"])  # a pid that is certainly gone once waited for
+    dead.wait()
+    started_now = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    for stale in (
+        {"pid": dead.pid, "port": 1},
+        {"pid": os.getpid(), "port": 1, "started": "1"},  # a live process, but not the one that wrote the file
+        {"pid": os.getpid(), "port": 1},  # written by an older version: no start time to match
+        {"pid": -1, "port": 1},
+        ["not", "an", "object"],
+    ):
+        (home / "run.json").write_text(json.dumps(stale), encoding="utf-8")
+        assert running_daemon(home) is None, stale
+        assert not _signal_daemon(config, signal.SIGWINCH), stale
+        assert json.loads(gwx("node", "status", home, "--json").stdout)["running"] is None
+    current = {"pid": os.getpid(), "port": 1, "started": started_now}
+    (home / "run.json").write_text(json.dumps(current), encoding="utf-8")
+    assert running_daemon(home) == current

@@ -32,8 +32,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from gwexchange.crypto.certificates import Role, Usage
 from gwexchange.envelope.header import MessageKind
 from gwexchange.envelope.model import Classification, Department, DocKind, DocNumber, Document
-from gwexchange.envelope.receipts import ReceiptKind
-from gwexchange.envelope.sealing import Sealed, inspect, seal
+from gwexchange.envelope.receipts import ReceiptKind, make_failure
+from gwexchange.envelope.sealing import Sealed, inspect, seal, seal_receipt
 from gwexchange.envelope.signing import sign_document, verify_document
 from gwexchange.envelope.xmlform import document_to_xml
 from gwexchange.errors import EnvelopeError
@@ -359,6 +359,122 @@ def test_a_receipt_for_a_message_not_sent_here_is_refused(net: Net, sealed: Seal
     with pytest.raises(EnvelopeError, match="did not send from here"):
         receive(receipt_envelope, net.world.views["src"], fresh, net.clock)
     fresh.close()
+
+
+# --- origin and replay: a peer with a valid certificate may still lie --------------------------------------------
+
+
+def _reseal(net: Net, sealed: Sealed, node: str, *, at: datetime) -> Sealed:
+    """The signed document of ``sealed``, as the hub filed it, sealed again by ``node`` as SENDER's, new id."""
+    world = net.world
+    (filed,) = net.stores["hub"].inbox("hub.gov.office")
+    verified = verify_document(filed.document_xml, world.trust, now=at)
+    assert verified.digest == sealed.document_sha256  # the same signed bytes, to the byte
+    return seal(
+        verified,
+        {code: world.pki.cert(code, Usage.ENCRYPTION) for code in RECIPIENTS},
+        world.pki.signer(node, Usage.NODE),
+        trust=world.trust,
+        sender_department=SENDER,
+        node_id=node,
+        now=at,
+        random=seeded(99).randbytes,
+    )
+
+
+def test_a_document_resealed_by_a_node_not_its_departments_home_is_refused(net: Net, sealed: Sealed) -> None:
+    """The hub relayed (and, as a recipient, opened) the notice; sealed again as its own, with a new id."""
+    net.send(sealed)
+    net.pump()
+    replay = _reseal(net, sealed, "hub", at=net.clock + timedelta(minutes=1))
+    for node in ("one", "two"):
+        with pytest.raises(EnvelopeError, match=r"must come from its home node src, not from node hub"):
+            receive(inspect(replay.envelope_xml, net.world.trust), net.world.views[node], net.stores[node], net.clock)
+    assert net.inbox() == sorted((code, sealed.header.message_id) for code in RECIPIENTS)
+
+
+def test_a_signed_document_is_filed_once_whatever_its_message_id(net: Net, sealed: Sealed) -> None:
+    """Even its home node cannot make a department file the same signed document twice."""
+    net.send(sealed)
+    net.pump()
+    again = _reseal(net, sealed, "src", at=net.clock + timedelta(minutes=1))
+    assert again.header.message_id != sealed.header.message_id
+    hub = net.stores["hub"]  # a recipient itself (hub.gov.office), and the relay for one and two
+    with pytest.raises(EnvelopeError, match=rf"is a replay: hub\.gov\.office filed .* {sealed.header.message_id}"):
+        receive(inspect(again.envelope_xml, net.world.trust), net.world.views["hub"], hub, net.clock)
+    one = net.stores["one"]
+    with pytest.raises(EnvelopeError, match="is a replay"):
+        receive(inspect(again.envelope_xml, net.world.trust), net.world.views["one"], one, net.clock)
+    # A department that never had it files it: the check is per department, not per network.
+    fresh = net.world.seal(("one.gov.office",))
+    assert any(
+        isinstance(a, FileInbox)
+        for a in receive(inspect(fresh.envelope_xml, net.world.trust), net.world.views["one"], one, net.clock)
+    )
+
+
+@pytest.mark.parametrize(("ahead", "refused"), [(timedelta(minutes=4), False), (timedelta(minutes=6), True)])
+def test_an_envelope_created_in_the_future_is_refused_beyond_the_skew(
+    net: Net, world: World, ahead: timedelta, refused: bool
+) -> None:
+    early = world.seal(at=net.clock + ahead)
+    envelope = inspect(early.envelope_xml, world.trust)
+    hub = net.stores["hub"]
+    if refused:
+        with pytest.raises(EnvelopeError, match=r"claims to be created at .* later than this node's clock allows"):
+            receive(envelope, world.views["hub"], hub, net.clock)
+    else:
+        assert isinstance(receive(envelope, world.views["hub"], hub, net.clock)[0], Accept)
+
+
+def test_a_failure_reported_from_another_branch_is_refused(net: Net, sealed: Sealed, world: World) -> None:
+    """Node two is on the route (to two.gov.office), but not on the way to one.gov.office."""
+    net.send(sealed)
+    envelope = inspect(sealed.envelope_xml, world.trust)
+
+    def failure_from(node: str, recipients: tuple[str, ...]) -> Any:
+        notice = make_failure(
+            envelope, world.pki.signer(node, Usage.NODE), node_id=node, now=net.clock, reason="x", recipients=recipients
+        )
+        resealed = seal_receipt(
+            notice,
+            world.pki.signer(node, Usage.NODE),
+            sender_department=recipients[0],
+            node_id=node,
+            recipient=SENDER,
+            in_reply_to=sealed.header.message_id,
+            now=net.clock,
+            classification=sealed.header.classification,
+            random=seeded(5).randbytes,
+        )
+        return inspect(resealed.envelope_xml, world.trust)
+
+    src = net.stores["src"]
+    with pytest.raises(EnvelopeError, match=r"node two is not on the route to one\.gov\.office"):
+        receive(failure_from("two", ("one.gov.office",)), world.views["src"], src, net.clock)
+    src.apply(receive(failure_from("two", ("two.gov.office",)), world.views["src"], src, net.clock))  # its own branch
+    states = net.states(sealed.header.message_id)
+    assert states["two.gov.office"] is RecipientState.FAILED
+    assert states["one.gov.office"] is RecipientState.QUEUED
+
+
+def test_a_departments_receipt_resealed_by_another_node_is_refused(net: Net, sealed: Sealed, world: World) -> None:
+    net.send(sealed)
+    net.pump()
+    (original,) = [r for r in net.stores["src"].receipts(sealed.header.message_id) if r.answerer == "one.gov.office"]
+    resealed = seal_receipt(
+        original.receipt_xml,
+        world.pki.signer("hub", Usage.NODE),
+        sender_department="one.gov.office",
+        node_id="hub",
+        recipient=SENDER,
+        in_reply_to=sealed.header.message_id,
+        now=net.clock,
+        classification=sealed.header.classification,
+        random=seeded(6).randbytes,
+    )
+    with pytest.raises(EnvelopeError, match=r"a receipt of one\.gov\.office must come from its home node one"):
+        receive(inspect(resealed.envelope_xml, world.trust), world.views["src"], net.stores["src"], net.clock)
 
 
 # --- back-off ----------------------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ from gwexchange.archive.treehead import (
     SignedTreeHead,
     TreeHeadStore,
     check_against_peer_view,
+    contradiction,
+    contradictions,
     format_head_time,
     head_time,
     head_to_line,
@@ -507,3 +509,20 @@ def test_lost_entries_or_lost_heads_are_caught(
 def test_a_line_nested_too_deep_is_damage_not_a_crash() -> None:
     with pytest.raises(VerificationError, match="malformed"):
         parse_head_line(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_a_peers_heads_that_contradict_each_other_are_named(node: Signer, node_id: str, t0: datetime) -> None:
+    """Seen without the log: a shrinking head, two roots for one size, a time going back; a plain growth is not."""
+    other_root = bytes(32)
+
+    def at(minutes: int, size: int, root: bytes = ROOT_8) -> SignedTreeHead:
+        return sign_tree_head(TreeState(size, root), node, node_id, t0 + timedelta(minutes=minutes))
+
+    first = at(0, 8)
+    assert contradiction(first, at(1, 9, other_root)) is None  # grown: only a consistency proof can tell
+    assert contradiction(first, at(1, 8)) is None  # the same view, signed again
+    assert "shrinking: 7 entries" in (contradiction(first, at(1, 7)) or "")
+    assert "split view: two roots for 8 entries" in (contradiction(first, at(1, 8, other_root)) or "")
+    assert "time went back" in (contradiction(first, at(-1, 9, other_root)) or "")
+    kept = [first, at(1, 9, other_root), at(2, 5, other_root), at(3, 5, other_root)]
+    assert [(n, what.split(":")[0]) for n, what in contradictions(kept)] == [(node_id, "shrinking")]

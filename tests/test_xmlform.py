@@ -24,6 +24,7 @@ from gwexchange.envelope.model import (
     DocNumber,
     Document,
     Urgency,
+    check_file_name,
 )
 from gwexchange.envelope.signing import sign_document, verify_document
 from gwexchange.envelope.xmlform import NS, document_from_element, document_to_element, document_to_xml
@@ -301,7 +302,15 @@ DOC_NUMBER = st.builds(
     st.integers(1, 10**6),
 )
 DATES = st.dates()
-FILE_NAME = line(20).filter(lambda s: not any(c in s for c in "/\\:") and s not in (".", ".."))
+def _is_file_name(text: str) -> bool:
+    try:
+        check_file_name("附件文件名", text)
+    except DocumentError:
+        return False
+    return True
+
+
+FILE_NAME = line(20).filter(_is_file_name)  # the name rules have tests of their own (test_model.py)
 MEDIA_TYPE = st.from_regex(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,10}/[a-z0-9][a-z0-9!#$&^_.+-]{0,10}", fullmatch=True)
 
 

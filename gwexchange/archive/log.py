@@ -62,7 +62,7 @@ from gwexchange.archive.merkle import (
 from gwexchange.archive.treehead import SignedTreeHead, parse_head_line, verify_tree_head
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.errors import ConfigError, GwxError, InputError, VerificationError
-from gwexchange.files import atomic_write
+from gwexchange.files import atomic_write, sync_folder
 
 FORMAT_FILE = "format"
 FORMAT_LINE = b"gwexchange-merkle-log-v1\n"
@@ -176,7 +176,7 @@ class MerkleLog:
         d = self.directory
         try:
             if create:
-                d.mkdir(parents=True, exist_ok=True)
+                d.mkdir(mode=0o700, parents=True, exist_ok=True)
                 if not (d / FORMAT_FILE).exists():
                     if any(d.iterdir()):
                         raise ConfigError(f"{d} is not empty and not a gwexchange log: refusing to make one there")
@@ -188,7 +188,7 @@ class MerkleLog:
                 raise ConfigError(f"{d} is not a gwexchange log (no {FORMAT_FILE} file)") from None
             if fmt != FORMAT_LINE:
                 raise ConfigError(f"{d} is not a gwexchange log of this version ({FORMAT_FILE} says {fmt[:40]!r})")
-            self._lock_fd = os.open(d / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._lock_fd = os.open(d / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -203,7 +203,7 @@ class MerkleLog:
             path = self.directory / name
             if not path.exists():
                 self._new_files = True
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
             self._fds[name] = fd
         return fd
 
@@ -424,11 +424,7 @@ class MerkleLog:
             future.result()
 
     def _sync_directory(self) -> None:
-        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sync_folder(self.directory)
         self._new_files = False
 
     def _check_usable(self) -> None:

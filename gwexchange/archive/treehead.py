@@ -49,7 +49,7 @@ import base64
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -345,7 +345,7 @@ class TreeHeadStore:
         self.path = Path(path)
         self._latest: SignedTreeHead | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             with open(self.path, "a+b") as f:
                 last = _last_line(f)
         except OSError as e:
@@ -394,7 +394,7 @@ class TreeHeadStore:
                     log.consistency_proof(latest.size, head.size),
                 )
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 data = memoryview(head_to_line(head) + b"\n")
                 while data:
@@ -422,6 +422,32 @@ def read_heads(path: Path) -> list[SignedTreeHead]:
         return []
     lines = data.split(b"\n")
     return [parse_head_line(line) for line in lines[:-1]]  # what follows the last newline is not whole yet
+
+
+def contradiction(earlier: SignedTreeHead, later: SignedTreeHead) -> str | None:
+    """What a later signed head of the same node says against an earlier one, seen without its log: fewer entries
+    (history cut), the same size under another root (two views of one log), or a time before the earlier one's.
+    A larger head with another root is consistent or not only by a proof from the log: the audit's job."""
+    if later.size < earlier.size:
+        return f"shrinking: {later.size} entries at {later.time_text} after {earlier.size} at {earlier.time_text}"
+    if later.size == earlier.size and later.root_hash != earlier.root_hash:
+        return f"split view: two roots for {later.size} entries ({earlier.time_text} and {later.time_text})"
+    if later.timestamp < earlier.timestamp:
+        return f"time went back: {later.time_text} after {earlier.time_text}"
+    return None
+
+
+def contradictions(heads: Iterable[SignedTreeHead]) -> list[tuple[str, str]]:
+    """(node, what) for each head in ``heads`` (in the order kept) that contradicts the one before it of its node."""
+    last: dict[str, SignedTreeHead] = {}
+    found = []
+    for head in heads:
+        before = last.get(head.node_id)
+        said = contradiction(before, head) if before is not None else None
+        if said is not None:
+            found.append((head.node_id, said))
+        last[head.node_id] = head
+    return found
 
 
 class PeerHeads:
@@ -459,7 +485,7 @@ class PeerHeads:
             return False
         verify_tree_head(head, trust)
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 os.write(fd, head_to_line(head) + b"\n")
                 os.fsync(fd)

@@ -7,6 +7,7 @@ one plain line on stderr with a non-zero exit code (1: the input or the verifica
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 
@@ -121,6 +122,8 @@ def _show_libraries() -> None:
 def main() -> None:
     """Entry point: typer reports usage errors (exit 2); every failure of ours becomes one line (exit 1)."""
     _keep_libraries_quiet()
+    # Every file gwx makes is its user's alone: node homes hold decrypted documents, exports and keys likewise.
+    os.umask(0o077)
     try:
         app()
     except GwxError as e:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from gwexchange.envelope.receipts import ReceiptKind, SentRecord, make_receipt, 
 from gwexchange.envelope.sealing import InspectedEnvelope, OpenedEnvelope, inspect, open_envelope, seal
 from gwexchange.envelope.signing import verify_document
 from gwexchange.errors import ConfigError
-from gwexchange.files import KEY_PASSPHRASE_ENV, atomic_write, load_certificate, load_keypair, read_chunks
+from gwexchange.files import KEY_PASSPHRASE_ENV, atomic_write, load_certificate, load_keypair, read_chunks, write_new
 from gwexchange.package import Package, write_package
 
 PROGRESS_FROM = 8 * 1024 * 1024  # attachments smaller than this open too fast for a progress bar
@@ -123,7 +122,7 @@ def open_command(
         opened = open_envelope(package.envelope_xml(), department, key, trust, now=now())
         output.mkdir(parents=True, exist_ok=True)
         doc_path = output / f"{opened.envelope.header.message_id}.signed.xml"
-        atomic_write(doc_path, opened.document.signed_bytes)
+        write_new(doc_path, [opened.document.signed_bytes])
         written = [
             _write_attachment(opened, package, part_index, output) for part_index in range(len(opened.envelope.parts))
         ]
@@ -138,25 +137,12 @@ def open_command(
 
 
 def _write_attachment(opened: OpenedEnvelope, package: Package, index: int, output: Path) -> Path:
-    """Decrypt one part to a private temporary file, then publish it under its name once it verified."""
+    """Decrypt one part and publish it under its name once it verified (never over an existing file)."""
     part = opened.envelope.parts[index]
     target = output / part.file_name
-    tmp = output / f".{part.file_name}.partial"
-    try:
-        show = part.size >= PROGRESS_FROM and sys.stderr.isatty()
-        with (
-            tmp.open("wb") as f,
-            typer.progressbar(
-                length=part.size, label=f"解密 {part.file_name}", file=sys.stderr, hidden=not show
-            ) as bar,
-        ):
-            for chunk in opened.attachment(part, _counting(package.part(part.cid), bar)):
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    show = part.size >= PROGRESS_FROM and sys.stderr.isatty()
+    with typer.progressbar(length=part.size, label=f"解密 {part.file_name}", file=sys.stderr, hidden=not show) as bar:
+        write_new(target, opened.attachment(part, _counting(package.part(part.cid), bar)))
     return target
 
 

@@ -135,6 +135,8 @@ def node_status(home: NodeHomeArg, as_json: JsonOption = False) -> None:
     head = merkle["latest_head"]
     signed = f"，最新签名树头 {head['size']} 条（{head['time']}）" if head else "，尚无签名树头"
     typer.echo(f"日志：{merkle['size']} 条{signed}；持有对端树头：{'、'.join(merkle['peer_heads']) or '无'}")
+    for alarm in merkle["peer_head_alarms"]:
+        typer.echo(f"告警：节点 {alarm['node']} 的签名树头与它此前的树头矛盾（{alarm['what']}）：请交审计核查")
     for peer in data["peers"]:
         typer.echo(f"相邻节点：{peer['node']}  {peer['endpoint']}（{peer['zone']}）")
     for code, counts in data["inbox"].items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -80,6 +81,39 @@ _HEADING = re.compile(
 )
 
 MAX_TEXT = 10_000
+
+MAX_FILE_NAME_BYTES = 200  # UTF-8: a file system's 255, less room for the scratch name written beside it
+# Names Windows reserves for devices, with or without an extension (NUL.txt is the device too).
+_RESERVED_NAME = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³])(\..*)?", re.IGNORECASE)
+_NOT_IN_NAMES = '/\\:*?"<>|'
+# Controls, format characters (bidi overrides, zero widths, tags), surrogates, line and paragraph separators.
+# Unassigned code points pass: Python's Unicode tables lag the CJK extensions that rare names come from.
+_NOT_IN_NAMES_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Zl", "Zp"))
+
+
+def check_file_name(element: str, name: str) -> str:
+    """A file name that is safe to create on any recipient's disk and reads as what it is.
+
+    Refused: separators and the characters Windows forbids; controls (C0, C1) and format characters (the bidi
+    overrides that make "报告\u202efdp.exe" show as "报告exe.pdf", zero widths); device names (CON, NUL.txt …);
+    a leading "-" (an option to a command) or "." (hidden); a trailing "." or space (Windows drops it); more
+    than ``MAX_FILE_NAME_BYTES`` bytes of UTF-8.
+    """
+    check_text(element, name, max_length=MAX_FILE_NAME_BYTES)
+    if len(name.encode("utf-8")) > MAX_FILE_NAME_BYTES:
+        raise DocumentError(element, f"“{name}”超过 {MAX_FILE_NAME_BYTES} 字节（UTF-8），请改用较短的文件名")
+    for c in name:
+        if c in _NOT_IN_NAMES:
+            raise DocumentError(element, f"“{name}”含有文件名不允许的字符“{c}”")
+        if unicodedata.category(c) in _NOT_IN_NAMES_CATEGORIES:  # private use (rare 生僻字) stays allowed
+            raise DocumentError(element, f"含有控制或格式字符 U+{ord(c):04X}，不能用作文件名")
+    if name.startswith(("-", ".")):
+        raise DocumentError(element, f"“{name}”不能以“{name[0]}”开头")
+    if name.endswith((".", " ")):
+        raise DocumentError(element, f"“{name}”不能以点或空格结尾")
+    if _RESERVED_NAME.fullmatch(name):
+        raise DocumentError(element, f"“{name}”是系统保留的设备名，不能用作文件名")
+    return name
 
 
 def check_text(element: str, value: str, *, max_length: int = MAX_TEXT) -> str:
@@ -194,9 +228,7 @@ class Attachment:
 
     def __post_init__(self) -> None:
         check_text("附件名称", self.title, max_length=500)
-        check_text("附件文件名", self.file_name, max_length=255)
-        if any(c in self.file_name for c in "/\\:") or self.file_name in (".", ".."):
-            raise DocumentError("附件文件名", f"“{self.file_name}”不能含路径分隔符")
+        check_file_name("附件文件名", self.file_name)
         if not _MEDIA_TYPE.fullmatch(self.media_type):
             raise DocumentError("附件媒体类型", f"“{self.media_type}”不是有效的媒体类型，如 application/pdf")
         if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:

@@ -7,7 +7,6 @@ the route, sign, verify, seal for every recipient, stage the parts and queue the
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from gwexchange.envelope.sealing import DEFAULT_LIFETIME, open_envelope, seal
 from gwexchange.envelope.signing import SIGNING_TAG, sign_document, verify_document
 from gwexchange.envelope.xmlform import document_from_element, document_to_xml
 from gwexchange.errors import ConfigError, InputError, VerificationError
-from gwexchange.files import atomic_write, read_chunks
+from gwexchange.files import read_chunks, write_new
 from gwexchange.routing import node_logic
 from gwexchange.routing.node import NodeContext, remove_dir, staging_dir
 from gwexchange.routing.routes import RoutePlan, plan
@@ -168,8 +167,10 @@ def answer_document(
 
 
 def export_document(ctx: NodeContext, department: str, message_id: str, folder: Path) -> tuple[Path, ...]:
-    """Write a document of ``department``'s inbox to ``folder``: the signed XML (``document.xml``) and each
-    attachment under its file name, decrypted and checked against the digest signed in the document.
+    """Write a document of ``department``'s inbox to ``folder``: the signed XML (``<message id>.signed.xml``, as
+    ``gwx open`` names it) and each attachment under its file name, decrypted and checked against the digest
+    signed in the document. Attachment names cannot take the XML's name: the message id is drawn at sealing,
+    after the issuers signed the names.
 
     The envelope is opened again, as it was verified when it arrived (at its arrival time: it may have expired
     since). A file is published only once whole and verified; an existing file is never overwritten.
@@ -186,24 +187,12 @@ def export_document(ctx: NodeContext, department: str, message_id: str, folder: 
     )
     if opened.document.digest != entry.document_sha256:
         raise VerificationError(f"message {message_id}: the stored envelope is not the document filed in the inbox")
-    names = ["document.xml", *(part.file_name for part in opened.envelope.parts)]
+    written = [folder / f"{message_id}.signed.xml", *(folder / part.file_name for part in opened.envelope.parts)]
     folder.mkdir(parents=True, exist_ok=True)
-    taken = [name for name in names if (folder / name).exists()]
+    taken = [path.name for path in written if path.exists() or path.is_symlink()]
     if taken:
         raise InputError(f"{folder} already holds {'、'.join(taken)}: export to an empty folder")
-    written = [folder / "document.xml"]
-    atomic_write(written[0], opened.document.signed_bytes)
-    for part in opened.envelope.parts:
-        target = folder / part.file_name
-        scratch = folder / f".{part.file_name}.part"
-        try:
-            with scratch.open("wb") as f:
-                for chunk in opened.attachment(part, ctx.store.read_part(message_id, part.cid)):
-                    f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(scratch, target)
-        finally:
-            scratch.unlink(missing_ok=True)
-        written.append(target)
+    write_new(written[0], [opened.document.signed_bytes])
+    for part, target in zip(opened.envelope.parts, written[1:], strict=True):
+        write_new(target, opened.attachment(part, ctx.store.read_part(message_id, part.cid)))
     return tuple(written)

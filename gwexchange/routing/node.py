@@ -63,6 +63,8 @@ from gwexchange.archive.treehead import (
     PeerHeads,
     SignedTreeHead,
     TreeHeadStore,
+    contradiction,
+    contradictions,
     read_heads,
     tree_head_from_xml,
     tree_head_to_xml,
@@ -277,7 +279,7 @@ def init_home(
         lines.append(f"{key} = {value!r}")
     lines += ["", "[departments]"]
     lines += [f"{_toml_string(code)} = {_toml_string(str(p.resolve()))}" for code, p in departments.items()]
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     atomic_write(config, ("\n".join(lines) + "\n").encode("utf-8"))
     loaded = NodeConfig.load(home)  # what was written reads back
     load_context(loaded).store.close()  # and it works: keys, directory, trust
@@ -379,7 +381,7 @@ def current_directory(config: NodeConfig, trust: TrustPolicy, now: datetime) -> 
 def keep_directory(config: NodeConfig, verified: VerifiedDirectory) -> Path:
     """File a verified directory among those held (durably: it is what routes are computed from)."""
     folder = config.home / DIRECTORIES_NAME
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
     path = folder / f"directory-{verified.directory.serial}.xml"
     if not path.exists():
         atomic_write(path, verified.signed_bytes)
@@ -486,8 +488,13 @@ class Node:
     def on_tree_head(self, peer: str, head_xml: bytes) -> None:
         """A peer's latest signed tree head came with its envelope: keep it (verified) as evidence."""
         try:
-            if self.peer_heads.keep(tree_head_from_xml(head_xml), peer, self.ctx.trust):
+            head = tree_head_from_xml(head_xml)
+            earlier = self.peer_heads.last(peer)
+            if self.peer_heads.keep(head, peer, self.ctx.trust):
                 log.debug("node.peer-head peer=%s", peer)
+                said = contradiction(earlier, head) if earlier is not None else None
+                if said is not None:  # kept all the same: it is the evidence an auditor needs
+                    log.error("node.peer-head-alarm peer=%s what=%s", peer, said)
         except GwxError as e:
             log.warning("node.peer-head-refused peer=%s reason=%s", peer, _one_line(e))
 
@@ -697,11 +704,15 @@ class Node:
         except Exception:
             log.exception("node.defer-error message_id=%s next_hop=%s", hop.message_id, hop.next_hop)
 
-    def _close_idle_sessions(self, older_than: float) -> None:
+    async def _close_idle_sessions(self, older_than: float) -> None:
         now = time.monotonic()
-        for peer in list(self._sessions):
-            if peer not in self._workers and now - self._session_used.get(peer, 0.0) >= older_than:
-                self._sessions.pop(peer).close()
+        idle = [
+            self._sessions.pop(peer)
+            for peer in list(self._sessions)
+            if peer not in self._workers and now - self._session_used.get(peer, 0.0) >= older_than
+        ]
+        if idle:  # QUIT waits for the peer's answer (up to the client's time-out): never on the event loop
+            await asyncio.to_thread(_close_sessions, idle)
 
     def _nudge(self) -> None:
         loop, wake = self._loop, self._wake
@@ -722,7 +733,7 @@ class Node:
                 busy = tuple(self._workers)  # their copies wait for them: reading those again is wasted
                 due = await asyncio.to_thread(self.ctx.store.due, self.clock(), limit, busy)
                 started = self._start_workers(due, stop, wake, asked)
-                self._close_idle_sessions(IDLE_SESSION_SECONDS)
+                await self._close_idle_sessions(IDLE_SESSION_SECONDS)
             except GwxError as e:
                 log.warning("node.delivery-error reason=%s", _one_line(e))
             if len(due) == limit and started:
@@ -781,7 +792,8 @@ class Node:
             log.error("node.log-error reason=%s", _one_line(e))
         await self.listener.start()
         run_file = config.home / RUN_NAME
-        atomic_write(run_file, json.dumps({"pid": os.getpid(), "port": self.listener.port}).encode("utf-8"))
+        me = {"pid": os.getpid(), "port": self.listener.port, "started": _process_started(os.getpid())}
+        atomic_write(run_file, json.dumps(me).encode("utf-8"))
         log.info("node.started node=%s endpoint=%s pid=%d", config.node_id, self.listener.endpoint, os.getpid())
         if ready is not None:
             ready(self.listener.port)
@@ -796,9 +808,8 @@ class Node:
             await delivery
             if self._workers:  # the sends in flight finish and are recorded
                 await asyncio.wait(list(self._workers.values()))
-            for session in self._sessions.values():
-                session.close()
-            self._sessions.clear()
+            sessions, self._sessions = list(self._sessions.values()), {}
+            await asyncio.to_thread(_close_sessions, sessions)
             try:
                 await asyncio.to_thread(self.log_accepted)
                 await asyncio.to_thread(self.sign_head, force=True)
@@ -821,12 +832,19 @@ class Node:
             self._idle.wait_for(lambda: self._busy == 0, timeout=timeout)
 
 
+def _close_sessions(sessions: list[PeerSession]) -> None:
+    for session in sessions:
+        session.close()
+
+
 def _one_line(error: object) -> str:
     return str(error).replace("\n", " ")
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """key=value lines on stderr, one per event."""
+    """key=value lines on stderr, one per event: ours, and a library's warnings (aiosmtpd logs every command of
+    every client at INFO — a flood anyone could write into the node's log)."""
+    logging.getLogger("mail.log").setLevel(max(level, logging.WARNING))
     logging.basicConfig(
         force=True,  # in place of the terminal handler gwx's main() set up for short commands
         level=level,
@@ -889,13 +907,7 @@ def status(home: Path) -> dict[str, Any]:
         ]
     except (OSError, GwxError):
         pass
-    running: dict[str, Any] | None = None
-    run_file = config.home / RUN_NAME
-    if run_file.is_file():
-        try:
-            running = json.loads(run_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            running = None
+    running = running_daemon(config.home)
     return {
         "node_id": config.node_id,
         "listen": f"{config.listen_host}:{config.listen_port}",
@@ -915,23 +927,60 @@ def _log_status(config: NodeConfig) -> dict[str, Any]:
     commit = read_commit(config.log_dir) if (config.log_dir / "commit").is_file() else None
     own = read_heads(config.log_dir / HEADS_FILE)
     latest = own[-1] if own else None
-    peers = {head.node_id: {"size": head.size, "time": head.time_text} for head in read_heads(config.peer_heads_path)}
+    kept = read_heads(config.peer_heads_path)
+    peers = {head.node_id: {"size": head.size, "time": head.time_text} for head in kept}
     return {
         "size": commit.size if commit is not None else 0,
         "latest_head": {"size": latest.size, "root": latest.root_hash.hex(), "time": latest.time_text}
         if latest is not None
         else None,
         "peer_heads": peers,
+        "peer_head_alarms": [{"node": node, "what": what} for node, what in contradictions(kept)],
     }
 
 
-def _signal_daemon(config: NodeConfig, sig: signal.Signals) -> bool:
-    """Send ``sig`` to the node's running daemon (its pid in run.json); False if none is running."""
-    run_file = config.home / RUN_NAME
+def running_daemon(home: Path) -> dict[str, object] | None:
+    """``run.json`` of the daemon running at ``home`` (pid, port), or None if none runs.
+
+    After a kill -9 the file stays behind, and its pid may be reused by any process: on Linux the process must
+    also have started when the daemon did (/proc's start time, written beside the pid), elsewhere at least be alive.
+    """
     try:
-        pid = int(json.loads(run_file.read_text(encoding="utf-8"))["pid"])
-        os.kill(pid, sig)
-    except (OSError, ValueError, KeyError, TypeError):
+        running = json.loads((home / RUN_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    pid = running.get("pid") if isinstance(running, dict) else None
+    if not isinstance(running, dict) or not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
+    if Path("/proc/self/stat").is_file():
+        started = _process_started(pid)
+        return running if started is not None and started == running.get("started") else None
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return running
+    except OSError:
+        return None
+    return running
+
+
+def _process_started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, field 22 of /proc/PID/stat), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        return stat.rsplit(")", 1)[1].split()[19]  # after the command name, which may hold spaces and ')'
+    except (OSError, IndexError):
+        return None
+
+
+def _signal_daemon(config: NodeConfig, sig: signal.Signals) -> bool:
+    """Send ``sig`` to the node's running daemon; False if none is running (a stale run.json is no daemon)."""
+    running = running_daemon(config.home)
+    if running is None:
+        return False
+    try:
+        os.kill(int(str(running["pid"])), sig)
+    except OSError:
         return False
     return True
 

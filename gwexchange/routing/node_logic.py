@@ -50,6 +50,7 @@ from gwexchange.envelope.receipts import (
     verify_receipt,
 )
 from gwexchange.envelope.sealing import InspectedEnvelope, Sealed, inspect, open_envelope, receipt_content, seal_receipt
+from gwexchange.envelope.signing import CLOCK_SKEW
 from gwexchange.errors import ConfigError, EnvelopeError, InputError
 from gwexchange.routing.directory import Directory
 from gwexchange.routing.routes import plan
@@ -150,6 +151,10 @@ class Known(Protocol):
     def seen(self, message_id: str) -> bool: ...
 
     def sent(self, message_id: str) -> SentInfo | None: ...
+
+    def filed(self, department: str, document_sha256: str) -> str | None:
+        """The message id under which ``department`` filed the signed document with this digest, if it did."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,6 +417,12 @@ class _Pending:
             isinstance(a, Accept) and a.envelope.header.message_id == message_id for a in self._actions
         )
 
+    def filed(self, department: str, document_sha256: str) -> str | None:
+        for a in self._actions:
+            if isinstance(a, FileInbox) and (a.department, a.document_sha256) == (department, document_sha256):
+                return a.message_id
+        return self._known.filed(department, document_sha256)
+
     def sent(self, message_id: str) -> SentInfo | None:
         info = self._known.sent(message_id)
         for a in self._actions:
@@ -428,6 +439,13 @@ def _receive(envelope: InspectedEnvelope, view: NodeView, known: Known, now: dat
     if known.seen(header.message_id):
         out.append(Drop(header.message_id, "duplicate message id"))
         return
+    if header.created > now + CLOCK_SKEW:
+        raise EnvelopeError(
+            f"message {header.message_id} claims to be created at {header.created:%Y-%m-%d %H:%M:%S} UTC, "
+            f"later than this node's clock allows ({CLOCK_SKEW.seconds // 60} minutes of skew)"
+        )
+    if header.kind is MessageKind.DOCUMENT:
+        _check_home(view.directory, header.sender_department, header.sender_node, "a document of")
     route = plan(view.directory, header.sender_node, header.recipients, header.classification)
     local = route.delivered_at(view.node_id)
     onward = route.next_hops(view.node_id)
@@ -458,6 +476,11 @@ def _deliver(
     keys = _keys(view, department)
     opened = open_envelope(envelope.envelope_xml, department, keys.encryption_key, view.trust, now=now)
     header = envelope.header
+    earlier = known.filed(department, opened.document.digest)
+    if earlier is not None:  # a node re-sealing a document it saw, under a new message id: a replay
+        raise EnvelopeError(
+            f"message {header.message_id} is a replay: {department} filed this signed document as message {earlier}"
+        )
     out.append(
         FileInbox(
             department,
@@ -490,6 +513,18 @@ def _take_receipt(
         raise EnvelopeError(f"the receipt answers message {original}, which {department} did not send from here")
     verified = verify_receipt(receipt_content(envelope), sent.record, view.trust, route_nodes=sent.route_nodes)
     receipt = verified.receipt
+    if receipt.role is AnswererRole.DEPARTMENT:
+        _check_home(view.directory, receipt.answerer, envelope.header.sender_node, "a receipt of")
+    else:
+        if receipt.answerer != envelope.header.sender_node:
+            raise EnvelopeError(
+                f"node {envelope.header.sender_node} sent a 投递失败 made by node {receipt.answerer}, not its own"
+            )
+        off_branch = [code for code in receipt.failed_for if receipt.answerer not in sent.paths.get(code, ())]
+        if off_branch:
+            raise EnvelopeError(
+                f"node {receipt.answerer} is not on the route to {'、'.join(off_branch)} and cannot report its failure"
+            )
     digest = receipt_sha256(verified.receipt_xml)
     out.append(StoreReceipt(verified.receipt_xml, digest, receipt.message_id, receipt.kind, receipt.answerer, now))
     if receipt.role is AnswererRole.DEPARTMENT:
@@ -502,6 +537,18 @@ def _take_receipt(
     for code in affected:
         if advances(sent.states.get(code, RecipientState.QUEUED), state):
             out.append(UpdateOutbox(receipt.message_id, code, state, now, digest))
+
+
+def _check_home(directory: Directory, department: str, sender_node: str, what: str) -> None:
+    """A department's documents and receipts are sent by its home node: another node with a valid certificate
+    re-sealing them (a replay under a new message id, a forged 送达) is refused."""
+    entry = directory.find_department(department)
+    if entry is None:
+        raise EnvelopeError(f"department {department} is not in directory {directory.serial}")
+    if entry.home_node != sender_node:
+        raise EnvelopeError(
+            f"{what} {department} must come from its home node {entry.home_node}, not from node {sender_node}"
+        )
 
 
 def _give_up(

@@ -96,6 +96,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -134,11 +135,35 @@ DEFAULT_IDLE_TIMEOUT = 300.0
 """Seconds the listener lets a connection sit idle."""
 MAX_PARTS = 10_000
 MAX_REASON = 300
+MAX_CONNECTIONS = 256
+"""Connections the listener holds at once; one more is answered 421 and closed (file descriptors stay for work)."""
+MAX_CONNECTIONS_PER_ADDRESS = 16
+"""Connections from one address at once: a peer keeps one per sending worker, never this many."""
+MAX_SESSION_SECONDS = 3600.0
+"""A connection's whole life: NOOP and RSET reset the idle timer, not this. Ended between messages, never in one."""
+COMMAND_LIMITS = {
+    # Per connection. MAIL, RCPT and DATA are the work of a kept-open session between nodes: not limited
+    # ("*"); the commands that only keep a connection busy are.
+    "*": 1_000_000_000,
+    "EHLO": 8,
+    "HELO": 8,
+    "STARTTLS": 2,
+    "NOOP": 20,
+    "RSET": 200,
+    "HELP": 5,
+    "VRFY": 5,
+    "EXPN": 5,
+    "AUTH": 3,
+    "QUIT": 1,
+}
+_MIN_BYTES_PER_LINE = 40
+"""Base64 lines are 78 bytes with CRLF: a message of many more, shorter lines (empty ones) is not ours."""
 
 _CID = re.compile(r"part-[1-9][0-9]{0,8}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _ENDPOINT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):(?P<port>[0-9]{1,5})")
 _PRINTABLE = re.compile(r"[^\x20-\x7e]")
+_MULTIPART = re.compile(rb"content-type:[ \t]*multipart/", re.IGNORECASE)
 
 
 # --- addresses, outcomes, results ----------------------------------------------------------------------------
@@ -406,8 +431,25 @@ class ReceivedMessage:
     directory: bytes | None = None  # the signed directory the sending node holds, unverified
 
 
+def check_message_shape(data: bytes) -> None:
+    """Refuse, before the MIME parser sees it, a message whose shape is not ours: the parser's memory and time go
+    by lines and parts, not bytes (64 MiB of empty lines took gigabytes; millions of empty parts, a minute;
+    parts nested thousands deep, a RecursionError). Ours has one multipart level, a few header lines, at most
+    ``MAX_PARTS`` parts and base64 lines of 76 characters."""
+    lines = data.count(b"\n")
+    if lines > len(data) // _MIN_BYTES_PER_LINE + 1000:
+        raise EnvelopeError(f"the message has {lines} lines in {len(data)} bytes: not a gwexchange message")
+    boundaries = data.count(b"\n--")
+    if boundaries > MAX_PARTS + 8:
+        raise EnvelopeError(f"the message has {boundaries} MIME boundaries: at most {MAX_PARTS} parts are taken")
+    nested = len(_MULTIPART.findall(data, 0, len(data)))
+    if nested > 1:
+        raise EnvelopeError("the message nests multipart bodies: a gwexchange message has one level")
+
+
 def decode_message(data: bytes) -> ReceivedMessage:
     """Parse a message in the format above, strictly; ``EnvelopeError`` says what is wrong."""
+    check_message_shape(data)
     message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
     if message.defects:
         raise EnvelopeError(f"the message is malformed MIME ({message.defects[0].__class__.__name__})")
@@ -592,8 +634,8 @@ class _Handler:
             return "530 5.7.0 Must issue a STARTTLS command first"
         content = envelope.original_content or b""
         crash_point("data-received")
-        try:
-            received = decode_message(content)
+        try:  # in a thread: parsing a large message must not stall the other sessions
+            received = await asyncio.to_thread(decode_message, content)
         except EnvelopeError as e:
             log.warning("smtp.refused peer=%s node=%s reason=format detail=%s", _where(session), peer.node_id, e)
             return f"554 5.6.0 Not a gwexchange envelope message: {_reply_text(str(e))}"
@@ -658,6 +700,9 @@ class SmtpListener:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+        max_per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
+        max_session_seconds: float = MAX_SESSION_SECONDS,
         clock: Callable[[], datetime] = _now,
         on_tree_head: OnTreeHead | None = None,
         on_directory: OnTreeHead | None = None,
@@ -676,6 +721,10 @@ class SmtpListener:
         self.on_directory = on_directory
         self.max_message_bytes = max_message_bytes
         self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.max_per_address = max_per_address
+        self.max_session_seconds = max_session_seconds
+        self._refusals = _Quiet(log, 10.0)
         self.clock = clock
         self._requested_port = port
         self._port: int | None = None
@@ -715,11 +764,13 @@ class SmtpListener:
                 ident="gwexchange",
                 auth_exclude_mechanism=["LOGIN", "PLAIN"],  # peers authenticate by certificate only
                 timeout=self.idle_timeout,
+                command_call_limit=COMMAND_LIMITS,
                 loop=loop,
             )
             self._connections.add(protocol)
             return protocol
 
+        _quiet_accept_errors(loop)
         self._server = await loop.create_server(factory, self.host, self._requested_port)
         self._port = self._server.sockets[0].getsockname()[1]
         log.info("smtp.listening node=%s endpoint=%s", self.node_id, self.endpoint)
@@ -802,6 +853,38 @@ class _Connection(_NodeSMTP):
         super().__init__(handler, **kwargs)
         self._listener = listener
         self.closed: asyncio.Future[None] = self.loop.create_future()
+        self.address = ""
+        self._turned_away = False
+        self._lifetime: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        listener = self._listener
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+        others = [c for c in listener._connections if c is not self and not c._turned_away]
+        same = sum(1 for c in others if c.address == self.address)
+        if len(others) >= listener.max_connections or same >= listener.max_per_address:
+            # Turned away before aiosmtpd sees it: one line and the door, nothing read, nothing logged per try.
+            self._turned_away = True
+            listener._refusals.warning("smtp.too-many-connections", f"address={self.address}")
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(b"421 4.7.0 Too many connections; try again later\r\n")
+            transport.close()
+            return
+        super().connection_made(transport)
+        self._lifetime = self.loop.call_later(listener.max_session_seconds, self._end_of_life)
+
+    def _end_of_life(self) -> None:
+        """The session has lived long enough: closed now if between messages, else once this one is answered."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.envelope is not None and self.envelope.mail_from is not None:  # a message under way
+            self._lifetime = self.loop.call_later(5.0, self._end_of_life)
+            return
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.write(b"421 4.4.2 Session too long; reconnect\r\n")
+        transport.close()
 
     def abort(self) -> None:
         transport = self.transport
@@ -815,12 +898,54 @@ class _Connection(_NodeSMTP):
             self._listener._connections.discard(self)
 
     def connection_lost(self, error: Exception | None) -> None:
+        if self._lifetime is not None:
+            self._lifetime.cancel()
         try:
-            super().connection_lost(error)
+            if not self._turned_away:  # aiosmtpd never started on a connection turned away
+                super().connection_lost(error)
         finally:
             self._listener._connections.discard(self)
             if not self.closed.done():
                 self.closed.set_result(None)
+
+
+class _Quiet:
+    """A warning that a flood would repeat: logged at most once per ``every`` seconds per event, with a count of
+    the ones left out, so no client can fill the node's log."""
+
+    def __init__(self, logger: logging.Logger, every: float) -> None:
+        self._log = logger
+        self._every = every
+        self._last: dict[str, float] = {}
+        self._left_out: dict[str, int] = {}
+
+    def warning(self, event: str, fields: str) -> None:
+        now = time.monotonic()
+        if now - self._last.get(event, -self._every) < self._every:
+            self._left_out[event] = self._left_out.get(event, 0) + 1
+            return
+        self._last[event] = now
+        left_out = self._left_out.pop(event, 0)
+        self._log.warning("%s %s left_out=%d", event, fields, left_out)
+
+
+_accept_errors = _Quiet(log, 10.0)
+
+
+def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """asyncio reports each failed accept (EMFILE: out of file descriptors) through the loop's exception handler,
+    as an ERROR with a traceback, many times a second, and retries by itself a second later: one line a while."""
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
+            _accept_errors.warning("smtp.accept-failed", f"reason={context.get('exception')!r}")
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 # --- the client ----------------------------------------------------------------------------------------------
@@ -906,8 +1031,11 @@ class PeerSession:
         )
         reused = self._smtp is not None
         result = self._deliver(message)
-        if reused and result.code is None and result.status is SendStatus.TRANSIENT:
-            result = self._deliver(message)  # the kept connection had gone stale: once more on a new one
+        if reused and result.status is SendStatus.TRANSIENT and result.code in (None, 421):
+            # The kept connection had gone stale, or the listener closed it (421: its session lifetime, RFC 5321
+            # §3.8): once more on a new one.
+            self.close()
+            result = self._deliver(message)
         if not result.delivered:
             self.close()  # after any trouble, start the next envelope on a fresh connection
         return result

@@ -70,6 +70,7 @@ from gwexchange.envelope.receipts import SentRecord
 from gwexchange.envelope.sealing import Part
 from gwexchange.errors import EnvelopeError, GwxError
 from gwexchange.faults import check_storage
+from gwexchange.files import sync_folder
 from gwexchange.routing.node_logic import (
     Accept,
     Action,
@@ -179,6 +180,7 @@ class QueueItem(SQLModel, table=True):
 
 class InboxEntry(SQLModel, table=True):
     __tablename__ = "inbox_entry"
+    __table_args__ = (Index("ix_inbox_entry_document", "department", "document_sha256"),)  # replays, by document
     department: str = Field(primary_key=True)
     message_id: str = Field(primary_key=True)
     envelope_sha256: str
@@ -285,6 +287,11 @@ _RECIPIENT = (OUTBOX_RECIPIENT.c.message_id == _M) & (OUTBOX_RECIPIENT.c.recipie
 _RECIPIENT_STATE = core_select(OUTBOX_RECIPIENT.c.state).where(_RECIPIENT)
 _INBOX_KEY = (INBOX.c.department == bindparam("d")) & (INBOX.c.message_id == _M)
 _INBOX_ONE = core_select(INBOX.c.message_id).where(_INBOX_KEY)
+_INBOX_BY_DOCUMENT = (
+    core_select(INBOX.c.message_id)
+    .where((INBOX.c.department == bindparam("d")) & (INBOX.c.document_sha256 == bindparam("h")))
+    .limit(1)
+)
 _RECEIPT_ONE = core_select(RECEIPT.c.sha256).where(RECEIPT.c.sha256 == bindparam("h"))
 # The updates: bound names differ from the column names, which SQLAlchemy keeps for itself in SET.
 _AT: BindParameter[datetime] = bindparam("at", type_=UtcDateTime)
@@ -325,9 +332,13 @@ class Store:
     ) -> None:
         self.home = home
         self.parts_dir = home / "parts"
-        home.mkdir(parents=True, exist_ok=True)
-        self.parts_dir.mkdir(exist_ok=True)
-        url = url or f"sqlite:///{home / 'node.db'}"
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.parts_dir.mkdir(mode=0o700, exist_ok=True)
+        if url is None:  # the decrypted documents live here: 0600 before SQLite opens it (its -wal and -shm follow)
+            database = home / "node.db"
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+            database.chmod(0o600)  # made by an earlier version, or under a looser umask
+            url = f"sqlite:///{database}"
         self.engine = _engine(url, busy_timeout)
         self._reader = self.engine.execution_options(read_only=True)
         with _faults():
@@ -359,13 +370,13 @@ class Store:
         folder = self.parts_dir / message_id
         with _faults():
             check_storage()
-            folder.mkdir(exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
             for part in parts:
                 if part.cid not in sources:
                     raise EnvelopeError(f"message {message_id} lacks its part {part.cid}")
                 _write_part(folder, part, sources[part.cid])
-            _fsync_dir(folder)
-            _fsync_dir(self.parts_dir)
+            sync_folder(folder)
+            sync_folder(self.parts_dir)
 
     def read_part(self, message_id: str, cid: str) -> Iterator[bytes]:
         with self.part_path(message_id, cid).open("rb") as f:
@@ -417,6 +428,11 @@ class Store:
     def seen(self, message_id: str) -> bool:
         with _faults(), self._reader.connect() as c:
             return c.execute(_SEEN_ONE, {"m": message_id}).first() is not None
+
+    def filed(self, department: str, document_sha256: str) -> str | None:
+        with _faults(), self._reader.connect() as c:
+            row = c.execute(_INBOX_BY_DOCUMENT, {"d": department, "h": document_sha256}).first()
+        return None if row is None else str(row[0])
 
     def sent(self, message_id: str) -> SentInfo | None:
         with _faults(), self._reader.connect() as c:
@@ -766,14 +782,6 @@ def _last_written(folder: Path) -> float:
     times = [folder.stat().st_mtime]
     times += [f.stat().st_mtime for f in folder.iterdir()]
     return max(times)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _advance(

@@ -983,8 +983,9 @@ def envelope_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
         "envelope-tampering",
         resigned(valid, sender, pki.node_czt),
         "EnvelopeError",
-        "gd.gov.gxt sent the envelope but did not issue the document",
-        "A header naming gd.gov.gxt as the sender of gd.gov.czt's document, validly node-signed.",
+        "a document of gd.gov.gxt must come from its home node gd-edge, not from node gd-czt",
+        "A header naming gd.gov.gxt as the sender of gd.gov.czt's document, validly node-signed by gd-czt, which is "
+        "not gd.gov.gxt's home node.",
     )
 
     def notice_kind(r: etree._Element) -> None:
@@ -1440,7 +1441,8 @@ def envelope_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
         "is not valid at 2025-12-01T00:00:00Z",
         "An envelope claiming creation before gd-czt's certificate existed (backdated to dodge a revocation).",
     )
-    for name, signer, message, description in (
+    # The document's certificate itself is judged by the document cases (cert-*.xml); these stop earlier now.
+    for name, signer, _trust_message, description in (
         (
             "env-document-cert-revoked.xml",
             pki.office_revoked,
@@ -1473,9 +1475,10 @@ def envelope_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
             name,
             "certificates",
             envelope(header(sender_department=OFFICE, recipients=(FGW,)), content, pki.node_czt),
-            "TrustError",
-            message,
-            description,
+            "EnvelopeError",
+            "a document of gd.gov.office must come from its home node gd-hub, not from node gd-czt",
+            f"{description[:-1]}, sealed by gd-czt: refused first because gd.gov.office's documents come from its "
+            f"home node gd-hub.",
         )
 
     # Replays and expiry.
