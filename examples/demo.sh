@@ -2,10 +2,26 @@
 # The end-to-end show of what gwexchange does today, with the real `gwx` command a clerk types:
 # make a PKI, draft and sign the sample notice, verify it, tamper with one byte, watch verification fail;
 # then a joint document signed by two departments, and a revoked certificate refused.
-# Run it with the venv's gwx on PATH: `PATH=.venv/bin:$PATH bash examples/demo.sh` (after `./dev.sh test` has
-# installed the fonts); everything it makes goes into demo-output/ (deleted first). `./dev.sh demo` runs `gwx demo`.
+# Run it from the repository with the venv's gwx on PATH: `PATH="$PWD/.venv/bin:$PATH" bash examples/demo.sh` (after
+# `./dev.sh test` has installed the fonts); without a gwx on PATH it takes .venv/bin/gwx. Everything it makes goes
+# into demo-output/ (deleted first). `./dev.sh demo` runs `gwx demo`.
 set -euo pipefail
+
+# Which gwx: the one on PATH, made absolute before the cd below (a relative PATH entry such as .venv/bin would
+# find nothing once the script is in demo-output/), else the repository's own .venv.
+gwx_bin=""
+if found=$(command -v gwx); then
+  gwx_bin="$(cd "$(dirname "$found")" && pwd)/$(basename "$found")"
+fi
 cd "$(dirname "$0")/.."
+if [ -z "$gwx_bin" ] && [ -x .venv/bin/gwx ]; then
+  gwx_bin="$PWD/.venv/bin/gwx"
+fi
+if [ -z "$gwx_bin" ]; then
+  echo 'demo.sh: no gwx on PATH and no .venv/bin/gwx: run ./dev.sh test first, or put a gwx on PATH' >&2
+  exit 1
+fi
+gwx() { "$gwx_bin" "$@"; }
 OUT=demo-output
 rm -rf "$OUT"
 mkdir -p "$OUT"
