@@ -11,27 +11,18 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from cryptography import x509
 
-from gwexchange.archive.audit import (
-    AuditOptions,
-    AuditReport,
-    audit,
-    check_proof,
-    prove,
-    trust_for,
-)
-from gwexchange.archive.audit_archive import NodeSource, export_archive, open_source
-from gwexchange.archive.audit_report import render_report
-from gwexchange.archive.fonts import load_fonts
-from gwexchange.archive.treehead import format_head_time
 from gwexchange.cli.common import JsonOption, emit_json, read
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.errors import ConfigError
 from gwexchange.files import atomic_write
+
+if TYPE_CHECKING:
+    from gwexchange.archive.audit import AuditOptions, AuditReport
 
 audit_app = typer.Typer(help="审计：导出节点归档，验证日志与回执，出具包含证明和审计报告。", no_args_is_help=True)
 
@@ -70,6 +61,8 @@ class _Progress:
 def _options(
     root: Path | None, crl: list[Path] | None, *, progress: bool = True, workers: int | None = None
 ) -> AuditOptions:
+    from gwexchange.archive.audit import AuditOptions
+
     return AuditOptions(
         root=read(root) if root is not None else None,
         crls=tuple(read(p) for p in crl or []),
@@ -79,8 +72,11 @@ def _options(
 
 
 def _audit(paths: list[Path], root: Path | None, crl: list[Path] | None, workers: int | None) -> AuditReport:
+    from gwexchange.archive.audit import audit
+    from gwexchange.archive.audit_archive import open_source
+
     with contextlib.ExitStack() as stack:
-        sources: list[NodeSource] = [stack.enter_context(open_source(p)) for p in paths]
+        sources = [stack.enter_context(open_source(p)) for p in paths]
         return audit(sources, _options(root, crl, workers=workers))
 
 
@@ -94,6 +90,8 @@ def export_command(
     ] = None,
 ) -> None:
     """Write one node's self-contained archive; safe while the daemon runs (the log up to its last commit)."""
+    from gwexchange.archive.audit_archive import export_archive
+
     summary = export_archive(home, output, extra_directories=tuple(directory or []))
     typer.echo(
         f"已导出节点 {summary.node_id} 的归档：{summary.path}（{summary.bytes} 字节）\n"
@@ -131,6 +129,9 @@ def report_command(
     workers: WorkersOption = None,
 ) -> None:
     """The findings as a PDF in Chinese: summary, documents, receipts, every failure. Exit 0 only if all passed."""
+    from gwexchange.archive.audit_report import render_report
+    from gwexchange.archive.fonts import load_fonts
+
     fonts = load_fonts()
     report = _audit(paths, root, crl, workers)
     atomic_write(output, render_report(report, fonts))
@@ -148,6 +149,9 @@ def prove_command(
     as_json: JsonOption = False,
 ) -> None:
     """The RFC 9162 inclusion proof of an envelope in the node's log against its latest signed tree head."""
+    from gwexchange.archive.audit import prove, trust_for
+    from gwexchange.archive.audit_archive import open_source
+
     options = _options(root, crl, progress=False)
     with open_source(path) as source:
         trust, _ = trust_for(source, options, datetime.now(UTC))
@@ -181,6 +185,9 @@ def check_proof_command(
     as_json: JsonOption = False,
 ) -> None:
     """Verify a saved proof on its own: entry → leaf hash → audit path → root → the signed tree head."""
+    from gwexchange.archive.audit import check_proof
+    from gwexchange.archive.treehead import format_head_time
+
     trust = None
     if root is not None:
         try:

@@ -9,8 +9,6 @@ from typing import Annotated
 
 import typer
 
-from gwexchange.demo import run_demo
-
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so the daemons are stopped on the way out
@@ -33,6 +31,8 @@ def demo(
 
     Exit code 0 only if every recipient signed for every document.
     """
+    from gwexchange.demo import run_demo
+
     previous = signal.signal(signal.SIGTERM, _interrupted)
     try:
         result = run_demo(folder, timeout=timeout, say=typer.echo)

@@ -13,8 +13,6 @@ from gwexchange.cli.doc import document_lines
 from gwexchange.cli.node import DepartmentOption, NodeHomeOption, department_of, open_home
 from gwexchange.envelope.xmlform import document_from_element
 from gwexchange.errors import InputError
-from gwexchange.routing.clerk import export_document
-from gwexchange.routing.node import NodeConfig, open_store
 
 MessageIdArg = Annotated[str, typer.Argument(help="The message id (报文编号) that gwx send, outbox or inbox printed.")]
 _INBOX_STATES = {"new": "待签收", "signed-for": "已签收", "returned": "已退回"}
@@ -27,6 +25,8 @@ def _utc(text: str) -> str:
 
 def _find(home: Path, message_id: str, department: str | None) -> dict[str, Any]:
     """The message as the node knows it: the received document (inbox) or what was sent (outbox)."""
+    from gwexchange.routing.node import NodeConfig, open_store
+
     with open_store(NodeConfig.load(home)) as store:
         received = [e for e in store.inbox(department) if e.message_id == message_id]  # one per department served here
         sent = next((v for v in store.outbox() if v.message_id == message_id), None)
@@ -117,6 +117,8 @@ def export(
     department: DepartmentOption = None,
 ) -> None:
     """Write a received document to a folder: the signed XML and its attachments, verified again."""
+    from gwexchange.routing.clerk import export_document
+
     ctx = open_home(home)
     try:
         code = department_of(ctx, department)

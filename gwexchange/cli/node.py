@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,20 +14,9 @@ from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.envelope.xmlform import document_from_element
 from gwexchange.errors import ConfigError, GwxError, InputError
 from gwexchange.files import load_description_file, read_file
-from gwexchange.routing import node_logic
-from gwexchange.routing.bundle import export_bundle, import_bundle
-from gwexchange.routing.clerk import attachment_files, send_document, send_signed
-from gwexchange.routing.node import (
-    NodeConfig,
-    NodeContext,
-    init_home,
-    load_context,
-    open_store,
-    run_node,
-    sign_head_now,
-    status,
-    update_directory,
-)
+
+if TYPE_CHECKING:
+    from gwexchange.routing.node import NodeContext
 
 node_cli = typer.Typer()
 node_app = typer.Typer(help="交换节点：初始化、运行、查看状态。", no_args_is_help=True)
@@ -73,6 +62,8 @@ def node_init(
     retry_cap: Annotated[float | None, typer.Option(help="Back-off cap in seconds.")] = None,
 ) -> None:
     """Write a node home: node.toml and an empty store (keys, directory and trust are checked now)."""
+    from gwexchange.routing.node import init_home
+
     extra = {
         key: value
         for key, value in (("tick_seconds", tick), ("retry_base_seconds", retry_base), ("retry_cap_seconds", retry_cap))
@@ -96,6 +87,8 @@ def node_init(
 @node_app.command("run")
 def node_run(home: NodeHomeArg) -> None:
     """Run the node in the foreground (SMTP listener and delivery); SIGTERM or Ctrl-C stops it cleanly."""
+    from gwexchange.routing.node import run_node
+
     run_node(home)
 
 
@@ -106,6 +99,8 @@ def node_update_directory(
 ) -> None:
     """Take a newer signed directory (refused if older, altered or expired); a running node switches at once and
     passes it on to its peers with the next envelope it sends them."""
+    from gwexchange.routing.node import update_directory
+
     serial, told = update_directory(home, read_file(file, "the directory"))
     typer.echo(f"已更新交换目录：第 {serial} 版" + ("（运行中的节点已切换）" if told else "（节点启动时生效）"))
 
@@ -113,6 +108,8 @@ def node_update_directory(
 @node_app.command("sign-head")
 def node_sign_head(home: NodeHomeArg) -> None:
     """Sign a tree head over the node's log now (the running daemon does it; otherwise this command)."""
+    from gwexchange.routing.node import sign_head_now
+
     head = sign_head_now(home)
     typer.echo(f"已签名树头：{head.size} 条，根 {head.root_hash.hex()}，时间 {head.time_text}")
 
@@ -120,6 +117,8 @@ def node_sign_head(home: NodeHomeArg) -> None:
 @node_app.command("status")
 def node_status(home: NodeHomeArg, as_json: JsonOption = False) -> None:
     """Queue sizes by state, peers, last errors, inbox and outbox counts."""
+    from gwexchange.routing.node import status
+
     data = status(home)
     if as_json:
         emit_json(data)
@@ -151,6 +150,8 @@ def node_status(home: NodeHomeArg, as_json: JsonOption = False) -> None:
 
 
 def open_home(home: Path) -> NodeContext:
+    from gwexchange.routing.node import NodeConfig, load_context
+
     return load_context(NodeConfig.load(home))
 
 
@@ -197,6 +198,8 @@ def send(
     ] = "7d",
 ) -> None:
     """Draft, sign, route-check, seal and queue a document; prints its message id."""
+    from gwexchange.routing.clerk import attachment_files, send_document, send_signed
+
     if (description is None) == (signed is None):
         raise InputError("give either the document's TOML description or --signed with its signed XML")
     travel = parse_duration(lifetime, "--lifetime")
@@ -219,6 +222,8 @@ def send(
 @node_cli.command("outbox")
 def outbox(home: NodeHomeOption, department: DepartmentOption = None, as_json: JsonOption = False) -> None:
     """What your department sent: each document × recipient, and where it stands."""
+    from gwexchange.routing.node import NodeConfig, open_store
+
     config = NodeConfig.load(home)
     with open_store(config) as store:
         views = [v for v in store.outbox() if department is None or v.sender_department == department]
@@ -250,6 +255,8 @@ def outbox(home: NodeHomeOption, department: DepartmentOption = None, as_json: J
 @node_cli.command("inbox")
 def inbox(home: NodeHomeOption, department: DepartmentOption = None, as_json: JsonOption = False) -> None:
     """What your department received: message id, sender, title, state."""
+    from gwexchange.routing.node import NodeConfig, open_store
+
     config = NodeConfig.load(home)
     with open_store(config) as store:
         entries = store.inbox(department)
@@ -288,6 +295,8 @@ def inbox(home: NodeHomeOption, department: DepartmentOption = None, as_json: Js
 
 
 def _answer(home: Path, department: str | None, message_id: str, kind: ReceiptKind, reason: str | None) -> str:
+    from gwexchange.routing import node_logic
+
     ctx = open_home(home)
     try:
         code = department_of(ctx, department)
@@ -337,6 +346,8 @@ def bundle_export(
     output: Annotated[Path, typer.Option("-o", "--output", help="The bundle file to write.")],
 ) -> None:
     """Write every envelope queued for PEER into one bundle file; they count as sent once it is written."""
+    from gwexchange.routing.bundle import export_bundle
+
     ctx = open_home(home)
     try:
         report = export_bundle(ctx.store, ctx.view, peer, output, now())
@@ -352,6 +363,8 @@ def bundle_import(
     as_json: JsonOption = False,
 ) -> None:
     """Take in the envelopes of a bundle, each with the checks, dedup and receipts of an SMTP delivery."""
+    from gwexchange.routing.bundle import import_bundle
+
     ctx = open_home(home)
     try:
         report = import_bundle(file, ctx.store, ctx.view, now())

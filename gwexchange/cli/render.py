@@ -48,8 +48,8 @@ def render(
 ) -> None:
     """Render a signed document as a GB/T 9704 PDF: the signed XML (and the attachments found) embedded in it,
     and the PDF signed by an issuing department, so that the PDF alone proves the document."""
-    from gwexchange.archive.fonts import load_fonts  # noqa: PLC0415
-    from gwexchange.archive.pdf_proof import make_pdf, page_count  # noqa: PLC0415
+    from gwexchange.archive.fonts import load_fonts
+    from gwexchange.archive.pdf_proof import make_pdf, page_count
 
     passphrase = None if unsafe_unencrypted_key else read_passphrase(passphrase_env, passphrase_file, "the signing key")
     certificate = load_certificate(cert)
@@ -83,7 +83,7 @@ def _attachment_files(verified: VerifiedDocument, folder: Path) -> dict[str, byt
 
 def verify_pdf_file(data: bytes, trust: TrustPolicy, *, as_json: bool) -> None:
     """``gwx verify`` of a PDF: both proofs checked, and reported."""
-    from gwexchange.archive.pdf_proof import verify_pdf  # noqa: PLC0415
+    from gwexchange.archive.pdf_proof import verify_pdf
 
     result = verify_pdf(data, trust, now=now())
     if as_json:
