@@ -413,11 +413,20 @@ def test_a_signed_document_is_filed_once_whatever_its_message_id(net: Net, seale
     )
 
 
-@pytest.mark.parametrize(("ahead", "refused"), [(timedelta(minutes=4), False), (timedelta(minutes=6), True)])
+@pytest.mark.parametrize(
+    ("recipients", "ahead", "refused"),
+    [
+        (RECIPIENTS, timedelta(minutes=4), False),
+        (RECIPIENTS, timedelta(minutes=6), True),  # the hub delivers to hub.gov.office: the signatures' skew
+        (("one.gov.office",), timedelta(minutes=30), False),  # the hub only relays: a clock some minutes off
+        (("one.gov.office",), timedelta(minutes=61), True),
+        (("one.gov.office",), timedelta(days=1000), True),
+    ],
+)
 def test_an_envelope_created_in_the_future_is_refused_beyond_the_skew(
-    net: Net, world: World, ahead: timedelta, refused: bool
+    net: Net, world: World, recipients: tuple[str, ...], ahead: timedelta, refused: bool
 ) -> None:
-    early = world.seal(at=net.clock + ahead)
+    early = world.seal(recipients, at=net.clock + ahead)
     envelope = inspect(early.envelope_xml, world.trust)
     hub = net.stores["hub"]
     if refused:
