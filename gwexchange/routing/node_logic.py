@@ -56,7 +56,7 @@ from gwexchange.routing.directory import Directory
 from gwexchange.routing.routes import plan
 
 RELAY_CLOCK_SKEW = timedelta(hours=1)
-"""How far ahead of a relay's clock an envelope it only passes on may claim to be created."""
+"""How far ahead of this node's clock an envelope it only passes on, or a receipt, may claim to be created."""
 
 # --- states --------------------------------------------------------------------------------------------------
 
@@ -449,9 +449,10 @@ def _receive(envelope: InspectedEnvelope, view: NodeView, known: Known, now: dat
     onward = route.next_hops(view.node_id)
     if not local and not onward:
         raise EnvelopeError(f"message {header.message_id} is not routed through node {view.node_id}")
-    # From the future: where it is delivered, beyond the skew signatures are allowed; a relay only carries it, and
-    # is not stopped by a clock some minutes off (a relay's clock stepped back must not cut a province off).
-    skew = CLOCK_SKEW if local else RELAY_CLOCK_SKEW
+    # From the future: a document delivered here, beyond the skew its signatures are allowed (they were made just
+    # before it was sealed); anything else — a copy this node only carries, a receipt — an hour, so that a clock
+    # some minutes off (a relay's stepped back) cuts nobody off, while an envelope dated days ahead goes nowhere.
+    skew = CLOCK_SKEW if local and header.kind is MessageKind.DOCUMENT else RELAY_CLOCK_SKEW
     if header.created > now + skew:
         raise EnvelopeError(
             f"message {header.message_id} claims to be created at {header.created:%Y-%m-%d %H:%M:%S} UTC, "
