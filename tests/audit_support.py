@@ -139,7 +139,8 @@ class _Net:
             self.stores[node].close()
 
 
-def _document(recipients: tuple[str, ...], title: str, day: date) -> Document:
+def document_for(recipients: tuple[str, ...], title: str, day: date) -> Document:
+    """A notice of SENDER's to ``recipients``, dated ``day``."""
     name = DEPARTMENTS[SENDER][0]
     return Document(
         kind=DocKind.NOTICE,
@@ -157,7 +158,7 @@ def _document(recipients: tuple[str, ...], title: str, day: date) -> Document:
 
 def _seal(world: World, recipients: tuple[str, ...], title: str, at: datetime, lifetime: timedelta) -> Sealed:
     pki = world.pki
-    signed = sign_document(document_to_xml(_document(recipients, title, at.date())), pki.signer(SENDER), at=at)
+    signed = sign_document(document_to_xml(document_for(recipients, title, at.date())), pki.signer(SENDER), at=at)
     verified = verify_document(signed, world.trust, now=at)
     return seal(
         verified,

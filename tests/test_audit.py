@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 from audit_support import AUTHORITY as AUDIT_AUTHORITY
-from audit_support import NODES, World, build_world
+from audit_support import NODES, SENDER, World, build_world, document_for
 from pypdf import PdfReader
 
 from gwexchange.archive import audit_archive
@@ -47,9 +47,12 @@ from gwexchange.archive.fonts import load_fonts
 from gwexchange.archive.log import MerkleLog
 from gwexchange.archive.merkle import TreeState, leaf_hash, node_hash
 from gwexchange.archive.treehead import TreeHeadStore, head_to_line, parse_head_line, sign_tree_head
+from gwexchange.crypto.certificates import Usage
 from gwexchange.envelope.model import Classification
 from gwexchange.envelope.receipts import ReceiptKind, make_failure, verify_receipt_signature
-from gwexchange.envelope.sealing import inspect, receipt_content, seal_receipt
+from gwexchange.envelope.sealing import inspect, receipt_content, seal, seal_receipt
+from gwexchange.envelope.signing import sign_document, verify_document
+from gwexchange.envelope.xmlform import document_to_xml
 from gwexchange.errors import InputError, VerificationError
 from gwexchange.routing.directory import read_unverified_directory, sign_directory
 
@@ -357,6 +360,35 @@ def test_a_failure_reported_for_recipients_it_may_not_speak_for_is_named(world: 
         str(f) for f in report.findings
     ]
     assert "为非收文机关 hub.gov.office 报告投递失败" in report.findings[0].message
+
+
+def test_a_document_resealed_by_a_node_that_does_not_serve_its_sender_is_named(
+    world: World, homes: dict[str, Path]
+) -> None:
+    """The hub seals src.gov.office's document as its own envelope (a replay under a new id): the nodes refuse
+    it; the audit of the hub's own log names it."""
+    kept = entries(homes["hub"] / "log")
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    notice = document_for(("one.gov.office",), "关于重复发送测试的通知", at.date())
+    signed = sign_document(document_to_xml(notice), world.pki.signer(SENDER), at=at)
+    replay = seal(
+        verify_document(signed, world.trust, now=at),
+        {"one.gov.office": world.pki.cert("one.gov.office", Usage.ENCRYPTION)},
+        world.node_signer("hub"),
+        trust=world.trust,
+        sender_department=SENDER,
+        node_id="hub",
+        now=at,
+    )
+    rebuild_log(homes["hub"], [*kept, replay.envelope_xml], world, "hub", world.start + timedelta(hours=1))
+    report = run(homes["hub"])
+    # named for what it is; the hub then also has no 送达 for a document it "sent" (completeness)
+    assert [(f.check, f.index) for f in report.findings] == [
+        (Check.ENVELOPE, len(kept)),
+        (Check.COMPLETENESS, len(kept)),
+    ], [str(f) for f in report.findings]
+    said = report.findings[0].message
+    assert "只有所属节点可以发出它的公文" in said and "所属节点是 src" in said
 
 
 def test_a_rewritten_history_is_named_by_the_heads_its_peers_hold(world: World, homes: dict[str, Path]) -> None:

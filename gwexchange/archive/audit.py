@@ -668,6 +668,17 @@ class _Node:
                 index=index,
                 message_id=mid,
             )
+        if header.kind is MessageKind.DOCUMENT:  # a node re-sealing another's document (a replay): nodes refuse it
+            department = directory.find_department(header.sender_department)
+            home = department.home_node if department is not None else None
+            if home != header.sender_node:
+                self.add(
+                    Check.ENVELOPE,
+                    f"公文信封由节点 {header.sender_node} 以 {header.sender_department} 的名义发出，但交换目录第 "
+                    f"{directory.serial} 版中该机关的所属节点是 {home or '（未列出）'}：只有所属节点可以发出它的公文",
+                    index=index,
+                    message_id=mid,
+                )
         try:
             key = (directory.serial, header.sender_node, header.recipients, header.classification.value)
             route = self._routes.get(key)
