@@ -939,7 +939,7 @@ def _log_status(config: NodeConfig) -> dict[str, Any]:
     }
 
 
-def running_daemon(home: Path) -> dict[str, object] | None:
+def running_daemon(home: Path) -> dict[str, Any] | None:
     """``run.json`` of the daemon running at ``home`` (pid, port), or None if none runs.
 
     After a kill -9 the file stays behind, and its pid may be reused by any process: on Linux the process must
@@ -949,8 +949,10 @@ def running_daemon(home: Path) -> dict[str, object] | None:
         running = json.loads((home / RUN_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    pid = running.get("pid") if isinstance(running, dict) else None
-    if not isinstance(running, dict) or not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+    if not isinstance(running, dict):
+        return None
+    pid = running.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return None
     if Path("/proc/self/stat").is_file():
         started = _process_started(pid)
@@ -979,7 +981,7 @@ def _signal_daemon(config: NodeConfig, sig: signal.Signals) -> bool:
     if running is None:
         return False
     try:
-        os.kill(int(str(running["pid"])), sig)
+        os.kill(running["pid"], sig)
     except OSError:
         return False
     return True

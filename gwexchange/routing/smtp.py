@@ -442,8 +442,7 @@ def check_message_shape(data: bytes) -> None:
     boundaries = data.count(b"\n--")
     if boundaries > MAX_PARTS + 8:
         raise EnvelopeError(f"the message has {boundaries} MIME boundaries: at most {MAX_PARTS} parts are taken")
-    nested = len(_MULTIPART.findall(data, 0, len(data)))
-    if nested > 1:
+    if len(_MULTIPART.findall(data)) > 1:
         raise EnvelopeError("the message nests multipart bodies: a gwexchange message has one level")
 
 
@@ -930,12 +929,15 @@ class _Quiet:
 
 
 _accept_errors = _Quiet(log, 10.0)
+_ACCEPT_HANDLER = "gwexchange_quiet_accept_errors"
 
 
 def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
     """asyncio reports each failed accept (EMFILE: out of file descriptors) through the loop's exception handler,
     as an ERROR with a traceback, many times a second, and retries by itself a second later: one line a while."""
     previous = loop.get_exception_handler()
+    if previous is not None and previous.__name__ == _ACCEPT_HANDLER:
+        return  # a listener started again on this loop: installed once
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
@@ -945,6 +947,7 @@ def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
         else:
             loop.default_exception_handler(context)
 
+    handler.__name__ = _ACCEPT_HANDLER
     loop.set_exception_handler(handler)
 
 
