@@ -576,8 +576,8 @@ def serve_profiled(home: Path) -> None:
 
 PHASES = (
     # (label, file suffix, function): cumulative time of that function, per document
-    ("SMTP in: aiosmtpd DATA (line reads + handler)", "aiosmtpd/smtp.py", "smtp_DATA"),
-    ("  MIME decode (email.parser)", "gwexchange/routing/smtp.py", "decode_message"),
+    ("SMTP in: DATA (line reads + handler)", "gwexchange/routing/smtp.py", "smtp_DATA"),
+    ("  MIME decode (line by line)", "gwexchange/routing/mime.py", "feed"),
     ("  tree head kept (on_tree_head)", "gwexchange/routing/node.py", "on_tree_head"),
     ("receive (worker): Node._receive", "gwexchange/routing/node.py", "_receive"),
     ("  inspect: node signature", "gwexchange/envelope/sealing.py", "inspect"),

@@ -1,4 +1,4 @@
-"""The two kinds of names in the exchange, in one place: department codes and node ids.
+"""The names in the exchange, in one place: department codes, node ids and message ids.
 
 A department code is dotted, like a reversed domain (gd.gov.czt); a node id is one label (gd-hub). They differ
 on purpose, so a certificate, a directory entry or a header can never confuse the two.
@@ -10,6 +10,7 @@ import re
 
 DEPARTMENT_CODE = re.compile(r"[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+")
 NODE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # a lower-case UUID
 MAX_DEPARTMENT_CODE = 64
 
 
@@ -19,3 +20,7 @@ def is_department_code(value: object) -> bool:
 
 def is_node_id(value: object) -> bool:
     return isinstance(value, str) and bool(NODE_ID.fullmatch(value))
+
+
+def is_message_id(value: object) -> bool:
+    return isinstance(value, str) and bool(MESSAGE_ID.fullmatch(value))

@@ -37,7 +37,7 @@ from gwexchange.errors import GwxError, SignatureError, XmlInputError
 from gwexchange.package import Package
 from gwexchange.routing import node_logic
 from gwexchange.routing.bundle import import_bundle
-from gwexchange.routing.smtp import decode_message
+from gwexchange.routing.mime import decode_message
 from gwexchange.routing.store import Store
 from gwexchange.xmlsafe import DEFAULT_MAX_BYTES
 

@@ -49,8 +49,8 @@ from gwexchange.routing.directory import (
     read_unverified_directory,
     verify_directory,
 )
+from gwexchange.routing.mime import decode_message
 from gwexchange.routing.node_logic import DepartmentKeys, NodeView
-from gwexchange.routing.smtp import decode_message
 from gwexchange.routing.store import Store
 
 HERE = Path(__file__).resolve().parent

@@ -48,8 +48,9 @@ from gwexchange.envelope.xmlform import document_to_xml
 from gwexchange.files import load_description_file, load_keypair, read_chunks
 from gwexchange.routing import node_logic
 from gwexchange.routing.directory import Zone, ZonePolicy
+from gwexchange.routing.mime import encode_message, node_address
 from gwexchange.routing.node import NodeConfig, load_context, open_store, status
-from gwexchange.routing.smtp import encode_message, node_address, node_tls
+from gwexchange.routing.smtp import node_tls
 from gwexchange.routing.store import OutboxRecipient, QueueItem, StoredReceipt
 
 GXT, HUB, CZT = NODES

@@ -127,7 +127,7 @@ def test_a_bundle_envelope_refused_after_its_parts_were_staged_leaves_no_part_fi
     import sys
 
     from gwexchange.envelope.sealing import inspect
-    from gwexchange.routing.smtp import decode_message
+    from gwexchange.routing.mime import decode_message
     from gwexchange.routing.store import Store
 
     here = Path(__file__).resolve().parent

@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 import time
+import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,9 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from gwexchange.crypto.certificates import RevocationReason, Role, Usage
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.errors import ConfigError, EnvelopeError
+from gwexchange.routing.mime import DOMAIN, ENVELOPE_MEDIA_TYPE, decode_message, encode_message, node_address
 from gwexchange.routing.smtp import (
-    DOMAIN,
-    ENVELOPE_MEDIA_TYPE,
     Accepted,
     NodeTls,
     Outcome,
@@ -39,9 +39,6 @@ from gwexchange.routing.smtp import (
     SendStatus,
     SmtpListener,
     Transient,
-    decode_message,
-    encode_message,
-    node_address,
     node_tls,
     send_envelope,
 )
@@ -552,16 +549,29 @@ def test_connections_are_capped_per_address_and_in_all(net: Net) -> None:
         assert banner.startswith(b"220 ")
         for sock, _ in [*held, (again, b"")]:
             sock.close()
-    # every address counts toward the total: through ::1 when 127.0.0.1 holds its share is not tested here (one
-    # loopback address in CI); the total is, with the per-address cap above it
+    # In all: when the listener is full, the oldest connection that never showed a node certificate makes room
+    # (clients without one cannot keep the nodes out); a node's connection is never evicted, so when nodes hold
+    # every place the newcomer is turned away.
     with SmtpListener(
         "127.0.0.1", 0, "node-b", net.tls["node-b"], net.trust, inbox, max_connections=2, max_per_address=10
     ) as running:
-        held = [_banner(running.port) for _ in range(2)]
+        oldest, _ = _banner(running.port)
+        second, _ = _banner(running.port)
+        newer, banner = _banner(running.port)
+        assert banner.startswith(b"220 ")
+        assert oldest.recv(200).startswith(b"421 4.7.0") and oldest.recv(100) == b""
+        nodes = [client(running) for _ in range(2)]  # each takes the place of a stranger
+        for smtp in nodes:
+            smtp.starttls(context=net.tls["node-a"].client_context)
+            assert smtp.ehlo()[0] == 250
+        assert [sock.recv(200)[:9] for sock in (second, newer)] == [b"421 4.7.0"] * 2
         extra, banner = _banner(running.port)
         assert banner.startswith(b"421 4.7.0")
-        for sock, _ in [*held, (extra, b"")]:
+        assert all(smtp.noop()[0] == 250 for smtp in nodes)
+        for sock in (oldest, second, newer, extra):
             sock.close()
+        for smtp in nodes:
+            smtp.close()
     assert not inbox.got
 
 
@@ -636,3 +646,136 @@ def test_deeply_nested_parts_are_refused_not_a_recursion_error() -> None:
     data = f'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b0{pad}"\r\n\r\n'.encode() + nested
     with pytest.raises(EnvelopeError, match="nests multipart"):
         decode_message(data)
+
+
+def _data(smtp: smtplib.SMTP, message: bytes) -> tuple[int, bytes]:
+    """One message as node-a's DATA on a session past EHLO, byte for byte (``message`` already dot-stuffed, without
+    the final dot): smtplib's own ``data`` would copy it a few times over in this process, which the memory tests
+    measure."""
+    assert smtp.mail(node_address("node-a"))[0] == 250
+    assert smtp.rcpt(node_address("node-b"))[0] == 250
+    smtp.putcmd("data")
+    assert smtp.getreply()[0] == 354
+    view = memoryview(message)
+    for start in range(0, len(view), 1 << 16):
+        smtp.sock.sendall(view[start : start + (1 << 16)])  # type: ignore[union-attr]
+    smtp.sock.sendall(b".\r\n")  # type: ignore[union-attr]
+    return smtp.getreply()
+
+
+def _raw_data(running: SmtpListener, net: Net, message: bytes) -> tuple[int, bytes]:
+    with client(running) as smtp:
+        smtp.starttls(context=net.tls["node-a"].client_context)
+        smtp.ehlo()
+        return _data(smtp, message)
+
+
+def _peak_while(action: Callable[[], tuple[int, bytes]]) -> tuple[tuple[int, bytes], int]:
+    """What ``action`` returned, and the most memory Python allocated (every thread) above where it started."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        reply = action()
+        return reply, tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_message_of_empty_lines_costs_no_memory(net: Net) -> None:
+    """256 Ki empty lines: aiosmtpd kept each line as two objects (about 25 MB here, gigabytes for 64 MiB); the
+    reader refuses the message at the line that shows its shape and keeps nothing while it reads the rest."""
+    message = encode_message("node-a", "node-b", envelope_xml(), {}, message_id=MESSAGE_ID)
+    message = message.replace(b"\r\n\r\n", b"\r\n\r\n" + b"\r\n" * (256 << 10), 1)
+    inbox = Inbox()
+    with SmtpListener(
+        "127.0.0.1", 0, "node-b", net.tls["node-b"], net.trust, inbox, max_message_bytes=8 << 20
+    ) as running:
+        (code, text), peak = _peak_while(lambda: _raw_data(running, net, message))
+    assert code == 554 and b"lines in" in text
+    # what is left is the connection's own buffers (TLS reads 256 KiB at a time): about 1 MiB, whatever the message
+    assert peak < 3 << 20, f"{peak} bytes allocated reading {len(message)} bytes of empty lines"
+    assert not inbox.got
+
+
+def test_a_large_message_costs_about_what_it_carries(net: Net) -> None:
+    part = os.urandom(3 << 20)
+    message = encode_message("node-a", "node-b", envelope_xml(), {"part-1": part}, message_id=MESSAGE_ID)
+    inbox = Inbox()
+    with SmtpListener(
+        "127.0.0.1", 0, "node-b", net.tls["node-b"], net.trust, inbox, max_message_bytes=8 << 20
+    ) as running:
+        (code, _), peak = _peak_while(lambda: _raw_data(running, net, message))
+    assert code == 250 and inbox.got[0][2] == {"part-1": part}
+    # the decoded part and its buffer growing, not the message line by line (4 MiB of base64 in 55,000 lines)
+    assert peak < 2.5 * len(part), f"{peak} bytes allocated for a {len(part)}-byte part"
+
+
+def test_messages_read_at_once_share_a_memory_budget(net: Net) -> None:
+    """Over the budget, a message is read to its end and answered 451 4.3.1 (try again later); once the memory
+    is free again, the same message is taken."""
+    part = os.urandom(600_000)
+    message = encode_message("node-a", "node-b", envelope_xml(), {"part-1": part}, message_id=MESSAGE_ID)
+    inbox = Inbox()
+    with SmtpListener(
+        "127.0.0.1", 0, "node-b", net.tls["node-b"], net.trust, inbox, max_buffered_bytes=1_000_000
+    ) as running:
+        assert running.reserve(500_000)  # another message being read holds half of it
+        code, text = _raw_data(running, net, message)
+        assert code == 451 and text.startswith(b"4.3.1")
+        assert not inbox.got
+        running.reserve(-500_000)
+        assert _raw_data(running, net, message)[0] == 250
+        assert inbox.got[0][2] == {"part-1": part}
+        assert running.reserve(1_000_000)  # everything given back after each message
+
+
+def test_a_refused_message_is_skipped_to_its_end_and_the_session_goes_on(net: Net) -> None:
+    """Each refusal comes after the final dot (RFC 5321 §4.2.5), and the next message on the same session is read
+    from its first line: the skipping stops exactly at the dot, wherever the refusal came."""
+    valid = encode_message("node-a", "node-b", envelope_xml(), {}, message_id=MESSAGE_ID)
+    big = encode_message("node-a", "node-b", envelope_xml(), {"part-1": bytes(800_000)}, message_id=MESSAGE_ID)
+    refused = [
+        (b"x" * 2000 + b"\r\n" + valid, 500, b"5.5.2 Line too long"),  # within a line
+        (b"Subject: x\r\n" + b"\r\n" * 300_000, 554, b"5.6.0"),  # at a line start
+        (valid + b"A" * 76 + b"\r\n" * 40_000, 554, b"5.6.0"),
+        (big, 552, b"5.3.4"),  # over the size limit
+    ]
+    inbox = Inbox()
+    with (
+        SmtpListener("127.0.0.1", 0, "node-b", net.tls["node-b"], net.trust, inbox, max_message_bytes=1 << 20) as running,
+        client(running) as smtp,
+    ):
+        smtp.starttls(context=net.tls["node-a"].client_context)
+        smtp.ehlo()
+        for message, code, text in refused:
+            reply = _data(smtp, message)
+            assert (reply[0], reply[1][: len(text)]) == (code, text)
+            assert smtp.noop()[0] == 250
+            assert not inbox.got
+            assert _data(smtp, valid)[0] == 250, text
+            assert len(inbox.got) == 1
+            inbox.got.clear()
+
+
+def test_a_flood_of_refusals_writes_a_few_lines(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    """30 clients refused at the handshake in a moment: 10 lines, then one that says how many were left out."""
+    with (
+        caplog.at_level(logging.INFO, logger="gwexchange.smtp"),
+        SmtpListener("127.0.0.1", 0, "node-b", net.tls["node-b"], net.trust, Inbox()) as running,
+    ):
+        running.quiet = type(running.quiet)(logging.getLogger("gwexchange.smtp"), every=1.0)  # a short window
+        for _ in range(30):
+            with client(running) as smtp:
+                smtp.ehlo()
+                _refused_at_handshake(smtp, context_without_certificate(net))
+        time.sleep(1.1)
+        with client(running) as smtp:
+            smtp.ehlo()
+            _refused_at_handshake(smtp, context_without_certificate(net))
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and not any("left_out" in r.getMessage() for r in caplog.records):
+            time.sleep(0.05)
+    refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("smtp.refused")]
+    assert len(refused) == 11, refused
+    assert refused[-1].endswith("left_out=20")

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from lxml import etree
 
-from gwexchange.codes import is_node_id
+from gwexchange.codes import is_message_id, is_node_id
 from gwexchange.envelope.model import Classification, Urgency, check_department_code
 from gwexchange.envelope.times import format_utc, parse_utc
 from gwexchange.errors import EnvelopeError
 
 ENVELOPE_NS = "urn:gwexchange:envelope:1"
 _Q = "{" + ENVELOPE_NS + "}"
-_MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 MAX_LIFETIME = timedelta(days=731)
@@ -49,7 +47,7 @@ class RoutingHeader:
 
     def __post_init__(self) -> None:
         for message_id in (self.message_id, self.in_reply_to):
-            if message_id is not None and not _MESSAGE_ID.fullmatch(message_id):
+            if message_id is not None and not is_message_id(message_id):
                 raise EnvelopeError(f"message id {message_id!r} is not a lower-case UUID")
         if not isinstance(self.kind, MessageKind):
             raise EnvelopeError(f"unknown message kind {self.kind!r}")

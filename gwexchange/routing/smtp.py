@@ -3,47 +3,19 @@
 Any standard mail relay could sit between two nodes: the transport is plain ESMTP (RFC 5321) with STARTTLS
 (RFC 3207), SIZE (RFC 1870) and enhanced status codes (RFC 3463), and the message is plain MIME.
 
-The message (one SMTP message per envelope copy)
-    Envelope sender and recipient are node addresses, ``<node-id>@gwexchange.invalid`` (``.invalid`` is reserved:
-    they never leak into real mail). The message is ``multipart/mixed``, every body part ``base64``-encoded in
-    lines of 76 characters, so no relay needs 8BITMIME and none re-encodes anything::
-
-        From: <gd-hub@gwexchange.invalid>
-        To: <sz-hub@gwexchange.invalid>
-        Date: …
-        Message-ID: <random@gd-hub.gwexchange.invalid>          one per transmission
-        Subject: gwexchange envelope 6f1c…
-        X-Gwexchange-Message-Id: 6f1c…                           the envelope's message id (its header's MessageId)
-        MIME-Version: 1.0
-        Content-Type: multipart/mixed; boundary="=_gwx_…"
-
-        --=_gwx_…
-        Content-Type: application/vnd.gwexchange.envelope+xml    exactly one, first: the node-signed envelope XML
-        Content-Transfer-Encoding: base64
-        --=_gwx_…
-        Content-Type: application/vnd.gwexchange.tree-head+xml   optional, second: the sending node's latest
-        Content-Transfer-Encoding: base64                        signed tree head (archive.treehead), which the
-        --=_gwx_…                                                receiver keeps as evidence of that node's log
-        Content-Type: application/vnd.gwexchange.directory+xml   optional, next: the signed directory the sender
-        Content-Transfer-Encoding: base64                        holds (once per peer and serial), which the
-        --=_gwx_…                                                receiver takes if it is newer (see node.py)
-        Content-Type: application/octet-stream                   one per encrypted attachment part
-        Content-Transfer-Encoding: base64
-        Content-ID: <part-1>                                     the part's cid in the envelope (part-N)
-        Content-Disposition: attachment; filename="part-1"
-        --=_gwx_…--
-
-    The listener parses strictly (``decode_message``): no other parts, no nesting, no MIME defects, strict base64,
-    unique cids. Header lines a relay adds (Received, …) are ignored; the body must arrive intact — and if a byte
-    of it changed, the node signature over the envelope (part sizes and SHA-256 included) says so downstream.
+The message
+    One SMTP message per envelope copy, from node address to node address, in the MIME format of ``mime``; the
+    listener reads it line by line as it arrives (``mime.MessageReader``), never whole.
 
 Size
     The listener announces ``SIZE`` (``DEFAULT_MAX_MESSAGE_BYTES``, 64 MiB, configurable); the limit counts the
     message as sent, so base64 makes the raw envelope and parts at most about 3/4 of it. ``MAIL FROM … SIZE=`` above
     the limit and a DATA that overruns it are refused with ``552 5.3.4``; the client does not even try when the
     message exceeds the size the server announced (it reports a permanent failure with code 552). Larger envelopes
-    travel by bundle (removable media, a later transport), not by SMTP. The listener holds one message in memory
-    a few times over while it parses it: size the limit to the node's memory.
+    travel by bundle (removable media, a later transport), not by SMTP. The listener keeps only what it decoded
+    (about 3/4 of the message), and all the messages it is reading at once together within ``max_buffered_bytes``
+    (twice the size limit unless set): a message that would go over is read to its end, kept nowhere and answered
+    ``451 4.3.1`` (try again later), so no number of concurrent senders takes the node's memory.
 
 TLS and authentication
     Both sides hold their node certificate (Role.NODE, Usage.NODE, EKU serverAuth + clientAuth, SAN DNSName = node
@@ -82,11 +54,6 @@ try again later, perhaps after a directory update) or ``PERMANENT`` (5xx: do not
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import email.parser
-import email.policy
-import email.utils
 import logging
 import os
 import re
@@ -100,7 +67,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import Message
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -111,7 +77,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gwexchange import xmlsafe
-from gwexchange.codes import is_node_id
+from gwexchange.codes import is_message_id, is_node_id
 from gwexchange.crypto.certificates import Role, Usage, identity_of
 from gwexchange.crypto.suite import PrivateKey
 from gwexchange.crypto.trust import TrustPolicy
@@ -119,21 +85,15 @@ from gwexchange.envelope.header import eq
 from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES
 from gwexchange.errors import ConfigError, EnvelopeError, GwxError, InputError, TrustError
 from gwexchange.faults import crash_point
+from gwexchange.routing.mime import MessageReader, ReceivedMessage, encode_message, node_address, node_of_address
 
 log = logging.getLogger("gwexchange.smtp")
 
-DOMAIN = "gwexchange.invalid"
-ENVELOPE_MEDIA_TYPE = "application/vnd.gwexchange.envelope+xml"
-PART_MEDIA_TYPE = "application/octet-stream"
-TREE_HEAD_MEDIA_TYPE = "application/vnd.gwexchange.tree-head+xml"
-DIRECTORY_MEDIA_TYPE = "application/vnd.gwexchange.directory+xml"
-MAX_TREE_HEAD_BYTES = 64 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_TIMEOUT = 60.0
 """Seconds the client waits for any one reply (connect, each command, the commit after DATA)."""
 DEFAULT_IDLE_TIMEOUT = 300.0
 """Seconds the listener lets a connection sit idle."""
-MAX_PARTS = 10_000
 MAX_REASON = 300
 MAX_CONNECTIONS = 256
 """Connections the listener holds at once; one more is answered 421 and closed (file descriptors stay for work)."""
@@ -156,32 +116,11 @@ COMMAND_LIMITS = {
     "AUTH": 3,
     "QUIT": 1,
 }
-_MIN_BYTES_PER_LINE = 40
-"""Base64 lines are 78 bytes with CRLF: a message of many more, shorter lines (empty ones) is not ours."""
-
-_CID = re.compile(r"part-[1-9][0-9]{0,8}")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _ENDPOINT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):(?P<port>[0-9]{1,5})")
 _PRINTABLE = re.compile(r"[^\x20-\x7e]")
-_MULTIPART = re.compile(rb"content-type:[ \t]*multipart/", re.IGNORECASE)
 
 
 # --- addresses, outcomes, results ----------------------------------------------------------------------------
-
-
-def node_address(node_id: str) -> str:
-    """The SMTP address of a node: ``<node-id>@gwexchange.invalid``."""
-    if not is_node_id(node_id):
-        raise ConfigError(f"node id {node_id!r} is not valid (like gd-hub: lower-case letters, digits and '-')")
-    return f"{node_id}@{DOMAIN}"
-
-
-def node_of_address(address: str) -> str | None:
-    """The node id an SMTP address names, or None if it is not a node address."""
-    local, at, domain = address.strip().strip("<>").rpartition("@")
-    if not at or domain.lower() != DOMAIN or not is_node_id(local):
-        return None
-    return local
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,158 +293,9 @@ def envelope_message_id(envelope_xml: bytes) -> str:
         raise InputError(f"not an envelope: {e}") from e
     found = root.find(f".//{eq('MessageId')}")
     text = (found.text or "").strip() if found is not None else ""
-    if not _UUID.fullmatch(text):
+    if not is_message_id(text):
         raise InputError("the envelope has no message id in its header")
     return text
-
-
-def _base64_lines(data: bytes) -> bytes:
-    return base64.encodebytes(data).replace(b"\n", b"\r\n")
-
-
-def encode_message(
-    sender: str,
-    recipient: str,
-    envelope_xml: bytes,
-    parts: Mapping[str, bytes],
-    *,
-    message_id: str,
-    tree_head: bytes | None = None,
-    directory: bytes | None = None,
-) -> bytes:
-    """The MIME message carrying one envelope copy from node ``sender`` to node ``recipient`` (see above)."""
-    for cid in parts:
-        if not _CID.fullmatch(cid):
-            raise InputError(f"part id {cid!r} is not of the form part-N")
-    if len(parts) > MAX_PARTS:
-        raise InputError(f"an envelope has at most {MAX_PARTS} parts")
-    if not _UUID.fullmatch(message_id):
-        raise InputError(f"message id {message_id!r} is not a lower-case UUID")
-    boundary = f"=_gwx_{secrets.token_hex(16)}"  # "_" never occurs in base64: no body line can look like it
-    head = (
-        f"From: <{node_address(sender)}>\r\n"
-        f"To: <{node_address(recipient)}>\r\n"
-        f"Date: {email.utils.formatdate(usegmt=True)}\r\n"
-        f"Message-ID: <{secrets.token_hex(16)}@{sender}.{DOMAIN}>\r\n"
-        f"Subject: gwexchange envelope {message_id}\r\n"
-        f"X-Gwexchange-Message-Id: {message_id}\r\n"
-        "MIME-Version: 1.0\r\n"
-        f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n'
-        "\r\n"
-    )
-    chunks = [head.encode("ascii")]
-    chunks.append(
-        f"--{boundary}\r\nContent-Type: {ENVELOPE_MEDIA_TYPE}\r\nContent-Transfer-Encoding: base64\r\n\r\n".encode()
-    )
-    chunks.append(_base64_lines(envelope_xml))
-    if tree_head is not None:
-        chunks.append(
-            f"--{boundary}\r\nContent-Type: {TREE_HEAD_MEDIA_TYPE}\r\n"
-            "Content-Transfer-Encoding: base64\r\n\r\n".encode()
-        )
-        chunks.append(_base64_lines(tree_head))
-    if directory is not None:
-        chunks.append(
-            f"--{boundary}\r\nContent-Type: {DIRECTORY_MEDIA_TYPE}\r\n"
-            "Content-Transfer-Encoding: base64\r\n\r\n".encode()
-        )
-        chunks.append(_base64_lines(directory))
-    for cid, octets in parts.items():
-        chunks.append(
-            (
-                f"--{boundary}\r\nContent-Type: {PART_MEDIA_TYPE}\r\nContent-Transfer-Encoding: base64\r\n"
-                f'Content-ID: <{cid}>\r\nContent-Disposition: attachment; filename="{cid}"\r\n\r\n'
-            ).encode("ascii")
-        )
-        chunks.append(_base64_lines(octets))
-    chunks.append(f"--{boundary}--\r\n".encode("ascii"))
-    return b"".join(chunks)
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedMessage:
-    message_id: str | None  # the X-Gwexchange-Message-Id header, unverified
-    envelope_xml: bytes
-    parts: dict[str, bytes]
-    tree_head: bytes | None = None  # the sending node's latest signed tree head (XML), unverified
-    directory: bytes | None = None  # the signed directory the sending node holds, unverified
-
-
-def check_message_shape(data: bytes) -> None:
-    """Refuse, before the MIME parser sees it, a message whose shape is not ours: the parser's memory and time go
-    by lines and parts, not bytes (64 MiB of empty lines took gigabytes; millions of empty parts, a minute;
-    parts nested thousands deep, a RecursionError). Ours has one multipart level, a few header lines, at most
-    ``MAX_PARTS`` parts and base64 lines of 76 characters."""
-    lines = data.count(b"\n")
-    if lines > len(data) // _MIN_BYTES_PER_LINE + 1000:
-        raise EnvelopeError(f"the message has {lines} lines in {len(data)} bytes: not a gwexchange message")
-    boundaries = data.count(b"\n--")
-    if boundaries > MAX_PARTS + 8:
-        raise EnvelopeError(f"the message has {boundaries} MIME boundaries: at most {MAX_PARTS} parts are taken")
-    if len(_MULTIPART.findall(data)) > 1:
-        raise EnvelopeError("the message nests multipart bodies: a gwexchange message has one level")
-
-
-def decode_message(data: bytes) -> ReceivedMessage:
-    """Parse a message in the format above, strictly; ``EnvelopeError`` says what is wrong."""
-    check_message_shape(data)
-    message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
-    if message.defects:
-        raise EnvelopeError(f"the message is malformed MIME ({message.defects[0].__class__.__name__})")
-    if message.get_content_type() != "multipart/mixed" or not message.is_multipart():
-        raise EnvelopeError(f"the message is {message.get_content_type()}, not multipart/mixed")
-    payload = message.get_payload()
-    bodies = [body for body in payload if isinstance(body, Message)] if isinstance(payload, list) else []
-    if not bodies or len(bodies) != len(payload):
-        raise EnvelopeError("the message has no body parts, or one that is not MIME")
-    envelope_xml = _decode_part(bodies[0], ENVELOPE_MEDIA_TYPE)
-    tree_head = None
-    if len(bodies) > 1 and bodies[1].get_content_type() == TREE_HEAD_MEDIA_TYPE:
-        tree_head = _decode_part(bodies[1], TREE_HEAD_MEDIA_TYPE)
-        if len(tree_head) > MAX_TREE_HEAD_BYTES:
-            raise EnvelopeError(f"the tree head is over {MAX_TREE_HEAD_BYTES} bytes")
-        bodies = bodies[1:]
-    directory = None
-    if len(bodies) > 1 and bodies[1].get_content_type() == DIRECTORY_MEDIA_TYPE:
-        directory = _decode_part(bodies[1], DIRECTORY_MEDIA_TYPE)
-        bodies = bodies[1:]
-    parts: dict[str, bytes] = {}
-    for body in bodies[1:]:
-        cid = str(body.get("Content-ID", "")).strip()
-        if not (cid.startswith("<") and cid.endswith(">") and _CID.fullmatch(cid[1:-1])):
-            raise EnvelopeError(f"a part has the Content-ID {cid[:80]!r}, not <part-N>")
-        cid = cid[1:-1]
-        if cid in parts:
-            raise EnvelopeError(f"the part {cid} occurs twice")
-        parts[cid] = _decode_part(body, PART_MEDIA_TYPE)
-    if len(parts) > MAX_PARTS:
-        raise EnvelopeError(f"an envelope has at most {MAX_PARTS} parts")
-    raw_id = message.get("X-Gwexchange-Message-Id")
-    message_id = str(raw_id).strip() if raw_id is not None else None
-    return ReceivedMessage(
-        message_id=message_id if message_id and _UUID.fullmatch(message_id) else None,
-        envelope_xml=envelope_xml,
-        parts=parts,
-        tree_head=tree_head,
-        directory=directory,
-    )
-
-
-def _decode_part(body: Message, media_type: str) -> bytes:
-    if body.defects:
-        raise EnvelopeError(f"a body part is malformed MIME ({body.defects[0].__class__.__name__})")
-    if body.is_multipart() or body.get_content_type() != media_type:
-        raise EnvelopeError(f"a body part is {body.get_content_type()}, where {media_type} belongs")
-    encoding = str(body.get("Content-Transfer-Encoding", "")).strip().lower()
-    if encoding != "base64":
-        raise EnvelopeError(f"a {media_type} part is not base64-encoded")
-    text = body.get_payload()
-    if not isinstance(text, str):
-        raise EnvelopeError("a body part has no content")
-    try:
-        return base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise EnvelopeError(f"a {media_type} part is not valid base64") from e
 
 
 # --- the listener --------------------------------------------------------------------------------------------
@@ -517,6 +307,64 @@ class _Peer:
 
     node_id: str | None
     refusal: str | None = None
+
+
+class _Reading:
+    """One message as DATA brings it in: fed to a ``MessageReader`` within the listener's size limit and memory
+    budget, or refused (``refusal``, the reply) and then only counted to its end."""
+
+    def __init__(self, listener: SmtpListener) -> None:
+        self._listener = listener
+        self._reader: MessageReader | None = MessageReader()
+        self._error: EnvelopeError | None = None
+        self.refusal: str | None = None
+        self.size = 0
+        self._reserved = 0  # of the listener's budget
+
+    def feed(self, line: bytes) -> None:
+        self.size += len(line)
+        reader = self._reader
+        if reader is None:
+            return
+        if self.size > self._listener.max_message_bytes:
+            self.refuse(
+                f"552 5.3.4 Message too big for this node (at most {self._listener.max_message_bytes} bytes): "
+                "send it by bundle"
+            )
+            return
+        try:
+            reader.feed(line)
+        except EnvelopeError as e:
+            self._error = e
+            self.release()
+            return
+        grown = reader.held - self._reserved
+        if grown and not self._listener.reserve(grown):
+            self.refuse("451 4.3.1 This node is reading too many messages at once; try again later")
+            return
+        self._reserved += grown
+
+    @property
+    def open(self) -> bool:
+        """Still taking lines (False once refused: the rest is only skipped)."""
+        return self._reader is not None
+
+    def refuse(self, reply: str) -> None:
+        if self.refusal is None and self._error is None:
+            self.refusal = reply
+        self.release()
+
+    def finish(self) -> ReceivedMessage:
+        if self._error is not None:
+            raise self._error
+        assert self._reader is not None  # noqa: S101 (refused readings never get here)
+        return self._reader.finish()
+
+    def release(self) -> None:
+        """Keep nothing more and give the budget back (once refused, or once the callback is done with it)."""
+        self._listener.reserve(-self._reserved)
+        self._reserved = 0
+        self._reader = None
 
 
 class _NodeSMTP(SMTP):
@@ -542,6 +390,62 @@ class _NodeSMTP(SMTP):
             "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
         }
 
+    async def smtp_DATA(self, arg: str) -> None:
+        """DATA read line by line into a ``MessageReader`` (aiosmtpd's own keeps every line as an object until
+        the end: 64 MiB of empty lines took gigabytes). Whatever goes wrong, the data is read to its final dot
+        before the one reply, as RFC 5321 §4.2.5 wants, keeping nothing once the message is refused."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if self.envelope is None or not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        reading = _Reading(self._handler.listener)
+        try:
+            ended = False
+            at_line_start = True
+            while self.transport is not None and reading.open:
+                try:
+                    line = await self._reader.readuntil(b"\r\n")
+                except asyncio.CancelledError:
+                    self._writer.close()  # the connection is lost during DATA
+                    raise
+                except asyncio.LimitOverrunError as e:
+                    await self._reader.read(e.consumed)
+                    reading.refuse("500 5.5.2 Line too long (RFC 5321 section 4.5.3.1.6)")
+                    at_line_start = False
+                    break
+                if line == b".\r\n":
+                    ended = True
+                    break
+                reading.feed(line[1:] if line.startswith(b".") else line)
+            if not ended and not await self._skip_to_end(at_line_start):
+                return  # the connection is gone
+            assert self.session is not None  # noqa: S101 (set when the connection was made)
+            reply = await self._handler.take(self.session, reading)
+        finally:
+            reading.release()
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(reply)
+
+    async def _skip_to_end(self, at_line_start: bool) -> bool:
+        """Read a refused message to its final dot in blocks, not lines (a flood of empty lines costs a few reads
+        per 64 KiB); False if the connection ended first. Without PIPELINING a client sends nothing after the
+        dot before the reply, so whatever came in the same block after it is dropped."""
+        window = b"\r\n" if at_line_start else b""
+        while self.transport is not None:
+            block = await self._reader.read(1 << 16)
+            if not block:
+                return False
+            data = window + block
+            if data.find(b"\r\n.\r\n") >= 0:
+                return True
+            window = data[-4:]
+        return False
+
     async def smtp_STARTTLS(self, arg: str) -> None:
         if self._tls_protocol is not None:  # RFC 3207 §4.2: once only; aiosmtpd would nest a second TLS layer
             await self.push("503 5.5.1 TLS already active")
@@ -565,22 +469,28 @@ class _Handler:
     takes the message. ``peer`` is set by STARTTLS (None before: no mail is taken)."""
 
     def __init__(self, listener: SmtpListener) -> None:
-        self._listener = listener
+        self.listener = listener
         self.peer: _Peer | None = None
 
     def handle_STARTTLS(self, server: SMTP, session: Session, envelope: Envelope) -> bool:
-        listener = self._listener
+        listener = self.listener
         ssl_object = session.ssl.get("ssl_object") if session.ssl else None
         der = ssl_object.getpeercert(binary_form=True) if isinstance(ssl_object, ssl.SSLObject) else None
         now = listener.clock()
         if _stale_crl(listener.trust, now):
-            log.error("smtp.refused peer=%s reason=crl-expired (this node's CRL is out of date)", _where(session))
+            listener.quiet.log(
+                logging.ERROR,
+                "smtp.refused",
+                f"peer={_where(session)} reason=crl-expired (this node's CRL is out of date)",
+            )
             self.peer = _Peer(None, "451 4.7.0 Cannot check certificates now: this node's CRL is out of date")
             return False
         try:
             node_id = authenticate_peer(der, listener.trust, now)
         except TrustError as e:
-            log.warning("smtp.refused peer=%s reason=certificate detail=%s", _where(session), _reply_text(str(e)))
+            listener.quiet.warning(
+                "smtp.refused", f"peer={_where(session)} reason=certificate detail={_reply_text(str(e))}"
+            )
             self.peer = _Peer(None, f"554 5.7.1 Certificate not accepted: {_reply_text(str(e))}")
             return False
         self.peer = _Peer(node_id)
@@ -608,8 +518,9 @@ class _Handler:
             return "530 5.7.0 Must issue a STARTTLS command first"
         claimed = node_of_address(address)
         if claimed != peer.node_id:
-            log.warning(
-                "smtp.refused peer=%s node=%s mail_from=%s reason=mismatch", _where(session), peer.node_id, address
+            self.listener.quiet.warning(
+                "smtp.refused",
+                f"peer={_where(session)} node={peer.node_id} mail_from={_reply_text(address)} reason=mismatch",
             )
             return f"550 5.7.1 Sender {_reply_text(address)} is not node {peer.node_id} of the TLS certificate"
         envelope.mail_from = address
@@ -619,24 +530,28 @@ class _Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
-        if node_of_address(address) != self._listener.node_id:
-            return f"550 5.1.1 {_reply_text(address)}: this is node {self._listener.node_id}"
+        if node_of_address(address) != self.listener.node_id:
+            return f"550 5.1.1 {_reply_text(address)}: this is node {self.listener.node_id}"
         if address not in envelope.rcpt_tos:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        listener = self._listener
+    async def take(self, session: Session, reading: _Reading) -> str:
+        """The reply to a message read to its end: its callbacks run in threads, 250 only once it is committed."""
+        listener = self.listener
         peer = self.peer
         if peer is None or peer.node_id is None:
             return "530 5.7.0 Must issue a STARTTLS command first"
-        content = envelope.original_content or b""
+        if reading.refusal is not None:
+            return reading.refusal
         crash_point("data-received")
-        try:  # in a thread: parsing a large message must not stall the other sessions
-            received = await asyncio.to_thread(decode_message, content)
+        try:
+            received = reading.finish()
         except EnvelopeError as e:
-            log.warning("smtp.refused peer=%s node=%s reason=format detail=%s", _where(session), peer.node_id, e)
+            listener.quiet.warning(
+                "smtp.refused", f"peer={_where(session)} node={peer.node_id} reason=format detail={e}"
+            )
             return f"554 5.6.0 Not a gwexchange envelope message: {_reply_text(str(e))}"
         if received.tree_head is not None and listener.on_tree_head is not None:
             try:  # evidence about the peer's log: kept if it verifies, never a reason to refuse the envelope
@@ -658,15 +573,15 @@ class _Handler:
                 received.message_id,
             )
             return "451 4.3.0 Internal error while storing the envelope; try again later"
-        fields = f"peer={_where(session)} node={peer.node_id} message_id={received.message_id} bytes={len(content)}"
+        fields = f"peer={_where(session)} node={peer.node_id} message_id={received.message_id} bytes={reading.size}"
         if isinstance(outcome, Accepted):
             log.info("smtp.accepted %s stored=%s", fields, outcome.message_id)
             return f"250 2.0.0 stored {_reply_text(outcome.message_id)}"
         if isinstance(outcome, Transient):
-            log.warning("smtp.deferred %s reason=%s", fields, _reply_text(outcome.reason))
+            listener.quiet.warning("smtp.deferred", f"{fields} reason={_reply_text(outcome.reason)}")
             return f"451 4.3.0 {_reply_text(outcome.reason)}"
         if isinstance(outcome, Permanent):
-            log.warning("smtp.rejected %s reason=%s", fields, _reply_text(outcome.reason))
+            listener.quiet.warning("smtp.rejected", f"{fields} reason={_reply_text(outcome.reason)}")
             return f"554 5.7.1 {_reply_text(outcome.reason)}"
         log.error("smtp.error %s reason=on_envelope-returned type=%s", fields, type(outcome).__name__)
         return "451 4.3.0 Internal error while storing the envelope; try again later"
@@ -674,7 +589,9 @@ class _Handler:
     async def handle_exception(self, error: Exception) -> str:
         if error.__class__.__name__ == "TLSSetupException":  # the handshake failed: no certificate, wrong root, …
             cause = error.__cause__
-            log.warning("smtp.refused reason=tls-handshake detail=%s", _reply_text(str(cause or error)))
+            self.listener.quiet.warning(
+                "smtp.refused", f"reason=tls-handshake detail={_reply_text(str(cause or error))}"
+            )
         else:
             log.error("smtp.error reason=exception", exc_info=error)
         return "451 4.3.0 Internal error; try again later"
@@ -702,6 +619,7 @@ class SmtpListener:
         max_connections: int = MAX_CONNECTIONS,
         max_per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
         max_session_seconds: float = MAX_SESSION_SECONDS,
+        max_buffered_bytes: int | None = None,
         clock: Callable[[], datetime] = _now,
         on_tree_head: OnTreeHead | None = None,
         on_directory: OnTreeHead | None = None,
@@ -723,16 +641,25 @@ class SmtpListener:
         self.max_connections = max_connections
         self.max_per_address = max_per_address
         self.max_session_seconds = max_session_seconds
-        self._refusals = _Quiet(log, 10.0)
+        self.max_buffered_bytes = 2 * max_message_bytes if max_buffered_bytes is None else max_buffered_bytes
+        self._buffered = 0  # decoded bytes of the messages being read, on the loop's thread only
+        self.quiet = _Quiet(log, 10.0)  # the warnings a client's flood would repeat
         self.clock = clock
         self._requested_port = port
         self._port: int | None = None
         self._server: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: dict[_Connection, None] = {}  # in the order they came
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._thread_stop: asyncio.Event | None = None
         self._thread_error: BaseException | None = None
+
+    def reserve(self, size: int) -> bool:
+        """Take ``size`` bytes of the memory budget for a message being read (negative: give them back)."""
+        if size > 0 and self._buffered + size > self.max_buffered_bytes:
+            return False
+        self._buffered += size
+        return True
 
     @property
     def port(self) -> int:
@@ -766,7 +693,7 @@ class SmtpListener:
                 command_call_limit=COMMAND_LIMITS,
                 loop=loop,
             )
-            self._connections.add(protocol)
+            self._connections[protocol] = None
             return protocol
 
         _quiet_accept_errors(loop)
@@ -853,25 +780,42 @@ class _Connection(_NodeSMTP):
         self._listener = listener
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self.address = ""
-        self._turned_away = False
+        self._turned_away = False  # refused at once: aiosmtpd never started on it
+        self._evicted = False  # closed to make room for a newer connection
         self._lifetime: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         listener = self._listener
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
-        others = [c for c in listener._connections if c is not self and not c._turned_away]
+        others = [c for c in listener._connections if c is not self and not (c._turned_away or c._evicted)]
         same = sum(1 for c in others if c.address == self.address)
+        if len(others) >= listener.max_connections and same < listener.max_per_address:
+            # Full: the oldest connection that never showed a node certificate makes room, so clients without one
+            # (from as many addresses as they like) can hold the places only until a node needs one.
+            strangers = [c for c in others if c._handler.peer is None or c._handler.peer.node_id is None]
+            if strangers:
+                listener.quiet.warning("smtp.evicted", f"address={strangers[0].address} for={self.address}")
+                strangers[0].turn_away(b"421 4.7.0 Too many connections; closing the oldest unauthenticated\r\n")
+                others.remove(strangers[0])
         if len(others) >= listener.max_connections or same >= listener.max_per_address:
             # Turned away before aiosmtpd sees it: one line and the door, nothing read, nothing logged per try.
             self._turned_away = True
-            listener._refusals.warning("smtp.too-many-connections", f"address={self.address}")
+            listener.quiet.warning("smtp.too-many-connections", f"address={self.address}")
             if isinstance(transport, asyncio.WriteTransport):
                 transport.write(b"421 4.7.0 Too many connections; try again later\r\n")
             transport.close()
             return
         super().connection_made(transport)
         self._lifetime = self.loop.call_later(listener.max_session_seconds, self._end_of_life)
+
+    def turn_away(self, reply: bytes) -> None:
+        """One reply line and the door, whatever the session was doing."""
+        self._evicted = True
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(reply)
+            transport.close()
 
     def _end_of_life(self) -> None:
         """The session has lived long enough: closed now if between messages, else once this one is answered."""
@@ -894,7 +838,7 @@ class _Connection(_NodeSMTP):
             original.abort()  # type: ignore[attr-defined]
         if transport is None and original is None and not self.closed.done():
             self.closed.set_result(None)
-            self._listener._connections.discard(self)
+            self._listener._connections.pop(self, None)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._lifetime is not None:
@@ -903,32 +847,39 @@ class _Connection(_NodeSMTP):
             if not self._turned_away:  # aiosmtpd never started on a connection turned away
                 super().connection_lost(error)
         finally:
-            self._listener._connections.discard(self)
+            self._listener._connections.pop(self, None)
             if not self.closed.done():
                 self.closed.set_result(None)
 
 
 class _Quiet:
-    """A warning that a flood would repeat: logged at most once per ``every`` seconds per event, with a count of
-    the ones left out, so no client can fill the node's log."""
+    """Lines a flood would repeat: at most ``burst`` per event in any ``every`` seconds, then one with the count of
+    those left out, so no client can fill the node's log however fast it makes a node refuse it."""
 
-    def __init__(self, logger: logging.Logger, every: float) -> None:
+    def __init__(self, logger: logging.Logger, every: float, burst: int = 10) -> None:
         self._log = logger
         self._every = every
-        self._last: dict[str, float] = {}
+        self._burst = burst
+        self._windows: dict[str, tuple[float, int]] = {}  # event: (window start, lines logged in it)
         self._left_out: dict[str, int] = {}
 
-    def warning(self, event: str, fields: str) -> None:
+    def log(self, level: int, event: str, fields: str) -> None:
         now = time.monotonic()
-        if now - self._last.get(event, -self._every) < self._every:
+        start, count = self._windows.get(event, (now, 0))
+        if now - start >= self._every:
+            start, count = now, 0
+        if count >= self._burst:
             self._left_out[event] = self._left_out.get(event, 0) + 1
             return
-        self._last[event] = now
+        self._windows[event] = (start, count + 1)
         left_out = self._left_out.pop(event, 0)
-        self._log.warning("%s %s left_out=%d", event, fields, left_out)
+        self._log.log(level, "%s %s%s", event, fields, f" left_out={left_out}" if left_out else "")
+
+    def warning(self, event: str, fields: str) -> None:
+        self.log(logging.WARNING, event, fields)
 
 
-_accept_errors = _Quiet(log, 10.0)
+_accept_errors = _Quiet(log, 10.0, burst=1)
 _ACCEPT_HANDLER = "gwexchange_quiet_accept_errors"
 
 

@@ -98,7 +98,7 @@ from gwexchange.routing.directory import (  # noqa: E402
     directory_to_xml,
     sign_directory,
 )
-from gwexchange.routing.smtp import encode_message  # noqa: E402
+from gwexchange.routing.mime import encode_message  # noqa: E402
 
 VECTORS = base.VECTORS
 PKI = base.PKI

@@ -25,7 +25,7 @@ Targets (all at the fixed clock ``now`` of ``index.toml``, with the trust of ``t
                (554): the peer's own bytes, which sending again cannot mend. ``setup`` prepares the store first:
                ``receive`` takes the valid ``envelope.xml`` in (a replay follows), ``sent`` records it in gd-czt's
                outbox (a receipt follows), ``receipt`` does that and takes in the valid ``receipt.xml`` too.
-``mime``       a whole SMTP message: ``smtp.decode_message``, then as ``node`` with its parts.
+``mime``       a whole SMTP message: ``mime.decode_message``, then as ``node`` with its parts.
 ``bundle``     ``bundle.import_bundle`` into the store of gd-hub: refused whole, or every envelope refused (the
                typed error of each comes from taking it again on its own).
 ``package``    ``package.Package`` read and opened by gd.gov.office: envelope, then every part decrypted.
@@ -91,8 +91,8 @@ from gwexchange.routing.directory import (  # noqa: E402
     read_unverified_directory,
     verify_directory,
 )
+from gwexchange.routing.mime import decode_message  # noqa: E402
 from gwexchange.routing.node_logic import DepartmentKeys, NodeView, RecordSent  # noqa: E402
-from gwexchange.routing.smtp import decode_message  # noqa: E402
 from gwexchange.routing.store import Store  # noqa: E402
 
 VECTORS = TESTS / "vectors"
