@@ -8,6 +8,8 @@ table by ``python -m campaign``.
 ``crashes``  every kill point of ``gwexchange.faults`` at the hub and at the recipient, R kills each.
 ``disks``    ENOSPC and EIO injected at a receiving node's store.
 ``network_faults``  a hub cut off, envelopes past expiry, clock skew, tree-head times.
+``abuse``    floods, slow and idle clients, hostile MIME with a node's certificate, a hung neighbour, against a
+             working hub: a document still reaches 送达 in time, and each daemon's peak RSS is reported.
 ``load``     thousands of documents of mixed sizes and fan-outs while a hub is killed and restarted.
 ``hostile``  the hostile-input corpus of ``tests/attacks`` (its ``runner.run_corpus``).
 ``report``   the table (and ``--json``).

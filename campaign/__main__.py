@@ -1,7 +1,7 @@
 """``python -m campaign [--ci|--full] [--only CLASS] [--repeat N] [--point P] [--json]``: run the campaign, print
 the table; exit status 0 only if every case passed.
 
-``--ci`` (the default): every kill point × 20 kills, the disk and network cases, 300 documents of load, the
+``--ci`` (the default): every kill point × 20 kills, the disk, network and abuse cases, 300 documents of load, the
 hostile corpus. ``--full``: the same with 10,000 documents of load. ``--only`` (repeatable) picks classes;
 ``--point`` (repeatable) and ``--target`` narrow the crashes — the reproducer of a crash finding is
 ``python -m campaign --only crashes --point P --repeat N``. The work folder (node homes, daemon logs under

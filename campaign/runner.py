@@ -19,14 +19,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from campaign import crashes, disks, hostile, load, network_faults
+from campaign import abuse, crashes, disks, hostile, load, network_faults
 from campaign.network import CampaignError, CampaignPki, die_with_parent
 from campaign.report import CaseResult, ClassResult
 from gwexchange.errors import GwxError
 
-CLASSES = ("crashes", "disks", "network", "load", "hostile")
+CLASSES = ("crashes", "disks", "network", "abuse", "load", "hostile")
 REPO = Path(__file__).resolve().parent.parent
-WORKER_TIMEOUT = {"crashes": 1800.0, "disks": 900.0, "network": 1200.0, "load": 6 * 3600.0, "hostile": 900.0}
+WORKER_TIMEOUT = {
+    "crashes": 1800.0,
+    "disks": 900.0,
+    "network": 1200.0,
+    "abuse": 1200.0,
+    "load": 6 * 3600.0,
+    "hostile": 900.0,
+}
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class Unit:
 def units(classes: Sequence[str], points: Sequence[str]) -> list[Unit]:
     """The work, longest first (so the short units fill the gaps at the end)."""
     out: list[Unit] = []
-    for cls in ("load", "network", "crashes", "disks", "hostile"):
+    for cls in ("load", "network", "abuse", "crashes", "disks", "hostile"):
         if cls not in classes:
             continue
         if cls == "crashes":
@@ -79,6 +86,8 @@ def run_unit(unit: Unit, settings: Settings, workdir: Path) -> ClassResult:
             result = disks.run(workdir=workdir, pki=CampaignPki(workdir / "pki"))
         elif unit.cls == "network":
             result = network_faults.run(workdir=workdir, pki=CampaignPki(workdir / "pki"))
+        elif unit.cls == "abuse":
+            result = abuse.run(workdir=workdir, pki=CampaignPki(workdir / "pki"))
         elif unit.cls == "load":
             result = load.run(settings.profile, workdir=workdir, pki=CampaignPki(workdir / "pki"), seed=settings.seed)
         elif unit.cls == "hostile":

@@ -1,9 +1,9 @@
 """The resilience campaign (``campaign/``): its CI portion passes, its checker can fail, and it leaves nothing behind.
 
 ``test_the_ci_campaign_passes`` runs ``python -m campaign --ci`` — every kill point of ``gwexchange.faults`` × 20
-kills at the hub and the recipient, ENOSPC/EIO at receiving nodes, a hub cut off, expiry, clock skew, 300
-documents of load with a hub SIGKILLed — as a child process and asserts every case passed. The hostile class is
-left to ``tests/test_attacks.py``, which runs the same corpus. The other tests show the checker is honest: it
+kills at the hub and the recipient, ENOSPC/EIO at receiving nodes, a hub cut off, expiry, clock skew, floods and
+hostile MIME against a working hub, 300 documents of load with a hub SIGKILLed — as a child process and asserts
+every case passed. The hostile class is left to ``tests/test_attacks.py``, which runs the same corpus. The other tests show the checker is honest: it
 finds a document that was never delivered and a document filed twice.
 """
 
@@ -51,7 +51,7 @@ def test_the_ci_campaign_passes(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     env = {k: v for k, v in os.environ.items() if k not in ("GWX_CRASH_AT", "GWX_IO_FAULT_FILE")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    classes = ("crashes", "disks", "network", "load")
+    classes = ("crashes", "disks", "network", "abuse", "load")
     command = [sys.executable, "-m", "campaign", "--ci", "--workdir", str(workdir), "--json-out", str(out)]
     for name in classes:
         command += ["--only", name]
@@ -69,7 +69,7 @@ def test_the_ci_campaign_passes(tmp_path: Path) -> None:
     assert proc.returncode == 0, table
     assert sum(c.kills for c in results[0].cases) >= 9 * 20, table  # every kill point × 20 at least
     assert sum(c.lost + c.duplicated for r in results for c in r.cases) == 0, table
-    assert results[3].cases[0].documents >= 290, table  # a few sends may be refused, none may be lost
+    assert results[4].cases[0].documents >= 290, table  # a few sends may be refused, none may be lost
     assert _leftovers(workdir) == []
 
 

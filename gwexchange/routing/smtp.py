@@ -14,8 +14,9 @@ Size
     message exceeds the size the server announced (it reports a permanent failure with code 552). Larger envelopes
     travel by bundle (removable media, a later transport), not by SMTP. The listener keeps only what it decoded
     (about 3/4 of the message), and all the messages it is reading at once together within ``max_buffered_bytes``
-    (twice the size limit unless set): a message that would go over is read to its end, kept nowhere and answered
-    ``451 4.3.1`` (try again later), so no number of concurrent senders takes the node's memory.
+    (the size limit unless set: one message of the largest size, or many smaller ones, at a time): a message that
+    would go over is read to its end, kept nowhere and answered ``451 4.3.1`` (try again later), so no number of
+    concurrent senders takes the node's memory (with the 64 MiB default, a node stays under 256 MB).
 
 TLS and authentication
     Both sides hold their node certificate (Role.NODE, Usage.NODE, EKU serverAuth + clientAuth, SAN DNSName = node
@@ -641,7 +642,7 @@ class SmtpListener:
         self.max_connections = max_connections
         self.max_per_address = max_per_address
         self.max_session_seconds = max_session_seconds
-        self.max_buffered_bytes = 2 * max_message_bytes if max_buffered_bytes is None else max_buffered_bytes
+        self.max_buffered_bytes = max_message_bytes if max_buffered_bytes is None else max_buffered_bytes
         self._buffered = 0  # decoded bytes of the messages being read, on the loop's thread only
         self.quiet = _Quiet(log, 10.0)  # the warnings a client's flood would repeat
         self.clock = clock
