@@ -542,9 +542,7 @@ def test_joint_notice_signed_by_any_mix_of_tools(
 # --- c. every draft and signed document validates with xmllint ------------------------------------------------
 
 
-def test_every_draft_validates_with_xmllint(
-    example_xml: dict[str, bytes], schema_file: Path, tmp_path: Path
-) -> None:
+def test_every_draft_validates_with_xmllint(example_xml: dict[str, bytes], schema_file: Path, tmp_path: Path) -> None:
     assert set(example_xml) == {"notice", "request", "letter", "joint-notice"}
     for name, draft in example_xml.items():
         xmllint_validate(write(tmp_path, f"{name}.draft.xml", draft), schema_file)

@@ -652,7 +652,7 @@ def test_attachment_bad(overrides: dict[str, object], element: str) -> None:
         ("报告.", "结尾"),
         ("报告.pdf.", "结尾"),
         ("a?.pdf", "“?”"),
-        ('a".pdf', "“\"”"),
+        ('a".pdf', '“"”'),
         ("a|b.pdf", "“|”"),
         ("a<b>.pdf", "“<”"),
         ("a*.pdf", "“*”"),

@@ -742,10 +742,8 @@ def test_a_refused_message_is_skipped_to_its_end_and_the_session_goes_on(net: Ne
         (big, 552, b"5.3.4"),  # over the size limit
     ]
     inbox = Inbox()
-    with (
-        SmtpListener("127.0.0.1", 0, "node-b", net.tls["node-b"], net.trust, inbox, max_message_bytes=1 << 20) as running,
-        client(running) as smtp,
-    ):
+    small = SmtpListener("127.0.0.1", 0, "node-b", net.tls["node-b"], net.trust, inbox, max_message_bytes=1 << 20)
+    with small as running, client(running) as smtp:
         smtp.starttls(context=net.tls["node-a"].client_context)
         smtp.ehlo()
         for message, code, text in refused:

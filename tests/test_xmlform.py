@@ -302,6 +302,8 @@ DOC_NUMBER = st.builds(
     st.integers(1, 10**6),
 )
 DATES = st.dates()
+
+
 def _is_file_name(text: str) -> bool:
     try:
         check_file_name("附件文件名", text)

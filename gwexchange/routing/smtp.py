@@ -310,9 +310,13 @@ class _Peer:
     refusal: str | None = None
 
 
+def _too_big(limit: int) -> str:
+    return f"552 5.3.4 Message too big for this node (at most {limit} bytes): send it by bundle"
+
+
 class _Reading:
     """One message as DATA brings it in: fed to a ``MessageReader`` within the listener's size limit and memory
-    budget, or refused (``refusal``, the reply) and then only counted to its end."""
+    budget, or refused (``refusal``, the reply), keeping nothing of it from then on."""
 
     def __init__(self, listener: SmtpListener) -> None:
         self._listener = listener
@@ -328,10 +332,7 @@ class _Reading:
         if reader is None:
             return
         if self.size > self._listener.max_message_bytes:
-            self.refuse(
-                f"552 5.3.4 Message too big for this node (at most {self._listener.max_message_bytes} bytes): "
-                "send it by bundle"
-            )
+            self.refuse(_too_big(self._listener.max_message_bytes))
             return
         try:
             reader.feed(line)
@@ -381,11 +382,9 @@ class _NodeSMTP(SMTP):
         self._handler = handler
         self.tls_context = tls
         self.require_starttls = True
-        too_big = f"552 5.3.4 Message too big for this node (at most {max_message_bytes} bytes): send it by bundle"
         self._replies = {
             "530 Must issue a STARTTLS command first": "530 5.7.0 Must issue a STARTTLS command first",
-            "552 Error: Too much mail data": too_big,
-            "552 Error: message size exceeds fixed maximum message size": too_big,
+            "552 Error: message size exceeds fixed maximum message size": _too_big(max_message_bytes),
             "503 Error: need MAIL command": "503 5.5.1 Error: need MAIL command",
             "503 Error: send HELO first": "503 5.5.1 Error: send EHLO first",
             "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",

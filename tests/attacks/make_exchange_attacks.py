@@ -326,15 +326,18 @@ class Exchange:
         now: datetime = ENVELOPE_AT,
         lifetime: timedelta = LIFETIME,
         parts: dict[str, bytes] | None = None,
+        verified: VerifiedDocument | None = None,
     ) -> Sealed:
-        doc = doc or document()
+        """gd-czt's envelope for ``doc`` (signed now), or for the document ``verified`` as signed once."""
+        verified = verified or self.verified(doc or document())
+        doc = verified.document
         sink_into = parts if parts is not None else {}
 
         def sink(cid: str, octets: object) -> None:
             sink_into[cid] = b"".join(octets)  # type: ignore[arg-type]
 
         return seal(
-            self.verified(doc),
+            verified,
             {d.code: self.pki.encryption(d.code) for d in doc.recipients},
             self.pki.node_czt.signer,
             trust=self.trust,
@@ -1490,6 +1493,25 @@ def envelope_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
         "duplicate message id",
         "The valid envelope again, after gd-hub took it in: acknowledged, nothing stored or forwarded twice.",
         setup="receive",
+    )
+    signed_once = verify_document(_open_document(ex, valid), ex.trust, now=base.VERIFY_NOW)
+    node(
+        "env-replayed-under-new-id.xml",
+        "replay-expiry",
+        ex.seal(verified=signed_once, now=ENVELOPE_AT + timedelta(minutes=30)).envelope_xml,
+        "EnvelopeError",
+        f"filed this signed document as message {c.envelope.header.message_id}",
+        "The document of the valid envelope, sealed again by gd-czt (its department's home node) under a new "
+        "message id after gd-hub filed it: a replay, refused however new its envelope.",
+        setup="receive",
+    )
+    node(
+        "env-created-in-future.xml",
+        "replay-expiry",
+        ex.seal(now=ENVELOPE_AT + timedelta(days=1000), lifetime=timedelta(days=731)).envelope_xml,
+        "EnvelopeError",
+        "claims to be created at 2029-08-16 10:00:00 UTC, later than this node's clock allows",
+        "A validly sealed envelope created 1,000 days ahead (and living two years from then).",
     )
     expired = ex.seal(lifetime=timedelta(hours=1))
     add(
