@@ -53,6 +53,8 @@ run_checks() {  # run_checks VENV [pytest arguments]: the same checks for the lo
   "$venv/bin/ruff" check gwexchange tests bench campaign
   echo "== mypy --strict gwexchange"
   "$venv/bin/mypy" gwexchange
+  echo "== lint-imports (the layering of the parts)"
+  "$venv/bin/lint-imports"
   echo "== pytest"
   exec "$venv/bin/pytest" -q "$@"
 }

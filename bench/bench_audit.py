@@ -42,10 +42,9 @@ import benchenv  # noqa: E402
 from cryptography import x509  # noqa: E402
 
 from gwexchange.archive.audit import AuditOptions, audit  # noqa: E402
-from gwexchange.archive.audit_archive import ArchiveSource, export_archive  # noqa: E402
+from gwexchange.archive.audit_archive import ArchiveSource  # noqa: E402
 from gwexchange.archive.log import MerkleLog  # noqa: E402
 from gwexchange.archive.treehead import TreeHeadStore  # noqa: E402
-from gwexchange.crypto.authority import Authority  # noqa: E402
 from gwexchange.crypto.certificates import Role, Usage  # noqa: E402
 from gwexchange.crypto.keys import UnsafeUnencrypted, key_from_pem  # noqa: E402
 from gwexchange.crypto.trust import TrustPolicy  # noqa: E402
@@ -55,7 +54,7 @@ from gwexchange.envelope.receipts import AnswererRole, Receipt, ReceiptKind, sig
 from gwexchange.envelope.sealing import seal, seal_receipt  # noqa: E402
 from gwexchange.envelope.signing import sign_document, verify_document  # noqa: E402
 from gwexchange.envelope.xmlform import document_to_xml  # noqa: E402
-from gwexchange.routing.directory import (  # noqa: E402
+from gwexchange.network.directory import (  # noqa: E402
     DepartmentEntry,
     Directory,
     Link,
@@ -64,6 +63,8 @@ from gwexchange.routing.directory import (  # noqa: E402
     ZonePolicy,
     sign_directory,
 )
+from gwexchange.pki.authority import Authority  # noqa: E402
+from gwexchange.routing.home_source import export_archive  # noqa: E402
 
 AUTHORITY = "gd.gov.ca"
 SENDER, RECIPIENT = "src.gov.office", "one.gov.office"

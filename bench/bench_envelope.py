@@ -97,18 +97,19 @@ from signxml import (  # noqa: E402
     XMLVerifier,
 )
 
-from gwexchange.crypto.authority import Authority  # noqa: E402
 from gwexchange.crypto.certificates import Role, Usage  # noqa: E402
 from gwexchange.crypto.keys import KeyAlgorithm, UnsafeUnencrypted, key_from_pem  # noqa: E402
 from gwexchange.crypto.trust import TrustPolicy  # noqa: E402
 from gwexchange.crypto.xmldsig import Signer  # noqa: E402
+from gwexchange.envelope.description import load_description_file  # noqa: E402
 from gwexchange.envelope.model import Attachment, Department, Document  # noqa: E402
+from gwexchange.envelope.package import Package, write_package  # noqa: E402
 from gwexchange.envelope.sealing import open_envelope, seal  # noqa: E402
 from gwexchange.envelope.signing import sign_document, verify_document  # noqa: E402
 from gwexchange.envelope.xmlform import document_to_xml  # noqa: E402
 from gwexchange.errors import GwxError  # noqa: E402
-from gwexchange.files import load_description_file, read_chunks  # noqa: E402
-from gwexchange.package import Package, write_package  # noqa: E402
+from gwexchange.files import read_chunks  # noqa: E402
+from gwexchange.pki.authority import Authority  # noqa: E402
 
 GW = "urn:gwexchange:document:1"
 ENV = "urn:gwexchange:envelope:1"

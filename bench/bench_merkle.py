@@ -45,11 +45,11 @@ from cryptography import x509  # noqa: E402
 from gwexchange.archive.log import MerkleLog, verify_log  # noqa: E402
 from gwexchange.archive.merkle import TreeState, leaf_hash, verify_consistency, verify_inclusion  # noqa: E402
 from gwexchange.archive.treehead import TreeHeadStore, sign_tree_head, verify_tree_head  # noqa: E402
-from gwexchange.crypto.authority import Authority  # noqa: E402
 from gwexchange.crypto.certificates import Role, Usage  # noqa: E402
 from gwexchange.crypto.keys import KeyAlgorithm, UnsafeUnencrypted, key_from_pem  # noqa: E402
 from gwexchange.crypto.trust import TrustPolicy  # noqa: E402
 from gwexchange.crypto.xmldsig import Signer  # noqa: E402
+from gwexchange.pki.authority import Authority  # noqa: E402
 
 NOW = datetime(2026, 11, 20, 8, 0, 0, tzinfo=UTC)
 NODE = "gd-hub"

@@ -69,17 +69,16 @@ if str(REPO) not in sys.path:  # run as a script from a source tree without inst
 import benchenv  # noqa: E402
 from cryptography import x509  # noqa: E402
 
-from gwexchange.crypto.authority import Authority  # noqa: E402
 from gwexchange.crypto.certificates import Role, Usage  # noqa: E402
 from gwexchange.crypto.keys import UnsafeUnencrypted, key_from_pem  # noqa: E402
 from gwexchange.crypto.xmldsig import Signer  # noqa: E402
+from gwexchange.envelope.description import load_description_file  # noqa: E402
 from gwexchange.envelope.model import Classification, Department, Document  # noqa: E402
 from gwexchange.envelope.sealing import Sealed, seal  # noqa: E402
 from gwexchange.envelope.signing import sign_document, verify_document  # noqa: E402
 from gwexchange.envelope.xmlform import document_to_xml  # noqa: E402
-from gwexchange.files import load_description_file, read_chunks  # noqa: E402
-from gwexchange.routing import node_logic  # noqa: E402
-from gwexchange.routing.directory import (  # noqa: E402
+from gwexchange.files import read_chunks  # noqa: E402
+from gwexchange.network.directory import (  # noqa: E402
     DepartmentEntry,
     Directory,
     Link,
@@ -88,6 +87,8 @@ from gwexchange.routing.directory import (  # noqa: E402
     ZonePolicy,
     sign_directory,
 )
+from gwexchange.pki.authority import Authority  # noqa: E402
+from gwexchange.routing import node_logic  # noqa: E402
 from gwexchange.routing.node import NodeConfig, NodeContext, init_home, load_context  # noqa: E402
 
 EXAMPLES = REPO / "examples"

@@ -5,7 +5,7 @@ table by ``python -m campaign``.
 ``network``  the harness: a PKI, a signed directory and node homes; daemons started, killed and restarted with
              their own environment; a clerk that sends and signs for as ``gwx send``/``gwx sign-for`` do; the
              checker that reads every store and every Merkle log.
-``crashes``  every kill point of ``gwexchange.faults`` at the hub and at the recipient, R kills each.
+``crashes``  every kill point of ``gwexchange.routing.faults`` at the hub and at the recipient, R kills each.
 ``disks``    ENOSPC and EIO injected at a receiving node's store.
 ``network_faults``  a hub cut off, envelopes past expiry, clock skew, tree-head times.
 ``abuse``    floods, slow and idle clients, hostile MIME with a node's certificate, a hung neighbour, against a

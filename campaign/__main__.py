@@ -22,7 +22,7 @@ from types import FrameType
 from campaign import crashes, load
 from campaign.report import render, to_json
 from campaign.runner import CLASSES, Settings, run_unit, run_units, units
-from gwexchange.faults import CRASH_POINTS
+from gwexchange.routing.faults import CRASH_POINTS
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Crashes: every kill point of ``gwexchange.faults``, R kills each (``--repeat``, 20 in CI) at the hub and the
+"""Crashes: every kill point of ``gwexchange.routing.faults``, R kills each (``--repeat``, 20 in CI) at the hub and the
 recipient together.
 
 The network (``one_hub(2)``: the shortest with a relay; every start of a daemon costs a second or two of CPU, and
@@ -65,7 +65,7 @@ from campaign.network import (
 )
 from campaign.report import CaseResult, ClassResult
 from gwexchange.errors import GwxError
-from gwexchange.faults import CRASH_ENV, CRASH_POINTS
+from gwexchange.routing.faults import CRASH_ENV, CRASH_POINTS
 from gwexchange.routing.node_logic import Action
 
 CLASS = "crashes"

@@ -39,7 +39,7 @@ from campaign.network import (
 )
 from campaign.report import CaseResult, ClassResult
 from gwexchange.errors import GwxError
-from gwexchange.faults import IO_FAULT_ENV
+from gwexchange.routing.faults import IO_FAULT_ENV
 
 CLASS = "disks"
 TOPOLOGY = two_hubs(2)

@@ -45,17 +45,14 @@ from sqlalchemy import Engine
 
 from gwexchange.archive.log import ENTRIES_FILE, MerkleLog, verify_log
 from gwexchange.archive.treehead import TreeHeadStore
-from gwexchange.crypto.authority import Authority
 from gwexchange.crypto.certificates import Role, Usage
 from gwexchange.crypto.keys import UnsafeUnencrypted, key_from_pem
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.model import Attachment, Classification, Department, DocKind, DocNumber, Document
 from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.envelope.sealing import DEFAULT_LIFETIME
-from gwexchange.faults import CRASH_ENV, IO_FAULT_ENV
-from gwexchange.files import KEY_PASSPHRASE_ENV, measure_file
-from gwexchange.routing.clerk import answer_document, send_document
-from gwexchange.routing.directory import (
+from gwexchange.files import measure_file
+from gwexchange.network.directory import (
     DepartmentEntry,
     Directory,
     Link,
@@ -64,6 +61,10 @@ from gwexchange.routing.directory import (
     ZonePolicy,
     sign_directory,
 )
+from gwexchange.pki.authority import Authority
+from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV
+from gwexchange.routing.clerk import answer_document, send_document
+from gwexchange.routing.faults import CRASH_ENV, IO_FAULT_ENV
 from gwexchange.routing.node import RUN_NAME, NodeConfig, NodeContext, init_home, load_context, load_trust
 from gwexchange.routing.node_logic import InboxState, RecipientState
 from gwexchange.routing.smtp import envelope_message_id

@@ -1,4 +1,4 @@
-"""The file-system edge: clerks' description files, attachments, key folders, atomic writes."""
+"""Files, safely: durable atomic writes, new files that never follow links or overwrite, reading in chunks."""
 
 from __future__ import annotations
 
@@ -6,19 +6,11 @@ import errno
 import hashlib
 import os
 import tempfile
-import tomllib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from cryptography import x509
+from gwexchange.errors import ConfigError, InputError
 
-from gwexchange.crypto.keys import key_from_pem
-from gwexchange.crypto.suite import PrivateKey
-from gwexchange.envelope.description import load_description
-from gwexchange.envelope.model import Document
-from gwexchange.errors import ConfigError, DocumentError, InputError
-
-MAX_BODY_BYTES = 4 * 1024 * 1024
 CHUNK = 1024 * 1024
 
 
@@ -102,76 +94,8 @@ def measure_file(path: Path) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
-def read_departments(path: Path) -> dict[str, str]:
-    """A department list: ``[departments]`` mapping codes to names."""
-    try:
-        spec = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"cannot read the department list {path}: {e}") from e
-    table = spec.get("departments")
-    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
-        raise ConfigError(f'{path} must have a [departments] table of code = "name" lines')
-    return {str(k): str(v) for k, v in table.items()}
-
-
-def load_description_file(path: Path, departments: Path | None = None) -> Document:
-    """Load a description; relative names in it are relative to its folder.
-
-    Without ``departments``, a ``departments.toml`` beside the description supplies department names.
-    """
-    folder = path.parent
-    if departments is None and (folder / "departments.toml").is_file():
-        departments = folder / "departments.toml"
-
-    def resolve(name: str) -> Path:
-        target = folder / name
-        if not target.is_file():
-            raise DocumentError("描述文件", f"找不到文件 {name}（相对于 {folder}）")
-        return target
-
-    def read(name: str) -> bytes:
-        target = resolve(name)
-        if target.stat().st_size > MAX_BODY_BYTES:
-            raise DocumentError("正文", f"正文文件 {name} 超过 {MAX_BODY_BYTES // 1024 // 1024} MB")
-        return target.read_bytes()
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise ConfigError(f"description file {path} does not exist") from e
-    except UnicodeDecodeError as e:
-        raise DocumentError("描述文件", f"{path} 不是 UTF-8 编码") from e
-    names = read_departments(departments) if departments is not None else None
-    return load_description(text, read, lambda name: measure_file(resolve(name)), names)
-
-
-KEY_PASSPHRASE_ENV = "GWX_KEY_PASSPHRASE"  # noqa: S105  # the name of the variable, not a passphrase
-
-
 def read_file(path: Path, what: str = "file") -> bytes:
     try:
         return path.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}") from e
-
-
-def load_certificate(path: Path, what: str = "the certificate") -> x509.Certificate:
-    try:
-        return x509.load_pem_x509_certificate(read_file(path, what))
-    except ValueError as e:
-        raise ConfigError(f"{path} is not a PEM certificate") from e
-
-
-def load_keypair(
-    folder: Path, usage: str, passphrase_env: str = KEY_PASSPHRASE_ENV
-) -> tuple[PrivateKey, x509.Certificate]:
-    """``<usage>.key`` and ``<usage>.crt`` from a holder's folder, laid out as ``gwx pki issue`` writes them.
-
-    The key's passphrase comes from ``passphrase_env``; an unencrypted key loads only when that variable is unset.
-    """
-    if not folder.is_dir():
-        raise ConfigError(f"{folder} is not a key folder (it should hold {usage}.key and {usage}.crt)")
-    pem = read_file(folder / f"{usage}.key", "the key")
-    secret = os.environ.get(passphrase_env)
-    key = key_from_pem(pem, secret.encode("utf-8") if secret else None, source=str(folder / f"{usage}.key"))
-    return key, load_certificate(folder / f"{usage}.crt")

@@ -22,15 +22,15 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from gwexchange.crypto.authority import CERT_LIFETIME, Authority, IssuedFiles
 from gwexchange.crypto.certificates import Role, Usage
 from gwexchange.crypto.keys import KeyAlgorithm, Protection, UnsafeUnencrypted, key_from_pem
 from gwexchange.crypto.suite import PrivateKey
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
+from gwexchange.envelope.description import load_description_file
 from gwexchange.envelope.model import Classification, Department, DocKind, DocNumber, Document
 from gwexchange.envelope.xmlform import document_to_xml
-from gwexchange.files import load_description_file
+from gwexchange.pki.authority import CERT_LIFETIME, Authority, IssuedFiles
 
 # --- fixed facts ---------------------------------------------------------------------------------------------
 

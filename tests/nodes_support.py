@@ -24,13 +24,13 @@ from typing import IO
 from cryptography import x509
 
 from gwexchange.archive.log import MerkleLog
-from gwexchange.crypto.authority import Authority
 from gwexchange.crypto.certificates import Role, Usage
 from gwexchange.crypto.keys import UnsafeUnencrypted, key_from_pem
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.model import Classification
-from gwexchange.routing.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy, sign_directory
+from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy, sign_directory
+from gwexchange.pki.authority import Authority
 from gwexchange.routing.node import NodeConfig, init_home, load_trust, open_store
 
 REPO = Path(__file__).resolve().parent.parent

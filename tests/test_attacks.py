@@ -30,11 +30,11 @@ from cryptography import x509
 
 from gwexchange.archive.treehead import parse_head_line, tree_head_from_xml, verify_tree_head
 from gwexchange.crypto.trust import TrustPolicy
+from gwexchange.envelope.package import Package
 from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.envelope.sealing import inspect, open_envelope
 from gwexchange.envelope.signing import verify_document
 from gwexchange.errors import GwxError, SignatureError, XmlInputError
-from gwexchange.package import Package
 from gwexchange.routing import node_logic
 from gwexchange.routing.bundle import import_bundle
 from gwexchange.routing.mime import decode_message

@@ -41,9 +41,8 @@ from gwexchange.archive.audit import (
     prove,
     trust_for,
 )
-from gwexchange.archive.audit_archive import ArchiveSource, HomeSource, export_archive, open_source
+from gwexchange.archive.audit_archive import ArchiveSource
 from gwexchange.archive.audit_report import render_report
-from gwexchange.archive.fonts import load_fonts
 from gwexchange.archive.log import MerkleLog
 from gwexchange.archive.merkle import TreeState, leaf_hash, node_hash
 from gwexchange.archive.treehead import TreeHeadStore, head_to_line, parse_head_line, sign_tree_head
@@ -54,7 +53,9 @@ from gwexchange.envelope.sealing import inspect, receipt_content, seal, seal_rec
 from gwexchange.envelope.signing import sign_document, verify_document
 from gwexchange.envelope.xmlform import document_to_xml
 from gwexchange.errors import InputError, VerificationError
-from gwexchange.routing.directory import read_unverified_directory, sign_directory
+from gwexchange.network.directory import read_unverified_directory, sign_directory
+from gwexchange.render.fonts import load_fonts
+from gwexchange.routing.home_source import HomeSource, export_archive, open_source
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from nodes_support import (
 )
 
 from gwexchange.archive.audit import AuditOptions, AuditReport, audit
-from gwexchange.archive.audit_archive import export_archive, open_source
+from gwexchange.routing.home_source import export_archive, open_source
 from gwexchange.routing.node import NodeConfig
 
 

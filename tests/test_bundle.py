@@ -24,9 +24,9 @@ from gwexchange.envelope.sealing import Sealed, seal
 from gwexchange.envelope.signing import sign_document, verify_document
 from gwexchange.envelope.xmlform import document_to_xml
 from gwexchange.errors import EnvelopeError, InputError
+from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy
 from gwexchange.routing import bundle as bundle_module
 from gwexchange.routing.bundle import MIMETYPE, export_bundle, import_bundle
-from gwexchange.routing.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy
 from gwexchange.routing.node_logic import DepartmentKeys, NodeView, RecipientState, originate
 from gwexchange.routing.store import Store
 

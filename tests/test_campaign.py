@@ -1,8 +1,8 @@
 """The resilience campaign (``campaign/``): its CI portion passes, its checker can fail, and it leaves nothing behind.
 
-``test_the_ci_campaign_passes`` runs ``python -m campaign --ci`` — every kill point of ``gwexchange.faults`` × 20
-kills at the hub and the recipient, ENOSPC/EIO at receiving nodes, a hub cut off, expiry, clock skew, floods and
-hostile MIME against a working hub, 300 documents of load with a hub SIGKILLed — as a child process and asserts
+``test_the_ci_campaign_passes`` runs ``python -m campaign --ci`` — every kill point of ``gwexchange.routing.faults``
+× 20 kills at the hub and the recipient, ENOSPC/EIO at receiving nodes, a hub cut off, expiry, clock skew, floods
+and hostile MIME against a working hub, 300 documents of load with a hub SIGKILLed — as a child process and asserts
 every case passed. The hostile class is left to ``tests/test_attacks.py``, which runs the same corpus. The other
 tests show the checker is honest: it finds a document that was never delivered and a document filed twice.
 """

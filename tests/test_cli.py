@@ -18,7 +18,7 @@ import typer
 from cryptography import x509
 
 from gwexchange.cli import app
-from gwexchange.files import load_description_file
+from gwexchange.envelope.description import load_description_file
 
 CA_PASSPHRASE = "cli-ca-passphrase"
 KEY_PASSPHRASE = "cli-key-passphrase"

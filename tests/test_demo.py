@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from gwexchange.files import load_description_file
+from gwexchange.envelope.description import load_description_file
 from gwexchange.routing.node import NodeConfig, open_store
 
 REPO = Path(__file__).resolve().parent.parent

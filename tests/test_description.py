@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from gwexchange.envelope.description import KEYS, REQUIRED, load_description, split_body
+from gwexchange.envelope.description import (
+    KEYS,
+    REQUIRED,
+    load_description,
+    load_description_file,
+    read_departments,
+    split_body,
+)
 from gwexchange.envelope.model import Classification, Department, DocKind, Urgency
 from gwexchange.errors import ConfigError, DocumentError, InputError
-from gwexchange.files import load_description_file, measure_file, read_departments
+from gwexchange.files import measure_file
 
 MINIMAL_TOML = """\
 kind = "通知"

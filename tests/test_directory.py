@@ -30,7 +30,7 @@ from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer, sign_enveloped
 from gwexchange.envelope.model import Classification
 from gwexchange.errors import ConfigError, SignatureError, TrustError, XmlInputError
-from gwexchange.routing.directory import (
+from gwexchange.network.directory import (
     DIRECTORY_NS,
     DepartmentEntry,
     Directory,

@@ -59,6 +59,7 @@ from gwexchange.envelope.model import (
     Document,
     Urgency,
 )
+from gwexchange.envelope.package import MIMETYPE, Package, is_package, write_package
 from gwexchange.envelope.sealing import (
     DEFAULT_LIFETIME,
     DOCUMENT_MEDIA_TYPE,
@@ -80,7 +81,6 @@ from gwexchange.errors import (
     TrustError,
     XmlInputError,
 )
-from gwexchange.package import MIMETYPE, Package, is_package, write_package
 
 XENC = "http://www.w3.org/2001/04/xmlenc#"
 XENC11 = "http://www.w3.org/2009/xmlenc11#"

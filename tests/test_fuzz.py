@@ -35,20 +35,19 @@ from gwexchange import xmlsafe
 from gwexchange.archive.treehead import parse_head_line, tree_head_from_xml, verify_tree_head
 from gwexchange.crypto.keys import key_from_pem
 from gwexchange.crypto.trust import TrustPolicy
-from gwexchange.envelope.description import load_description
+from gwexchange.envelope.description import load_description, load_description_file
+from gwexchange.envelope.package import Package
 from gwexchange.envelope.receipts import SentRecord, verify_receipt
 from gwexchange.envelope.sealing import inspect, open_envelope, receipt_content
 from gwexchange.envelope.signing import verify_document
 from gwexchange.envelope.xmlform import document_from_element
 from gwexchange.errors import GwxError
-from gwexchange.files import load_description_file
-from gwexchange.package import Package
-from gwexchange.routing.bundle import import_bundle
-from gwexchange.routing.directory import (
+from gwexchange.network.directory import (
     compile_directory,
     read_unverified_directory,
     verify_directory,
 )
+from gwexchange.routing.bundle import import_bundle
 from gwexchange.routing.mime import decode_message
 from gwexchange.routing.node_logic import DepartmentKeys, NodeView
 from gwexchange.routing.store import Store

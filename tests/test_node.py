@@ -40,7 +40,7 @@ from nodes_support import (
 
 from gwexchange.archive.log import verify_log
 from gwexchange.archive.treehead import PeerHeads, TreeHeadStore
-from gwexchange.routing.directory import read_unverified_directory
+from gwexchange.network.directory import read_unverified_directory
 from gwexchange.routing.node import NodeConfig, _signal_daemon, open_store, running_daemon
 from gwexchange.routing.smtp import envelope_message_id
 

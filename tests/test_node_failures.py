@@ -41,13 +41,15 @@ from nodes_support import (
 )
 from sqlmodel import Session
 
+from gwexchange.envelope.description import load_description_file
 from gwexchange.envelope.model import Classification
 from gwexchange.envelope.sealing import DEFAULT_LIFETIME, Sealed, seal
 from gwexchange.envelope.signing import sign_document, verify_document
 from gwexchange.envelope.xmlform import document_to_xml
-from gwexchange.files import load_description_file, load_keypair, read_chunks
+from gwexchange.files import read_chunks
+from gwexchange.network.directory import Zone, ZonePolicy
+from gwexchange.pki.keyfiles import load_keypair
 from gwexchange.routing import node_logic
-from gwexchange.routing.directory import Zone, ZonePolicy
 from gwexchange.routing.mime import encode_message, node_address
 from gwexchange.routing.node import NodeConfig, load_context, open_store, status
 from gwexchange.routing.smtp import node_tls

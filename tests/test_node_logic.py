@@ -37,7 +37,7 @@ from gwexchange.envelope.sealing import Sealed, inspect, seal, seal_receipt
 from gwexchange.envelope.signing import sign_document, verify_document
 from gwexchange.envelope.xmlform import document_to_xml
 from gwexchange.errors import EnvelopeError
-from gwexchange.routing.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy
+from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy
 from gwexchange.routing.node_logic import (
     Accept,
     DepartmentKeys,

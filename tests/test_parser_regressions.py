@@ -26,7 +26,7 @@ def test_a_bundle_manifest_nested_too_deep_is_refused_not_a_recursion_error(tmp_
 
 def test_a_package_whose_mimetype_member_is_damaged_is_refused_not_an_attribute_error(tmp_path: Path) -> None:
     """Reading the mimetype member failed before ``Package.path`` was set, and the error message needed it."""
-    from gwexchange.package import MIMETYPE, Package
+    from gwexchange.envelope.package import MIMETYPE, Package
 
     path = tmp_path / "damaged.gwxp"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -61,7 +61,7 @@ def test_directory_toml_times_at_the_edge_of_the_calendar_are_config_errors(issu
     from datetime import UTC, datetime
 
     from gwexchange.errors import ConfigError
-    from gwexchange.routing.directory import compile_directory
+    from gwexchange.network.directory import compile_directory
 
     policy = '[policy]\n"内网" = "绝密"\n"专网" = "机密"\n"外网" = "内部"\n'
     text = f"serial = 1\nissued = {issued}\nvalid_days = 90\n{policy}"
@@ -93,8 +93,8 @@ def _zip(members: list[tuple[str, bytes]]) -> bytes:
 
 def test_a_package_with_a_member_name_of_invalid_utf8_is_refused_not_a_unicode_error(tmp_path: Path) -> None:
     """zipfile raises UnicodeDecodeError (a ValueError) for a name flagged UTF-8 that is not: it escaped."""
+    from gwexchange.envelope.package import MIMETYPE, Package
     from gwexchange.errors import InputError
-    from gwexchange.package import MIMETYPE, Package
 
     good = _zip([("mimetype", MIMETYPE.encode()), ("envelope.xml", b"<x/>")])
     path = tmp_path / "p.gwxp"

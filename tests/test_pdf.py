@@ -25,8 +25,13 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pypdf import PdfReader
 
-from gwexchange.archive.fonts import Face, FontSet, load_fonts
-from gwexchange.archive.pdf_layout import (
+from gwexchange.crypto.certificates import RevocationReason
+from gwexchange.envelope.model import Document
+from gwexchange.envelope.signing import VerifiedDocument, sign_document, verify_document
+from gwexchange.envelope.xmlform import document_to_xml
+from gwexchange.errors import ConfigError, DocumentError, SignatureError, TrustError, VerificationError
+from gwexchange.render.fonts import Face, FontSet, load_fonts
+from gwexchange.render.pdf_layout import (
     BLOCK_H,
     BLOCK_W,
     CELL,
@@ -47,7 +52,7 @@ from gwexchange.archive.pdf_layout import (
     layout_pages,
     render_pdf,
 )
-from gwexchange.archive.pdf_proof import (
+from gwexchange.render.pdf_proof import (
     SOURCE_FILE,
     VerifiedPdf,
     embed_proof,
@@ -55,11 +60,6 @@ from gwexchange.archive.pdf_proof import (
     sign_pdf,
     verify_pdf,
 )
-from gwexchange.crypto.certificates import RevocationReason
-from gwexchange.envelope.model import Document
-from gwexchange.envelope.signing import VerifiedDocument, sign_document, verify_document
-from gwexchange.envelope.xmlform import document_to_xml
-from gwexchange.errors import ConfigError, DocumentError, SignatureError, TrustError, VerificationError
 
 EXAMPLE_NAMES = ("notice", "request", "letter", "joint-notice")
 

@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gwexchange.crypto import certificates as certs
-from gwexchange.crypto.authority import Authority
 from gwexchange.crypto.certificates import RevocationReason, Role, Usage, identity_of
 from gwexchange.crypto.keys import KeyAlgorithm, UnsafeUnencrypted, generate_key, key_from_pem, key_to_pem
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.errors import ConfigError, TrustError
+from gwexchange.pki.authority import Authority
 
 PASSPHRASE = b"another-test-passphrase"
 

@@ -25,7 +25,7 @@ from gwexchange.crypto.keys import generate_key
 from gwexchange.crypto.suite import PrivateKey
 from gwexchange.envelope.model import Classification
 from gwexchange.errors import ConfigError, InputError, RouteError
-from gwexchange.routing.directory import (
+from gwexchange.network.directory import (
     DepartmentEntry,
     Directory,
     Link,
@@ -34,7 +34,7 @@ from gwexchange.routing.directory import (
     ZonePolicy,
     compile_directory,
 )
-from gwexchange.routing.routes import RoutePlan, format_path, plan
+from gwexchange.network.routes import RoutePlan, format_path, plan
 
 START = datetime(2026, 11, 10, tzinfo=UTC)
 ISSUED = datetime(2026, 11, 20, 8, 0, 0, tzinfo=UTC)

@@ -85,8 +85,8 @@ from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES, inspect, receipt_con
 from gwexchange.envelope.signing import verify_document
 from gwexchange.envelope.times import format_utc
 from gwexchange.errors import ConfigError, GwxError, InputError, TrustError, VerificationError
-from gwexchange.routing.directory import Directory, authority_code_of, read_unverified_directory, verify_directory
-from gwexchange.routing.routes import RoutePlan, plan
+from gwexchange.network.directory import Directory, authority_code_of, read_unverified_directory, verify_directory
+from gwexchange.network.routes import RoutePlan, plan
 
 _MESSAGE_ID_HINT = re.compile(rb"MessageId>([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})<")
 _PROGRESS_EVERY = 1000

@@ -1,6 +1,6 @@
 """What an auditor reads: one node's archive, from its home or from an exported file (``gwx audit export``).
 
-The export file is a stored ZIP, after the envelope package (``gwexchange/package.py``)::
+The export file is a stored ZIP, after the envelope package (``gwexchange/envelope/package.py``)::
 
     mimetype                          "application/vnd.gwexchange.audit+zip", stored first
     manifest.json                     {"format": 1, "node", "created", "snapshot", "log": {"size", "root"}}
@@ -40,8 +40,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, Self
 
-from sqlmodel import Session, col, select
-
 from gwexchange import zipsafe
 from gwexchange.archive.log import (
     COMMIT_FILE,
@@ -56,10 +54,10 @@ from gwexchange.archive.log import (
     read_commit,
 )
 from gwexchange.archive.merkle import HASH_SIZE, MAX_LEVELS
-from gwexchange.archive.treehead import SignedTreeHead, format_head_time, parse_head_line, parse_head_time
+from gwexchange.archive.treehead import SignedTreeHead, parse_head_line, parse_head_time
 from gwexchange.codes import DEPARTMENT_CODE, is_node_id
 from gwexchange.errors import ConfigError, GwxError, InputError, VerificationError
-from gwexchange.routing.directory import MAX_DIRECTORY_BYTES
+from gwexchange.network.directory import MAX_DIRECTORY_BYTES
 from gwexchange.xmlsafe import DEFAULT_MAX_BYTES
 
 MIMETYPE = "application/vnd.gwexchange.audit+zip"
@@ -165,7 +163,7 @@ def plan_log_copy(log_dir: Path, snapshot: datetime) -> LogCut:
         commit_bytes = None if commit is None else commit_record(commit.state, commit.entries_end)
     except VerificationError:
         commit = None
-        commit_bytes = _read_small(log_dir / COMMIT_FILE, 4096)
+        commit_bytes = read_small(log_dir / COMMIT_FILE, 4096)
     sizes = {e.name: e.stat().st_size for e in os.scandir(log_dir) if e.is_file() and e.name in _LOG_NAMES}
     lengths: list[tuple[str, int]] = []
     for name in sorted(sizes):
@@ -249,7 +247,7 @@ def head_lines(f: BinaryIO) -> Iterator[bytes]:
         yield raw
 
 
-def _complete_lines(path: Path, limit: int) -> int:
+def complete_lines(path: Path, limit: int) -> int:
     """Bytes of ``path`` up to the end of its last complete line (a peer head being appended is left out)."""
     size = path.stat().st_size
     if size > limit:
@@ -271,7 +269,7 @@ def copy_prefix(src: Path, length: int, out: BinaryIO) -> None:
             remaining -= len(chunk)
 
 
-def _read_small(path: Path, limit: int) -> bytes:
+def read_small(path: Path, limit: int) -> bytes:
     with path.open("rb") as f:
         data = f.read(limit + 1)
     if len(data) > limit:
@@ -291,173 +289,6 @@ def snapshot_log(log_dir: Path, dest: Path, snapshot: datetime) -> LogCut:
     for name in (ENTRIES_FILE, "offsets"):  # a log nothing was appended to yet has none: it is empty
         (dest / name).touch()
     return cut
-
-
-# --- a node home -----------------------------------------------------------------------------------------------
-
-
-class HomeSource(NodeSource):
-    """A node home (``node.toml``): the log copied up to its commit point, the rest read from the home."""
-
-    def __init__(self, home: Path, *, extra_directories: tuple[Path, ...] = (), label: str | None = None) -> None:
-        from gwexchange.routing.node import NodeConfig, held_directories  # noqa: PLC0415 — only for homes
-
-        config = NodeConfig.load(home)
-        self.config = config
-        self.node_id = config.node_id
-        self.label = label or str(home)
-        self.kind = "home"
-        self.root_pem = _read_file(config.root, MAX_ROOT, "the root certificate")
-        self.crl_pems = tuple(_read_file(p, MAX_CRL, "a CRL") for p in config.crls)
-        # every directory the node took (directories/, oldest first), the one node.toml names, and any given
-        paths = [path for _, path in reversed(held_directories(config))] + [config.directory, *extra_directories]
-        directories = [_read_file(p, MAX_DIRECTORY_BYTES, "a directory") for p in paths]
-        self.directories = tuple(dict.fromkeys(directories))
-        if len(self.directories) > MAX_DIRECTORIES:
-            raise ConfigError(f"{home} holds more than {MAX_DIRECTORIES} directories: export a part of them")
-        self.snapshot = datetime.now(UTC)
-        self._tmp = Path(tempfile.mkdtemp(prefix="gwx-audit-"))
-        try:
-            self.cut = snapshot_log(config.log_dir, self._tmp / "log", self.snapshot)
-            self.log_dir = self._tmp / "log"
-            defuse_heads(self.log_dir / HEADS_FILE)
-            self.peer_heads = None
-            peer = config.peer_heads_path
-            if peer.is_file():
-                self.peer_heads = self._tmp / PEER_HEADS
-                with self.peer_heads.open("wb") as out:
-                    copy_prefix(peer, _complete_lines(peer, MAX_HEADS_FILE), out)
-        except BaseException:
-            self.close()
-            raise
-
-    def inbox(self) -> Iterator[InboxDocument]:
-        """The inbox rows whose envelope the log copy holds, one row read at a time (an inbox can be large).
-
-        The daemon appends accepted envelopes to its log a moment after it files them, so a row whose envelope
-        has no log index yet, or one beyond the copy, is the next snapshot's — unless it has had no log index for
-        longer than that moment: then the audit must see it (and will say the log lacks its envelope).
-        """
-        from gwexchange.routing.node import open_store  # noqa: PLC0415
-        from gwexchange.routing.store import InboxEntry, StoredEnvelope  # noqa: PLC0415
-
-        logged = self.cut.commit.size if self.cut.commit is not None else None
-        store = open_store(self.config)
-        try:
-            reader = store.engine.execution_options(read_only=True)
-            with Session(reader) as s:
-                rows = s.exec(
-                    select(
-                        InboxEntry.department, InboxEntry.message_id, InboxEntry.received_at, StoredEnvelope.log_index
-                    )
-                    .join(StoredEnvelope, col(StoredEnvelope.message_id) == col(InboxEntry.message_id), isouter=True)
-                    .order_by(col(InboxEntry.received_at), col(InboxEntry.message_id))
-                ).all()
-            unlogged_before = self.snapshot - LATE_HEAD_MARGIN
-            for department, message_id, received_at, log_index in rows:
-                if log_index is None:
-                    if received_at >= unlogged_before:
-                        continue
-                elif logged is not None and log_index >= logged:
-                    continue
-                with Session(reader) as s:
-                    row = s.get(InboxEntry, (department, message_id))
-                    if row is not None:
-                        yield InboxDocument(row.department, row.message_id, row.document_xml)
-        finally:
-            store.close()
-
-
-def _read_file(path: Path, limit: int, what: str) -> bytes:
-    try:
-        return _read_small(path, limit)
-    except FileNotFoundError as e:
-        raise ConfigError(f"{what} {path} does not exist") from e
-    except OSError as e:
-        raise ConfigError(f"cannot read {what} {path}: {e}") from e
-
-
-# --- the export file ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ExportSummary:
-    path: Path
-    node_id: str
-    log_size: int
-    log_root: str
-    heads: int
-    peer_heads: int
-    inbox: int
-    directories: int
-    crls: int
-    bytes: int
-
-
-def export_archive(home: Path, out: Path, *, extra_directories: tuple[Path, ...] = ()) -> ExportSummary:
-    """Write the archive of the node at ``home`` to ``out``: complete and durable, or not there at all."""
-    tmp = out.with_name(f".{out.name}.partial")
-    with HomeSource(home, extra_directories=extra_directories) as source:
-        cut = source.cut
-        heads = peers = inbox = 0
-        try:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                zf.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE)
-                manifest = {
-                    "format": FORMAT,
-                    "node": source.node_id,
-                    "created": format_head_time(datetime.now(UTC)),
-                    "snapshot": format_head_time(source.snapshot),
-                    "log": {
-                        "size": cut.commit.size if cut.commit else None,
-                        "root": cut.commit.root.hex() if cut.commit else None,
-                    },
-                }
-                zf.writestr(zipfile.ZipInfo(MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=1))
-                for path in sorted(source.log_dir.iterdir()):
-                    _write_member(zf, LOG_PREFIX + path.name, path)
-                    if path.name == HEADS_FILE:
-                        heads = _count_lines(path)
-                if source.peer_heads is not None:
-                    _write_member(zf, PEER_HEADS, source.peer_heads)
-                    peers = _count_lines(source.peer_heads)
-                for number, data in enumerate(source.directories, 1):
-                    zf.writestr(zipfile.ZipInfo(f"directories/directory-{number}.xml"), data)
-                zf.writestr(zipfile.ZipInfo("root.crt"), source.root_pem)
-                for number, data in enumerate(source.crl_pems, 1):
-                    zf.writestr(zipfile.ZipInfo(f"crls/crl-{number}.pem"), data)
-                for doc in source.inbox():
-                    inbox += 1
-                    if inbox + 64 + MAX_DIRECTORIES + MAX_CRLS > MAX_MEMBERS:
-                        raise ConfigError(f"the node has more inbox documents than one export holds ({MAX_MEMBERS})")
-                    zf.writestr(zipfile.ZipInfo(f"inbox/{doc.department}/{doc.message_id}.xml"), doc.document_xml)
-            with tmp.open("rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return ExportSummary(
-            path=out,
-            node_id=source.node_id,
-            log_size=cut.commit.size if cut.commit else 0,
-            log_root=cut.commit.root.hex() if cut.commit else "",
-            heads=heads,
-            peer_heads=peers,
-            inbox=inbox,
-            directories=len(source.directories),
-            crls=len(source.crl_pems),
-            bytes=out.stat().st_size,
-        )
-
-
-def _write_member(zf: zipfile.ZipFile, name: str, path: Path) -> None:
-    with zf.open(zipfile.ZipInfo(name), "w", force_zip64=True) as member, path.open("rb") as f:
-        shutil.copyfileobj(f, member, _COPY_CHUNK)
-
-
-def _count_lines(path: Path) -> int:
-    with path.open("rb") as f:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(_COPY_CHUNK), b""))
 
 
 class ArchiveSource(NodeSource):
@@ -637,17 +468,6 @@ def is_archive(path: Path) -> bool:
     return path.is_file()
 
 
-def open_source(path: Path, *, extra_directories: tuple[Path, ...] = ()) -> NodeSource:
-    """A node home or an export file, whichever ``path`` is."""
-    if is_archive(path):
-        if extra_directories:
-            raise InputError("extra directories are given with a node home; an export carries its own")
-        return ArchiveSource(path)
-    if path.is_dir():
-        return HomeSource(path, extra_directories=extra_directories)
-    raise ConfigError(f"{path} is neither a node home nor an audit archive")
-
-
 def iter_entries(log_dir: Path, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
     """``(index, entry)`` of the entries file of a log copy, until the first incomplete record (or ``limit``)."""
     path = log_dir / ENTRIES_FILE
@@ -670,14 +490,15 @@ def iter_entries(log_dir: Path, limit: int | None = None) -> Iterator[tuple[int,
 __all__ = [
     "MIMETYPE",
     "ArchiveSource",
-    "ExportSummary",
-    "HomeSource",
     "InboxDocument",
     "LogCut",
     "NodeSource",
-    "export_archive",
+    "complete_lines",
+    "copy_prefix",
+    "defuse_heads",
+    "is_archive",
     "iter_entries",
-    "open_source",
     "plan_log_copy",
+    "read_small",
     "snapshot_log",
 ]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
 
 from gwexchange.archive.audit import AuditReport, Check, Finding, NodeAudit
-from gwexchange.archive.fonts import Face, FontSet
 from gwexchange.envelope.times import format_utc
+from gwexchange.render.fonts import Face, FontSet
 
 MM = 72 / 25.4
 PAGE_W, PAGE_H = 210 * MM, 297 * MM

@@ -73,7 +73,7 @@ def _options(
 
 def _audit(paths: list[Path], root: Path | None, crl: list[Path] | None, workers: int | None) -> AuditReport:
     from gwexchange.archive.audit import audit
-    from gwexchange.archive.audit_archive import open_source
+    from gwexchange.routing.home_source import open_source
 
     with contextlib.ExitStack() as stack:
         sources = [stack.enter_context(open_source(p)) for p in paths]
@@ -90,7 +90,7 @@ def export_command(
     ] = None,
 ) -> None:
     """Write one node's self-contained archive; safe while the daemon runs (the log up to its last commit)."""
-    from gwexchange.archive.audit_archive import export_archive
+    from gwexchange.routing.home_source import export_archive
 
     summary = export_archive(home, output, extra_directories=tuple(directory or []))
     typer.echo(
@@ -130,7 +130,7 @@ def report_command(
 ) -> None:
     """The findings as a PDF in Chinese: summary, documents, receipts, every failure. Exit 0 only if all passed."""
     from gwexchange.archive.audit_report import render_report
-    from gwexchange.archive.fonts import load_fonts
+    from gwexchange.render.fonts import load_fonts
 
     fonts = load_fonts()
     report = _audit(paths, root, crl, workers)
@@ -150,7 +150,7 @@ def prove_command(
 ) -> None:
     """The RFC 9162 inclusion proof of an envelope in the node's log against its latest signed tree head."""
     from gwexchange.archive.audit import prove, trust_for
-    from gwexchange.archive.audit_archive import open_source
+    from gwexchange.routing.home_source import open_source
 
     options = _options(root, crl, progress=False)
     with open_source(path) as source:

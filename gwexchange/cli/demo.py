@@ -31,7 +31,7 @@ def demo(
 
     Exit code 0 only if every recipient signed for every document.
     """
-    from gwexchange.demo import run_demo
+    from gwexchange.cli.demo_network import run_demo
 
     previous = signal.signal(signal.SIGTERM, _interrupted)
     try:

@@ -20,8 +20,8 @@ from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.model import Classification
 from gwexchange.envelope.times import format_utc
 from gwexchange.errors import ConfigError
-from gwexchange.files import KEY_PASSPHRASE_ENV, atomic_write, load_keypair
-from gwexchange.routing.directory import (
+from gwexchange.files import atomic_write
+from gwexchange.network.directory import (
     Directory,
     VerifiedDirectory,
     authority_code_of,
@@ -32,7 +32,8 @@ from gwexchange.routing.directory import (
     sign_directory_xml,
     verify_directory,
 )
-from gwexchange.routing.routes import RoutePlan, format_path, plan
+from gwexchange.network.routes import RoutePlan, format_path, plan
+from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV, load_keypair
 
 directory_app = typer.Typer(help="交换目录：编译、签名、查看安全中心发布的目录，按密级计算路由。", no_args_is_help=True)
 

@@ -22,11 +22,13 @@ from gwexchange.cli.common import (
 )
 from gwexchange.crypto.keys import key_from_pem
 from gwexchange.crypto.xmldsig import Signer
+from gwexchange.envelope.description import load_description_file
 from gwexchange.envelope.model import Document
 from gwexchange.envelope.signing import SIGNING_TAG, sign_document
 from gwexchange.envelope.xmlform import document_from_element, document_to_xml
 from gwexchange.errors import ConfigError
-from gwexchange.files import KEY_PASSPHRASE_ENV, atomic_write, load_description_file
+from gwexchange.files import atomic_write
+from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV
 
 doc_app = typer.Typer(help="公文：由描述文件起草、签发、查看。", no_args_is_help=True)
 

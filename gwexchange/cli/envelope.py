@@ -23,12 +23,13 @@ from gwexchange.cli.common import (
 )
 from gwexchange.crypto.certificates import identity_of
 from gwexchange.crypto.xmldsig import Signer
+from gwexchange.envelope.package import Package, write_package
 from gwexchange.envelope.receipts import ReceiptKind, SentRecord, make_receipt, verify_receipt
 from gwexchange.envelope.sealing import InspectedEnvelope, OpenedEnvelope, inspect, open_envelope, seal
 from gwexchange.envelope.signing import verify_document
 from gwexchange.errors import ConfigError
-from gwexchange.files import KEY_PASSPHRASE_ENV, atomic_write, load_certificate, load_keypair, read_chunks, write_new
-from gwexchange.package import Package, write_package
+from gwexchange.files import atomic_write, read_chunks, write_new
+from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV, load_certificate, load_keypair
 
 PROGRESS_FROM = 8 * 1024 * 1024  # attachments smaller than this open too fast for a progress bar
 

@@ -10,10 +10,11 @@ import typer
 
 from gwexchange import xmlsafe
 from gwexchange.cli.common import JsonOption, emit_json, now, parse_duration
+from gwexchange.envelope.description import load_description_file
 from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.envelope.xmlform import document_from_element
 from gwexchange.errors import ConfigError, GwxError, InputError
-from gwexchange.files import load_description_file, read_file
+from gwexchange.files import read_file
 
 if TYPE_CHECKING:
     from gwexchange.routing.node import NodeContext

@@ -17,11 +17,11 @@ from gwexchange.cli.common import (
     read_passphrase,
     to_json,
 )
-from gwexchange.crypto.authority import Authority
 from gwexchange.crypto.certificates import RevocationReason, Role, Usage
 from gwexchange.crypto.keys import KeyAlgorithm
 from gwexchange.errors import ConfigError
-from gwexchange.files import KEY_PASSPHRASE_ENV
+from gwexchange.pki.authority import Authority
+from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV
 
 pki_app = typer.Typer(help="安全中心：根证书、签发与吊销证书、发布 CRL。", no_args_is_help=True)
 

@@ -22,10 +22,11 @@ from gwexchange.crypto.keys import key_from_pem
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.signing import VerifiedDocument, verify_attachment, verify_document
-from gwexchange.files import KEY_PASSPHRASE_ENV, atomic_write, load_certificate, read_chunks
+from gwexchange.files import atomic_write, read_chunks
+from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV, load_certificate
 
 if TYPE_CHECKING:
-    from gwexchange.archive.pdf_proof import VerifiedPdf
+    from gwexchange.render.pdf_proof import VerifiedPdf
 
 # The PDF machinery (reportlab, pyHanko) is imported by the two functions that use it, not when gwx starts:
 # it would add about a second to every other command.
@@ -48,8 +49,8 @@ def render(
 ) -> None:
     """Render a signed document as a GB/T 9704 PDF: the signed XML (and the attachments found) embedded in it,
     and the PDF signed by an issuing department, so that the PDF alone proves the document."""
-    from gwexchange.archive.fonts import load_fonts
-    from gwexchange.archive.pdf_proof import make_pdf, page_count
+    from gwexchange.render.fonts import load_fonts
+    from gwexchange.render.pdf_proof import make_pdf, page_count
 
     passphrase = None if unsafe_unencrypted_key else read_passphrase(passphrase_env, passphrase_file, "the signing key")
     certificate = load_certificate(cert)
@@ -83,7 +84,7 @@ def _attachment_files(verified: VerifiedDocument, folder: Path) -> dict[str, byt
 
 def verify_pdf_file(data: bytes, trust: TrustPolicy, *, as_json: bool) -> None:
     """``gwx verify`` of a PDF: both proofs checked, and reported."""
-    from gwexchange.archive.pdf_proof import verify_pdf
+    from gwexchange.render.pdf_proof import verify_pdf
 
     result = verify_pdf(data, trust, now=now())
     if as_json:

@@ -13,12 +13,12 @@ from gwexchange.cli.envelope import envelope_lines, envelope_summary
 from gwexchange.cli.render import verify_pdf_file
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.envelope.header import MessageKind, eq
+from gwexchange.envelope.package import Package, is_package
 from gwexchange.envelope.receipts import RECEIPT_NS, VerifiedReceipt, verify_receipt_signature
 from gwexchange.envelope.sealing import inspect, receipt_content
 from gwexchange.envelope.signing import VerifiedDocument, verify_attachment, verify_document
 from gwexchange.errors import VerificationError
 from gwexchange.files import read_chunks
-from gwexchange.package import Package, is_package
 
 RECEIPT_TAG = "{" + RECEIPT_NS + "}Receipt"
 

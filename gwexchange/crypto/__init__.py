@@ -1,0 +1,1 @@
+"""Cryptography without I/O: algorithms and suites, keys, certificates, the trust policy, XML-DSig, XML Encryption."""

@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from gwexchange.envelope.model import (
@@ -25,7 +25,8 @@ from gwexchange.envelope.model import (
     Document,
     Urgency,
 )
-from gwexchange.errors import DocumentError
+from gwexchange.errors import ConfigError, DocumentError
+from gwexchange.files import measure_file
 
 # TOML key → the Chinese element it describes.
 KEYS = {
@@ -214,3 +215,52 @@ def _date(spec: Mapping[str, Any], key: str) -> date:
         return date.fromisoformat(str(value))
     except ValueError as e:
         raise DocumentError(KEYS[key], f"“{value}”不是有效日期（应为 YYYY-MM-DD）") from e
+
+
+# --- from files ---------------------------------------------------------------------------------------------------
+
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+def read_departments(path: Path) -> dict[str, str]:
+    """A department list: ``[departments]`` mapping codes to names."""
+    try:
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read the department list {path}: {e}") from e
+    table = spec.get("departments")
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise ConfigError(f'{path} must have a [departments] table of code = "name" lines')
+    return {str(k): str(v) for k, v in table.items()}
+
+
+def load_description_file(path: Path, departments: Path | None = None) -> Document:
+    """Load a description; relative names in it are relative to its folder.
+
+    Without ``departments``, a ``departments.toml`` beside the description supplies department names.
+    """
+    folder = path.parent
+    if departments is None and (folder / "departments.toml").is_file():
+        departments = folder / "departments.toml"
+
+    def resolve(name: str) -> Path:
+        target = folder / name
+        if not target.is_file():
+            raise DocumentError("描述文件", f"找不到文件 {name}（相对于 {folder}）")
+        return target
+
+    def read(name: str) -> bytes:
+        target = resolve(name)
+        if target.stat().st_size > MAX_BODY_BYTES:
+            raise DocumentError("正文", f"正文文件 {name} 超过 {MAX_BODY_BYTES // 1024 // 1024} MB")
+        return target.read_bytes()
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ConfigError(f"description file {path} does not exist") from e
+    except UnicodeDecodeError as e:
+        raise DocumentError("描述文件", f"{path} 不是 UTF-8 编码") from e
+    names = read_departments(departments) if departments is not None else None
+    return load_description(text, read, lambda name: measure_file(resolve(name)), names)

@@ -6,7 +6,7 @@
     envelopes/<message_id>/envelope.xml   the envelope, byte for byte as stored
     envelopes/<message_id>/parts/<cid>    its encrypted parts
 
-Like the envelope package (``gwexchange.package``) every member is stored, never compressed, so reading never
+Like the envelope package (``gwexchange.envelope.package``) every member is stored, never compressed, so reading never
 inflates anything. ``export_bundle`` writes the file beside its name, fsyncs and renames it, and only then marks
 the copies sent (the action the SMTP path applies on 250): a crash before that leaves them queued. ``import_bundle``
 checks the file's shape before it reads anything, then takes each envelope exactly as the SMTP listener does

@@ -23,9 +23,9 @@ from gwexchange.envelope.signing import SIGNING_TAG, sign_document, verify_docum
 from gwexchange.envelope.xmlform import document_from_element, document_to_xml
 from gwexchange.errors import ConfigError, InputError, VerificationError
 from gwexchange.files import read_chunks, write_new
+from gwexchange.network.routes import RoutePlan, plan
 from gwexchange.routing import node_logic
 from gwexchange.routing.node import NodeContext, remove_dir, staging_dir
-from gwexchange.routing.routes import RoutePlan, plan
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,10 +82,8 @@ from gwexchange.errors import (
     VerificationError,
     XmlInputError,
 )
-from gwexchange.faults import crash_point
-from gwexchange.files import atomic_write, load_certificate, load_keypair, read_file
-from gwexchange.routing import node_logic
-from gwexchange.routing.directory import (
+from gwexchange.files import atomic_write, read_file
+from gwexchange.network.directory import (
     Directory,
     VerifiedDirectory,
     authority_code_of,
@@ -93,6 +91,9 @@ from gwexchange.routing.directory import (
     read_unverified_directory,
     verify_directory,
 )
+from gwexchange.pki.keyfiles import load_certificate, load_keypair
+from gwexchange.routing import node_logic
+from gwexchange.routing.faults import crash_point
 from gwexchange.routing.node_logic import DepartmentKeys, Hop, NodeView, RetryPolicy
 from gwexchange.routing.smtp import (
     Accepted,

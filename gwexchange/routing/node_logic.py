@@ -52,8 +52,8 @@ from gwexchange.envelope.receipts import (
 from gwexchange.envelope.sealing import InspectedEnvelope, Sealed, inspect, open_envelope, receipt_content, seal_receipt
 from gwexchange.envelope.signing import CLOCK_SKEW
 from gwexchange.errors import ConfigError, EnvelopeError, InputError
-from gwexchange.routing.directory import Directory
-from gwexchange.routing.routes import plan
+from gwexchange.network.directory import Directory
+from gwexchange.network.routes import plan
 
 RELAY_CLOCK_SKEW = timedelta(hours=1)
 """How far ahead of this node's clock an envelope it only passes on, or a receipt, may claim to be created."""

@@ -85,7 +85,7 @@ from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.envelope.header import eq
 from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES
 from gwexchange.errors import ConfigError, EnvelopeError, GwxError, InputError, TrustError
-from gwexchange.faults import crash_point
+from gwexchange.routing.faults import crash_point
 from gwexchange.routing.mime import MessageReader, ReceivedMessage, encode_message, node_address, node_of_address
 
 log = logging.getLogger("gwexchange.smtp")

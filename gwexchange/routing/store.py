@@ -69,8 +69,8 @@ from gwexchange.envelope.model import Classification
 from gwexchange.envelope.receipts import SentRecord
 from gwexchange.envelope.sealing import Part
 from gwexchange.errors import EnvelopeError, GwxError
-from gwexchange.faults import check_storage
 from gwexchange.files import sync_folder
+from gwexchange.routing.faults import check_storage
 from gwexchange.routing.node_logic import (
     Accept,
     Action,

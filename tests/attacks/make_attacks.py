@@ -57,16 +57,16 @@ TESTS = HERE.parent
 REPO = TESTS.parent
 sys.path.insert(0, str(REPO))
 
-from gwexchange.crypto.authority import Authority  # noqa: E402
 from gwexchange.crypto.certificates import RevocationReason, Role, Usage  # noqa: E402
 from gwexchange.crypto.certificates import issue as issue_certificate  # noqa: E402
 from gwexchange.crypto.keys import KeyAlgorithm, UnsafeUnencrypted, generate_key, key_from_pem, key_to_pem  # noqa: E402
 from gwexchange.crypto.trust import TrustPolicy  # noqa: E402
 from gwexchange.crypto.xmldsig import Signer  # noqa: E402
+from gwexchange.envelope.description import load_description_file  # noqa: E402
 from gwexchange.envelope.signing import sign_document, verify_document  # noqa: E402
 from gwexchange.envelope.xmlform import document_to_xml  # noqa: E402
 from gwexchange.errors import GwxError  # noqa: E402
-from gwexchange.files import load_description_file  # noqa: E402
+from gwexchange.pki.authority import Authority  # noqa: E402
 
 VECTORS = TESTS / "vectors"
 PKI = VECTORS / "pki"

@@ -73,6 +73,7 @@ from gwexchange.envelope.model import (  # noqa: E402
     DocNumber,
     Document,
 )
+from gwexchange.envelope.package import write_package  # noqa: E402
 from gwexchange.envelope.receipts import (  # noqa: E402
     RECEIPT_NS,
     AnswererRole,
@@ -85,9 +86,7 @@ from gwexchange.envelope.receipts import (  # noqa: E402
 from gwexchange.envelope.sealing import DOCUMENT_MEDIA_TYPE, Sealed, seal, seal_receipt  # noqa: E402
 from gwexchange.envelope.signing import VerifiedDocument, sign_document, verify_document  # noqa: E402
 from gwexchange.envelope.xmlform import document_to_xml  # noqa: E402
-from gwexchange.package import write_package  # noqa: E402
-from gwexchange.routing import bundle as bundle_module  # noqa: E402
-from gwexchange.routing.directory import (  # noqa: E402
+from gwexchange.network.directory import (  # noqa: E402
     DepartmentEntry,
     Directory,
     Link,
@@ -98,6 +97,7 @@ from gwexchange.routing.directory import (  # noqa: E402
     directory_to_xml,
     sign_directory,
 )
+from gwexchange.routing import bundle as bundle_module  # noqa: E402
 from gwexchange.routing.mime import encode_message  # noqa: E402
 
 VECTORS = base.VECTORS

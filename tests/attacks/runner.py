@@ -79,18 +79,18 @@ from gwexchange.archive.treehead import parse_head_line, tree_head_from_xml, ver
 from gwexchange.crypto.keys import key_from_pem  # noqa: E402
 from gwexchange.crypto.trust import TrustPolicy  # noqa: E402
 from gwexchange.crypto.xmldsig import Signer  # noqa: E402
+from gwexchange.envelope.package import Package  # noqa: E402
 from gwexchange.envelope.receipts import SentRecord  # noqa: E402
 from gwexchange.envelope.sealing import inspect, open_envelope  # noqa: E402
 from gwexchange.envelope.signing import verify_document  # noqa: E402
 from gwexchange.errors import GwxError  # noqa: E402
-from gwexchange.package import Package  # noqa: E402
-from gwexchange.routing import bundle as bundle_module  # noqa: E402
-from gwexchange.routing import node_logic  # noqa: E402
-from gwexchange.routing.directory import (  # noqa: E402
+from gwexchange.network.directory import (  # noqa: E402
     Directory,
     read_unverified_directory,
     verify_directory,
 )
+from gwexchange.routing import bundle as bundle_module  # noqa: E402
+from gwexchange.routing import node_logic  # noqa: E402
 from gwexchange.routing.mime import decode_message  # noqa: E402
 from gwexchange.routing.node_logic import DepartmentKeys, NodeView, RecordSent  # noqa: E402
 from gwexchange.routing.store import Store  # noqa: E402

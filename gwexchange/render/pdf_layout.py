@@ -21,10 +21,10 @@ from datetime import date
 
 from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
 
-from gwexchange.archive.fonts import Face, FontSet
 from gwexchange.envelope.model import Attachment, Classification, Document, heading_level
 from gwexchange.envelope.signing import DocumentSignature
 from gwexchange.errors import DocumentError
+from gwexchange.render.fonts import Face, FontSet
 
 MM = 72 / 25.4
 PAGE_W, PAGE_H = 210 * MM, 297 * MM

@@ -46,8 +46,6 @@ from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PyPdfError
 from pypdf.generic import ArrayObject, NameObject, NumberObject, TextStringObject
 
-from gwexchange.archive.fonts import FontSet
-from gwexchange.archive.pdf_layout import render_pdf
 from gwexchange.crypto.certificates import Usage, identity_of
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
@@ -59,6 +57,8 @@ from gwexchange.envelope.signing import (
     verify_document,
 )
 from gwexchange.errors import ConfigError, SignatureError, TrustError, VerificationError
+from gwexchange.render.fonts import FontSet
+from gwexchange.render.pdf_layout import render_pdf
 
 SOURCE_FILE = "document.signed.xml"  # /F of the embedded XML; /UF carries the 发文字号
 MAX_PDF_BYTES = 256 * 1024 * 1024

@@ -32,19 +32,21 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gwexchange.crypto.authority import Authority
 from gwexchange.crypto.certificates import Role, Usage
 from gwexchange.crypto.keys import UnsafeUnencrypted
 from gwexchange.crypto.xmldsig import Signer
+from gwexchange.envelope.description import load_description_file
 from gwexchange.envelope.model import Classification, Document
 from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.errors import ConfigError, GwxError
-from gwexchange.files import KEY_PASSPHRASE_ENV, atomic_write, load_description_file, load_keypair
+from gwexchange.files import atomic_write
+from gwexchange.network.directory import Directory, Zone, compile_directory, sign_directory
+from gwexchange.network.routes import RoutePlan, format_path, plan
+from gwexchange.pki.authority import Authority
+from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV, load_keypair
 from gwexchange.routing.clerk import answer_document, attachment_files, send_document
-from gwexchange.routing.directory import Directory, Zone, compile_directory, sign_directory
 from gwexchange.routing.node import RUN_NAME, NodeConfig, NodeContext, init_home, load_context
 from gwexchange.routing.node_logic import InboxState, RecipientState
-from gwexchange.routing.routes import RoutePlan, format_path, plan
 
 Say = Callable[[str], None]
 

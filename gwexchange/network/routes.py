@@ -29,7 +29,7 @@ from types import MappingProxyType
 
 from gwexchange.envelope.model import Classification
 from gwexchange.errors import ConfigError, RouteError
-from gwexchange.routing.directory import Directory, Zone
+from gwexchange.network.directory import Directory, Zone
 
 
 @dataclass(frozen=True, slots=True)
