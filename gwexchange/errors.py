@@ -8,7 +8,11 @@ wrapped at the boundary where they happen, never leaked. The tree is split by wh
     │   ├── DocumentError       a 公文 element breaks GB/T 9704 or our schema (names the element in Chinese)
     │   ├── XmlInputError       bytes that are not acceptable XML (DTD, entities, too large, too deep, …)
     │   ├── ConfigError         a file, passphrase or option the user supplied is missing or unusable
+    │   ├── NotFoundError       what was asked for is not there (a message this store does not hold)
     │   └── RouteError          no route the document's 密级 permits reaches a recipient (names it and the zone)
+    ├── TransientError          nobody's fault: the same call later may work (a busy or full store); a node
+    │                           answers it with SMTP 4xx, the sender tries again
+    ├── StateError              a call made at the wrong moment (a listener asked for its port before it started)
     └── VerificationError       a signature, certificate or digest does not prove what it claims
         ├── SignatureError      the XML-DSig is outside our profile or does not verify
         ├── TrustError          the certificate does not chain to the root, is expired, revoked or misused
@@ -45,6 +49,18 @@ class XmlInputError(InputError):
 
 class ConfigError(InputError):
     """A key, certificate, passphrase or option the user supplied cannot be used."""
+
+
+class NotFoundError(InputError):
+    """What was asked for is not there: a message id this store or inbox does not hold."""
+
+
+class TransientError(GwxError):
+    """Trouble that passes: the store is busy or full, a resource is exhausted. Nothing was done; try again."""
+
+
+class StateError(GwxError):
+    """The object is not in a state that allows the call (not started, already running, not connected)."""
 
 
 class VerificationError(GwxError):

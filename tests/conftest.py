@@ -42,7 +42,7 @@ PKI_START = NOW - timedelta(days=10)
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
-SCHEMA = REPO / "schemas" / "gongwen.xsd"
+SCHEMA = REPO / "gwexchange" / "schemas" / "gongwen.xsd"
 EXAMPLE_NAMES = ("notice", "request", "letter", "joint-notice")
 
 PASSPHRASE = b"test-passphrase-not-secret"

@@ -1237,7 +1237,9 @@ def test_every_byte_of_the_header_is_covered(net: Net, sealed: Sealed) -> None:
     signature — never opened. Which of the three is predicted independently (lxml and the schema file)."""
     xml = sealed.envelope_xml
     start, end = xml.index(b"<env:Header>"), xml.index(b"</env:Header>") + len(b"</env:Header>")
-    schema = etree.XMLSchema(etree.parse(str(Path(__file__).resolve().parent.parent / "schemas" / "envelope.xsd")))
+    schema = etree.XMLSchema(
+        etree.parse(str(Path(__file__).resolve().parent.parent / "gwexchange" / "schemas" / "envelope.xsd"))
+    )
     seen: dict[type[Exception], int] = {}
     for i in range(start, end):
         changed = xml[:i] + bytes([xml[i] ^ 0x01]) + xml[i + 1 :]

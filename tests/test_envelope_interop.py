@@ -11,7 +11,7 @@
 * The node signature verifies with Debian's ``xmlsec1`` 1.2.37 (``--trusted-pem`` the root, at the tests' clock)
   and with signxml, for EC and RSA nodes, document and receipt envelopes; a changed envelope fails with both.
   (That xmlsec1 lacks xmlenc11#rsa-oaep, so decryption is checked with python-xmlsec only.)
-* Envelopes and receipts validate with ``xmllint --schema`` against schemas/envelope.xsd and receipt.xsd.
+* Envelopes and receipts validate with ``xmllint --schema`` against gwexchange/schemas/envelope.xsd and receipt.xsd.
 
 The XML Encryption URIs and templates here are written out from the W3C specifications, not taken from gwexchange.
 """
@@ -546,7 +546,7 @@ def test_a_receipt_signature_verifies_with_xmlsec1(interop: Interop, tmp_path: P
 
 
 def xmllint(path: Path, schema: str) -> subprocess.CompletedProcess[str]:
-    return run_tool("xmllint", "--noout", "--schema", str(REPO / "schemas" / schema), str(path))
+    return run_tool("xmllint", "--noout", "--schema", str(REPO / "gwexchange" / "schemas" / schema), str(path))
 
 
 def test_envelopes_and_receipts_validate_with_xmllint(interop: Interop, tmp_path: Path) -> None:

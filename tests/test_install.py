@@ -76,7 +76,13 @@ def test_the_wheel_and_sdist_carry_what_an_installed_gwx_reads(installed: tuple[
     (sdist,) = dist.glob("gwexchange-*.tar.gz")
     with tarfile.open(sdist) as t:
         members = {m.name.split("/", 1)[1] for m in t.getmembers() if "/" in m.name}
-    assert {"pyproject.toml", "uv.lock", "README.md", "schemas/gongwen.xsd", "gwexchange/cli/app.py"} <= members
+    assert {
+        "pyproject.toml",
+        "uv.lock",
+        "README.md",
+        "gwexchange/schemas/gongwen.xsd",
+        "gwexchange/cli/app.py",
+    } <= members
 
 
 def test_installed_gwx_runs_outside_the_checkout(installed: tuple[Path, Path], tmp_path: Path) -> None:

@@ -5,7 +5,8 @@
   first once the later (Signing, Signature) block is removed.
 * What ``xmlsec1`` and signxml sign — our draft plus a ``gw:Signing`` element, enveloped signature in our profile —
   verifies with ``verify_document``; joint documents may be signed by any mix of gwexchange, xmlsec1 and signxml.
-* Every draft and signed document validates with ``xmllint --schema schemas/gongwen.xsd`` (libxml2 on its own).
+* Every draft and signed document validates with ``xmllint --schema gwexchange/schemas/gongwen.xsd`` (libxml2 on
+  its own).
 
 Run for an EC P-256 PKI (the session PKI of conftest) and for one whose departments hold RSA-2048 keys. Keys stay
 encrypted under the test passphrase; ``xmlsec1`` gets it with ``--pwd``. The reference tools check certificates at

@@ -25,7 +25,7 @@ from sqlalchemy import event, text
 from gwexchange.envelope.header import MessageKind, RoutingHeader
 from gwexchange.envelope.model import Classification
 from gwexchange.envelope.sealing import InspectedEnvelope, Part
-from gwexchange.errors import EnvelopeError
+from gwexchange.errors import EnvelopeError, NotFoundError
 from gwexchange.routing.node_logic import Accept, Enqueue, HopRetry, HopSent, SetInboxState
 from gwexchange.routing.node_logic import InboxState as State
 from gwexchange.routing.store import Store, StoreBusy, StoreFull
@@ -188,7 +188,7 @@ def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
     mid = env.header.message_id
     with Store(tmp_path) as store:
         enqueue = Enqueue(mid, "gz-hub", ("gz.gov.office",), env.header.expires, NOW)
-        with pytest.raises(KeyError):  # the last action fails: the first two are undone
+        with pytest.raises(NotFoundError, match=r"is not in the inbox of gd\.gov\.czt"):  # the first two are undone
             store.apply([Accept(env, NOW), enqueue, SetInboxState("gd.gov.czt", mid, State.SIGNED_FOR, None, NOW)])
         assert not store.seen(mid) and store.queue() == ()
         store.apply([Accept(env, NOW), enqueue])

@@ -1,5 +1,6 @@
 """The XML form of a 公文: Document → XML → Document is the identity, every XML written is valid against
-``schemas/gongwen.xsd`` for both xmlschema and libxml2's xmllint, and invalid XML names the element at fault."""
+``gwexchange/schemas/gongwen.xsd`` for both xmlschema and libxml2's xmllint, and invalid XML names the element at
+fault."""
 
 from __future__ import annotations
 

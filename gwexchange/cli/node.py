@@ -301,10 +301,7 @@ def _answer(home: Path, department: str | None, message_id: str, kind: ReceiptKi
     ctx = open_home(home)
     try:
         code = department_of(ctx, department)
-        try:
-            item = ctx.store.inbox_item(code, message_id)
-        except KeyError as e:
-            raise InputError(f"message {message_id} is not in the inbox of {code}") from e
+        item = ctx.store.inbox_item(code, message_id)  # NotFoundError names the message and the inbox
         ctx.store.apply(node_logic.answer(item, kind, ctx.view, ctx.store, now(), reason=reason))
         return code
     finally:

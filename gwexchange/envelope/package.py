@@ -1,7 +1,7 @@
 """The envelope package on disk and on removable media: one ZIP file, after the ASiC containers of ETSI.
 
     mimetype            "application/vnd.gwexchange.envelope+zip", stored first, so ``file`` can tell
-    envelope.xml        the signed envelope (schemas/envelope.xsd)
+    envelope.xml        the signed envelope (gwexchange/schemas/envelope.xsd)
     parts/part-1 …      the encrypted attachments, one member each
 
 Every member is stored, never compressed: encrypted parts do not compress, and reading never inflates anything

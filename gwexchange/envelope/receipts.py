@@ -1,4 +1,4 @@
-"""Receipts (回执): signed answers that prove what was received (``schemas/receipt.xsd``).
+"""Receipts (回执): signed answers that prove what was received (``gwexchange/schemas/receipt.xsd``).
 
 A receipt names the envelope it answers and binds the exact bytes: the SHA-256 of the envelope as it travelled
 and, from a department, of the exact signed document inside. The sender keeps a ``SentRecord`` of what it sent;

@@ -1,4 +1,4 @@
-"""Validation of the 公文 XML against ``schemas/gongwen.xsd``.
+"""Validation of the 公文 XML against ``gwexchange/schemas/gongwen.xsd``.
 
 Two validators over one schema file: libxml2 (through lxml) is the fast gate on every read; when it refuses, the
 pure-Python xmlschema validates again to explain, and the message names the element in Chinese.
@@ -7,6 +7,7 @@ pure-Python xmlschema validates again to explain, and the message names the elem
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import re
 from pathlib import Path
 from typing import Any
@@ -49,12 +50,11 @@ CHINESE_NAMES = {
 
 
 def schema_path(name: str = "gongwen.xsd") -> Path:
-    """A file of ``schemas/``: beside the package in a source tree, inside it in an installed wheel."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "schemas" / name, here.parent / "schemas" / name):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"schemas/{name} is missing from this installation")
+    """A schema of the package (``gwexchange/schemas/``), found through ``importlib.resources``."""
+    resource = importlib.resources.files("gwexchange").joinpath("schemas", name)
+    if not resource.is_file():
+        raise ConfigError(f"this installation of gwexchange lacks its schema {name}: install it again")
+    return Path(str(resource))
 
 
 @functools.cache

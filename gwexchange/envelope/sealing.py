@@ -1,6 +1,6 @@
 """Sealed envelopes: sign (the department), encrypt (for each recipient), sign (the sending node).
 
-The wire form (``schemas/envelope.xsd``) is one XML envelope plus one binary part per attachment::
+The wire form (``gwexchange/schemas/envelope.xsd``) is one XML envelope plus one binary part per attachment::
 
     <env:Envelope>
       <env:Header>…routing header…</env:Header>

@@ -1,4 +1,4 @@
-"""The XML form of a 公文 (namespace ``urn:gwexchange:document:1``, schema ``schemas/gongwen.xsd``).
+"""The XML form of a 公文 (namespace ``urn:gwexchange:document:1``, schema ``gwexchange/schemas/gongwen.xsd``).
 
 ``document_to_xml`` writes a draft; ``document_from_element`` reads the content of a draft or signed document back
 into the model. Reading trusts nothing: the element is validated against the schema first (libxml2, fast), and on

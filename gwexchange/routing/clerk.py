@@ -159,10 +159,7 @@ def answer_document(
     reason: str | None = None,
 ) -> None:
     """签收 or 退回 a document in ``department``'s inbox; the signed receipt is queued back to its sender."""
-    try:
-        item = ctx.store.inbox_item(department, message_id)
-    except KeyError as e:
-        raise InputError(f"message {message_id} is not in the inbox of {department}") from e
+    item = ctx.store.inbox_item(department, message_id)  # NotFoundError names the message and the inbox
     ctx.store.apply(node_logic.answer(item, kind, ctx.view, ctx.store, at, reason=reason))
 
 

@@ -78,6 +78,7 @@ from gwexchange.errors import (
     DocumentError,
     GwxError,
     InputError,
+    TransientError,
     TrustError,
     VerificationError,
     XmlInputError,
@@ -106,7 +107,7 @@ from gwexchange.routing.smtp import (
     Transient,
     node_tls,
 )
-from gwexchange.routing.store import Store, StoreBusy, StoreFull
+from gwexchange.routing.store import Store
 
 log = logging.getLogger("gwexchange.node")
 
@@ -550,7 +551,7 @@ class Node:
             crash_point("receipt-signed")
             store.apply(actions)
             crash_point("committed")
-        except (StoreBusy, StoreFull) as e:
+        except TransientError as e:  # the one place where trouble that passes becomes a 4xx
             log.warning("node.deferred peer=%s message_id=%s reason=%s", peer, message_id, _one_line(e))
             return Transient(str(e))
         except (VerificationError, XmlInputError, DocumentError) as e:  # the peer's bytes: sending again won't help
@@ -684,7 +685,7 @@ class Node:
                 break
             try:
                 self.attempt(hop, session)
-            except (StoreBusy, StoreFull) as e:  # the decision was not committed: the copy stays due
+            except TransientError as e:  # the decision was not committed: the copy stays due
                 log.warning("node.store-busy message_id=%s next_hop=%s reason=%s", hop.message_id, hop.next_hop, e)
                 break
             except Exception as e:  # this copy's own trouble (a damaged part, …): it backs off, the others go on

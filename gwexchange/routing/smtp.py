@@ -84,7 +84,15 @@ from gwexchange.crypto.suite import PrivateKey
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.envelope.header import eq
 from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES
-from gwexchange.errors import ConfigError, EnvelopeError, GwxError, InputError, TrustError
+from gwexchange.errors import (
+    ConfigError,
+    EnvelopeError,
+    GwxError,
+    InputError,
+    StateError,
+    TransientError,
+    TrustError,
+)
 from gwexchange.routing.faults import crash_point
 from gwexchange.routing.mime import MessageReader, ReceivedMessage, encode_message, node_address, node_of_address
 
@@ -665,7 +673,7 @@ class SmtpListener:
     def port(self) -> int:
         """The port listened on (known once started)."""
         if self._port is None:
-            raise RuntimeError("the listener is not running")
+            raise StateError("the listener is not running")
         return self._port
 
     @property
@@ -677,7 +685,7 @@ class SmtpListener:
 
     async def start(self) -> None:
         if self._server is not None:
-            raise RuntimeError("the listener is already running")
+            raise StateError("the listener is already running")
         loop = asyncio.get_running_loop()
 
         def factory() -> _Connection:
@@ -730,7 +738,7 @@ class SmtpListener:
 
     def __enter__(self) -> SmtpListener:
         if self._thread is not None:
-            raise RuntimeError("the listener is already running")
+            raise StateError("the listener is already running")
         ready = threading.Event()
         self._thread_error = None
         self._thread = threading.Thread(
@@ -742,7 +750,7 @@ class SmtpListener:
             self.__exit__(None, None, None)
             if error is not None:
                 raise error
-            raise RuntimeError("the SMTP listener did not start in time")
+            raise TransientError("the SMTP listener did not start in time")
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
@@ -754,7 +762,7 @@ class SmtpListener:
         thread.join(timeout=30)
         self._thread = self._thread_loop = self._thread_stop = None
         if thread.is_alive():
-            raise RuntimeError("the SMTP listener thread did not stop")
+            raise TransientError("the SMTP listener thread did not stop")
 
     async def _serve(self, ready: threading.Event) -> None:
         self._thread_stop = asyncio.Event()
@@ -1002,7 +1010,7 @@ class PeerSession:
                     return failed
             smtp = self._smtp
             if smtp is None:
-                raise RuntimeError("not connected")
+                raise StateError("not connected")
             options = []
             if self._limit:
                 if len(message) > self._limit:

@@ -68,7 +68,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 from gwexchange.envelope.model import Classification
 from gwexchange.envelope.receipts import SentRecord
 from gwexchange.envelope.sealing import Part
-from gwexchange.errors import EnvelopeError, GwxError
+from gwexchange.errors import EnvelopeError, NotFoundError, TransientError
 from gwexchange.files import sync_folder
 from gwexchange.routing.faults import check_storage
 from gwexchange.routing.node_logic import (
@@ -97,11 +97,11 @@ SWEEP_GRACE = timedelta(minutes=10)
 """Part files younger than this are never swept at start-up: another process may be about to commit them."""
 
 
-class StoreBusy(GwxError):
+class StoreBusy(TransientError):
     """Transient: the database is locked or busy, or the disk had an I/O fault. Nothing was committed."""
 
 
-class StoreFull(GwxError):
+class StoreFull(TransientError):
     """Transient: the disk or the database is full. Nothing was committed."""
 
 
@@ -452,7 +452,7 @@ class Store:
         with _faults(), self._reader.connect() as c:
             row = c.execute(_ENVELOPE_XML, {"m": message_id}).first()
         if row is None:
-            raise KeyError(message_id)
+            raise NotFoundError(f"message {message_id} is not in this store")
         return bytes(row[0])
 
     def parts(self, message_id: str) -> tuple[Part, ...]:
@@ -482,7 +482,7 @@ class Store:
         with _faults(), Session(self._reader) as s:
             row = s.get(InboxEntry, (department, message_id))
             if row is None:
-                raise KeyError((department, message_id))
+                raise NotFoundError(f"message {message_id} is not in the inbox of {department}")
             return InboxItem(
                 department=row.department,
                 message_id=row.message_id,
@@ -683,11 +683,11 @@ class Store:
                 key = {"d": action.department, "m": action.message_id}
                 values = {"s": action.state.value, "why": action.reason, "at": action.at}
                 if c.execute(_SET_INBOX_STATE, key | values).rowcount == 0:
-                    raise KeyError((action.department, action.message_id))
+                    raise NotFoundError(f"message {action.message_id} is not in the inbox of {action.department}")
             case HopSent(message_id=mid, next_hop=hop, at=at):
                 recipients = c.execute(_HOP_RECIPIENTS, {"m": mid, "hop": hop}).scalar()
                 if recipients is None:
-                    raise KeyError((mid, hop))
+                    raise NotFoundError(f"message {mid} has no copy queued for {hop}")
                 c.execute(_HOP_SENT, {"m": mid, "hop": hop})
                 for code in recipients.split():  # the sender's view: it left this node
                     _advance(c, mid, code, RecipientState.IN_TRANSIT, at, None, keep_receipt=True)
@@ -808,4 +808,4 @@ def _advance(
 
 def _update_hop(c: Connection, statement: Update, message_id: str, next_hop: str, values: dict[str, object]) -> None:
     if c.execute(statement, {"m": message_id, "hop": next_hop} | values).rowcount == 0:
-        raise KeyError((message_id, next_hop))
+        raise NotFoundError(f"message {message_id} has no copy queued for {next_hop}")
