@@ -70,6 +70,7 @@ def test_the_wheel_and_sdist_carry_what_an_installed_gwx_reads(installed: tuple[
         names = set(z.namelist())
     for name in ("gongwen.xsd", "envelope.xsd", "receipt.xsd", "directory.xsd"):
         assert f"gwexchange/schemas/{name}" in names
+    assert "gwexchange/py.typed" in names  # type checkers read the package's annotations
     for name in ("network.toml", "notice.toml", "request.toml", "letter.toml", "joint-notice.toml"):
         assert f"gwexchange/examples/{name}" in names
     assert not any(n.startswith(("tests/", "campaign/", "bench/")) for n in names)
