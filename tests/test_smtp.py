@@ -777,3 +777,19 @@ def test_a_flood_of_refusals_writes_a_few_lines(net: Net, caplog: pytest.LogCapt
     refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("smtp.refused")]
     assert len(refused) == 11, refused
     assert refused[-1].endswith("left_out=20")
+
+
+def test_the_librarys_lines_about_a_flood_are_few(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    """aiosmtpd warns once per session that goes over a command's limit: 30 such sessions write 10 lines."""
+    with (
+        caplog.at_level(logging.INFO, logger="mail.log"),
+        SmtpListener("127.0.0.1", 0, "node-b", net.tls["node-b"], net.trust, Inbox()) as running,
+    ):
+        for _ in range(30):
+            sock, _ = _banner(running.port)
+            with sock:
+                sock.sendall(b"NOOP\r\n" * 21)
+                while sock.recv(4096):
+                    pass
+    warned = [r.getMessage() for r in caplog.records if r.name == "mail.log" and r.levelno >= logging.WARNING]
+    assert len(warned) <= 10, warned  # without the filter: 30 or more (another test's may share the window)

@@ -705,6 +705,7 @@ class SmtpListener:
             return protocol
 
         _quiet_accept_errors(loop)
+        _quiet_library()
         self._server = await loop.create_server(factory, self.host, self._requested_port)
         self._port = self._server.sockets[0].getsockname()[1]
         log.info("smtp.listening node=%s endpoint=%s", self.node_id, self.endpoint)
@@ -885,6 +886,43 @@ class _Quiet:
 
     def warning(self, event: str, fields: str) -> None:
         self.log(logging.WARNING, event, fields)
+
+
+class _LibraryQuiet(logging.Filter):
+    """aiosmtpd warns once or more per session for what a flood does (a command over its limit, one it does not
+    know, an aborted session): at most ``burst`` of its warnings in any ``every`` seconds pass; the next one that
+    does says how many were left out."""
+
+    def __init__(self, every: float = 10.0, burst: int = 10) -> None:
+        super().__init__()
+        self._every = every
+        self._burst = burst
+        self._start = time.monotonic()
+        self._count = 0
+        self._left_out = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:  # its per-command lines: a node keeps the library at WARNING
+            return True
+        now = time.monotonic()
+        with self._lock:
+            if now - self._start >= self._every:
+                self._start, self._count = now, 0
+            if self._count >= self._burst:
+                self._left_out += 1
+                return False
+            self._count += 1
+            left_out, self._left_out = self._left_out, 0
+        if left_out:
+            record.msg, record.args = f"{record.getMessage()} left_out={left_out}", None
+        return True
+
+
+def _quiet_library() -> None:
+    library = logging.getLogger("mail.log")
+    if not any(isinstance(f, _LibraryQuiet) for f in library.filters):
+        library.addFilter(_LibraryQuiet())
 
 
 _accept_errors = _Quiet(log, 10.0, burst=1)
