@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from gwexchange.errors import GwxError, InputError
+
 DEPARTMENT_CODE = re.compile(r"[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+")
 NODE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # a lower-case UUID
@@ -24,3 +26,10 @@ def is_node_id(value: object) -> bool:
 
 def is_message_id(value: object) -> bool:
     return isinstance(value, str) and bool(MESSAGE_ID.fullmatch(value))
+
+
+def check_node_id(value: str, error: type[GwxError] = InputError) -> str:
+    """``value`` if it is a node id; else ``error`` (whose fault a bad one is: a config's, a peer's, a caller's)."""
+    if not is_node_id(value):
+        raise error(f"node id {value!r} is not valid (like gd-hub: lower-case letters, digits and '-')")
+    return value

@@ -2,36 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from gwexchange.errors import ConfigError, InputError
 
 CHUNK = 1024 * 1024
 
 
-def atomic_write(path: Path, data: bytes, *, private: bool = False) -> None:
-    """Replace ``path`` durably: a reader sees the old file or the new one, never half of one, and after a crash
-    the new one if this returned. The scratch file is made exclusively (never a link someone planted) and is
-    mode 0600, like every file gwx writes (``private`` says so where it matters: keys)."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file to write that replaces ``path`` durably when the block ends without error, and leaves nothing when
+    it raises: a reader sees the old file or the new one, never half of one, and after a crash the new one if the
+    block ended. The scratch file beside ``path`` is made exclusively (never a link someone planted there) and is
+    mode 0600, like every file gwx writes; it reaches the disk, takes the name, and the folder is synced."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
-        if private:
-            os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, "w+b") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     sync_folder(path.parent)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` durably (``atomic_file``)."""
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 def write_new(path: Path, chunks: Iterable[bytes]) -> None:

@@ -316,7 +316,7 @@ def test_a_member_directory_over_the_bounds_is_refused_before_zipfile_reads_it(
     monkeypatch.setattr(bundle_module.zipfile, "ZipFile", _never_opened)
     for members, directory, error in [
         (20_000_000, 900_000_000, "claims 20000000 members"),
-        (3, bundle_module.MAX_DIRECTORY_BYTES + 1, "central directory is"),
+        (3, bundle_module.MAX_CENTRAL_DIRECTORY + 1, "central directory is"),
     ]:
         huge.write_bytes(_with_end_records(good, members, directory))
         with pytest.raises(EnvelopeError, match=error):

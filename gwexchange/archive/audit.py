@@ -385,7 +385,7 @@ class LogHashes:
         self._fds.clear()
 
 
-def read_heads(directory: Path) -> Iterator[tuple[int, SignedTreeHead | None]]:
+def numbered_heads(directory: Path) -> Iterator[tuple[int, SignedTreeHead | None]]:
     """``(line, head)`` for each line of a log copy's ``heads`` file; None for a line that does not parse."""
     path = directory / HEADS_FILE
     if not path.is_file():
@@ -567,7 +567,7 @@ class _Node:
                 self.add(Check.LOG, f"{kinds.get(p.kind, p.kind)}：{p.message}", index=p.index)
         if report.problems_not_listed:
             self.add(Check.LOG, f"另有 {report.problems_not_listed} 处日志结构问题未列出")
-        for line, head in read_heads(self.source.log_dir):
+        for line, head in numbered_heads(self.source.log_dir):
             if head is None or head.node_id != self.node_id:
                 continue
             if line in bad_heads or report.problems_not_listed:  # named already; signed by the node all the same?
@@ -1321,7 +1321,7 @@ def prove(source: NodeSource, message_id: str, trust: TrustPolicy) -> InclusionP
     log_dir = source.log_dir
     index, entry = find_entry(log_dir, message_id)
     inspect(entry, trust)
-    heads = [h for _, h in read_heads(log_dir) if h is not None and h.node_id == source.node_id]
+    heads = [h for _, h in numbered_heads(log_dir) if h is not None and h.node_id == source.node_id]
     if not heads:
         raise VerificationError(f"node {source.node_id} has signed no tree head yet: nothing vouches for its log")
     head = max(heads, key=lambda h: h.timestamp)

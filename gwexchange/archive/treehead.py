@@ -62,7 +62,7 @@ from lxml import etree
 
 from gwexchange import xmlsafe
 from gwexchange.archive.merkle import HASH_SIZE, TreeState, verify_consistency
-from gwexchange.codes import is_node_id
+from gwexchange.codes import check_node_id
 from gwexchange.crypto.algorithms import SignatureMethod
 from gwexchange.crypto.certificates import Role, Usage, identity_of
 from gwexchange.crypto.suite import INTERNATIONAL, Suite
@@ -108,12 +108,6 @@ def parse_head_time(text: str) -> datetime:
         return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
     except ValueError as e:
         raise InputError(f"tree head time {text!r} is not a real time") from e
-
-
-def check_node_id(node_id: str) -> str:
-    if not is_node_id(node_id):
-        raise InputError(f"node id {node_id!r} is not valid (lower-case letters, digits, '-' and '.')")
-    return node_id
 
 
 # --- the signed tree head --------------------------------------------------------------------------------------

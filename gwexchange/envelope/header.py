@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from lxml import etree
 
-from gwexchange.codes import is_message_id, is_node_id
+from gwexchange.codes import check_node_id, is_message_id
 from gwexchange.envelope.model import Classification, Urgency, check_department_code
 from gwexchange.envelope.times import format_utc, parse_utc
 from gwexchange.errors import EnvelopeError
@@ -52,7 +52,7 @@ class RoutingHeader:
         if not isinstance(self.kind, MessageKind):
             raise EnvelopeError(f"unknown message kind {self.kind!r}")
         check_department_code("发送机关", self.sender_department)
-        check_node_id(self.sender_node)
+        check_node_id(self.sender_node, EnvelopeError)
         if not self.recipients:
             raise EnvelopeError("an envelope needs at least one recipient department")
         if len(set(self.recipients)) != len(self.recipients):
@@ -72,12 +72,6 @@ class RoutingHeader:
 
     def expired(self, now: datetime) -> bool:
         return now > self.expires
-
-
-def check_node_id(node: str) -> str:
-    if not is_node_id(node):
-        raise EnvelopeError(f"node id {node!r} is not valid (lower-case letters, digits and '-')")
-    return node
 
 
 def header_to_element(header: RoutingHeader) -> etree._Element:

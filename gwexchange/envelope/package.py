@@ -10,7 +10,6 @@ Every member is stored, never compressed: encrypted parts do not compress, and r
 
 from __future__ import annotations
 
-import os
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -19,12 +18,13 @@ from pathlib import Path
 from gwexchange import zipsafe
 from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES, PartSink, Sealed
 from gwexchange.errors import EnvelopeError, InputError
+from gwexchange.files import atomic_file
 
 MIMETYPE = "application/vnd.gwexchange.envelope+zip"
 ENVELOPE_MEMBER = "envelope.xml"
 _PART_MEMBER = re.compile(r"parts/(part-[1-9][0-9]*)")
 MAX_MEMBERS = 10_000
-MAX_DIRECTORY_BYTES = MAX_MEMBERS * zipsafe.ENTRY_BYTES
+MAX_CENTRAL_DIRECTORY = MAX_MEMBERS * zipsafe.ENTRY_BYTES  # the ZIP index, not a signed directory
 CHUNK = 1024 * 1024
 
 
@@ -33,24 +33,17 @@ def write_package(path: Path, build: Callable[[PartSink], Sealed]) -> Sealed:
 
     The file appears complete or not at all (written beside, then renamed).
     """
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            zf.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE)
+    with atomic_file(path) as out, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        zf.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE)
 
-            def sink(cid: str, octets: Iterable[bytes]) -> None:
-                with zf.open(zipfile.ZipInfo(f"parts/{cid}"), "w", force_zip64=True) as member:
-                    for chunk in octets:
-                        member.write(chunk)
+        def sink(cid: str, octets: Iterable[bytes]) -> None:
+            with zf.open(zipfile.ZipInfo(f"parts/{cid}"), "w", force_zip64=True) as member:
+                for chunk in octets:
+                    member.write(chunk)
 
-            sealed = build(sink)
-            zf.writestr(zipfile.ZipInfo(ENVELOPE_MEMBER), sealed.envelope_xml)
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return sealed
-    finally:
-        tmp.unlink(missing_ok=True)
+        sealed = build(sink)
+        zf.writestr(zipfile.ZipInfo(ENVELOPE_MEMBER), sealed.envelope_xml)
+    return sealed
 
 
 class Package:
@@ -59,7 +52,7 @@ class Package:
     def __init__(self, path: Path) -> None:
         self.path = path  # before anything can fail: the error messages name it
         try:
-            too_large = zipsafe.over_bounds(path, MAX_MEMBERS, MAX_DIRECTORY_BYTES)
+            too_large = zipsafe.over_bounds(path, MAX_MEMBERS, MAX_CENTRAL_DIRECTORY)
         except OSError as e:
             raise InputError(f"{path} is not an envelope package: {e}") from e
         if too_large:

@@ -58,7 +58,7 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from gwexchange import xmlsafe
-from gwexchange.codes import is_department_code, is_node_id
+from gwexchange.codes import check_node_id, is_department_code
 from gwexchange.crypto.certificates import Identity, Role, Usage, identity_of
 from gwexchange.crypto.trust import TrustPolicy, ValidatedCertificate
 from gwexchange.crypto.xmldsig import SIGNATURE_TAG, Signer, sign_enveloped, verify_enveloped
@@ -137,7 +137,7 @@ class NodeEntry:
     certificate: x509.Certificate
 
     def __post_init__(self) -> None:
-        check_node_id(self.node_id)
+        check_node_id(self.node_id, ConfigError)
         _check_host(self.smtp_host, self.node_id)
         if isinstance(self.smtp_port, bool) or not isinstance(self.smtp_port, int) or not 0 < self.smtp_port < 65536:
             raise ConfigError(f"node {self.node_id}: SMTP port {self.smtp_port!r} is not a port number (1-65535)")
@@ -176,7 +176,7 @@ class DepartmentEntry:
             or _FORBIDDEN_CHARS.search(self.name)
         ):
             raise ConfigError(f"department {self.code}: the name must be one line of 1 to {MAX_NAME} characters")
-        check_node_id(self.home_node)
+        check_node_id(self.home_node, ConfigError)
         _check_certificate(
             self.signing_certificate, code=self.code, usage=Usage.SIGNING, place=f"department {self.code} (signing)"
         )
@@ -197,8 +197,8 @@ class Link:
     zone: Zone
 
     def __post_init__(self) -> None:
-        check_node_id(self.a)
-        check_node_id(self.b)
+        check_node_id(self.a, ConfigError)
+        check_node_id(self.b, ConfigError)
         if self.a == self.b:
             raise ConfigError(f"a link joins two different nodes, not {self.a} with itself")
         _check_zone(self.zone, f"link {self.a}–{self.b}")
@@ -323,12 +323,6 @@ def check_department_code(code: str) -> str:
     return code
 
 
-def check_node_id(node_id: str) -> str:
-    if not is_node_id(node_id):
-        raise ConfigError(f"node id {node_id!r} is not valid (like gd-hub: lower-case letters, digits and '-')")
-    return node_id
-
-
 def _check_zone(zone: object, place: str) -> None:
     if not isinstance(zone, Zone):
         raise ConfigError(f"{place}: unknown zone {zone!r} (zones: 内网, 专网, 外网)")
@@ -441,7 +435,7 @@ def compile_directory(toml_text: str, read: Reader, *, now: datetime) -> Directo
     nodes = []
     for entry in _tables(spec, "node"):
         _only_keys(entry, _NODE_KEYS, "a [[node]]")
-        node_id = check_node_id(_string(entry, "id", "a [[node]]"))
+        node_id = check_node_id(_string(entry, "id", "a [[node]]"), ConfigError)
         place = f"node {node_id}"
         host, port = parse_endpoint(_string(entry, "smtp", place), place)
         nodes.append(
@@ -492,8 +486,8 @@ def compile_directory(toml_text: str, read: Reader, *, now: datetime) -> Directo
 def parse_endpoint(text: str, place: str = "node") -> tuple[str, int]:
     """``host:port`` (``[v6]:port``) → host and port, or ``ConfigError``."""
     m = _ENDPOINT.fullmatch(text)
-    if not m:
-        raise ConfigError(f"{place}: SMTP endpoint {text!r} is not host:port")
+    if not m or not 0 < int(m.group("port")) < 65536:
+        raise ConfigError(f"{place}: SMTP endpoint {text!r} is not host:port (a port from 1 to 65535)")
     host = m.group("host").removeprefix("[").removesuffix("]")
     return host, int(m.group("port"))
 

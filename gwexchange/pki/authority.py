@@ -85,7 +85,7 @@ class Authority:
         root = certs.make_root(
             key, code=code, name=name, not_before=now, lifetime=ROOT_LIFETIME, serial=x509.random_serial_number()
         )
-        atomic_write(home / "root.key", key_to_pem(key, protection), private=True)
+        atomic_write(home / "root.key", key_to_pem(key, protection))
         atomic_write(home / "root.crt", root.public_bytes(serialization.Encoding.PEM))
         authority = cls(home, key, root)
         authority._save_index(_Index(crl_number=0, issued=[]))
@@ -132,7 +132,7 @@ class Authority:
         folder = self.home / "issued" / code
         folder.mkdir(parents=True, exist_ok=True)
         files = IssuedFiles(certificate=folder / f"{usage.value}.crt", key=folder / f"{usage.value}.key")
-        atomic_write(files.key, key_to_pem(key, protection), private=True)
+        atomic_write(files.key, key_to_pem(key, protection))
         atomic_write(files.certificate, cert.public_bytes(serialization.Encoding.PEM))
         index = self._load_index()
         entry = IssuedCertificate(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import uuid
 import zipfile
@@ -30,6 +29,7 @@ from typing import Any
 from gwexchange import zipsafe
 from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES, inspect
 from gwexchange.errors import EnvelopeError, GwxError, InputError
+from gwexchange.files import atomic_file
 from gwexchange.routing import node_logic
 from gwexchange.routing.node_logic import Hop, NodeView
 from gwexchange.routing.store import Store
@@ -38,7 +38,7 @@ MIMETYPE = "application/vnd.gwexchange.bundle+zip"
 MANIFEST = "manifest.json"
 FORMAT = 1
 MAX_MEMBERS = 10_000
-MAX_DIRECTORY_BYTES = MAX_MEMBERS * zipsafe.ENTRY_BYTES
+MAX_CENTRAL_DIRECTORY = MAX_MEMBERS * zipsafe.ENTRY_BYTES  # the ZIP index, not a signed directory
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_PART_BYTES = 4 * 1024 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -99,35 +99,19 @@ def export_bundle(store: Store, view: NodeView, peer: str, path: Path, now: date
             {"message_id": mid, "envelope_sha256": hashlib.sha256(xml).hexdigest()} for mid, xml in envelopes
         ],
     }
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            zf.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE)
-            zf.writestr(zipfile.ZipInfo(MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=1))
-            for mid, xml in envelopes:
-                zf.writestr(zipfile.ZipInfo(f"envelopes/{mid}/envelope.xml"), xml)
-                for part in store.parts(mid):
-                    info = zipfile.ZipInfo(f"envelopes/{mid}/parts/{part.cid}")
-                    with zf.open(info, "w", force_zip64=True) as member:
-                        for chunk in store.read_part(mid, part.cid):
-                            member.write(chunk)
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path) as out, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        zf.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE)
+        zf.writestr(zipfile.ZipInfo(MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=1))
+        for mid, xml in envelopes:
+            zf.writestr(zipfile.ZipInfo(f"envelopes/{mid}/envelope.xml"), xml)
+            for part in store.parts(mid):
+                info = zipfile.ZipInfo(f"envelopes/{mid}/parts/{part.cid}")
+                with zf.open(info, "w", force_zip64=True) as member:
+                    for chunk in store.read_part(mid, part.cid):
+                        member.write(chunk)
     # The file is durable: the copies are on their way, as after a 250 from the peer.
     store.apply([action for hop in hops for action in node_logic.attempt_succeeded(hop, now)])
     return ExportReport(bundle_id, path, view.node_id, peer, tuple(mid for mid, _ in envelopes))
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- import --------------------------------------------------------------------------------------------------
@@ -139,7 +123,7 @@ class _Bundle:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            too_large = zipsafe.over_bounds(path, MAX_MEMBERS, MAX_DIRECTORY_BYTES)
+            too_large = zipsafe.over_bounds(path, MAX_MEMBERS, MAX_CENTRAL_DIRECTORY)
         except OSError as e:
             raise InputError(f"{path} is not a bundle: {e}") from e
         if too_large:

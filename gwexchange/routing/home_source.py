@@ -7,7 +7,6 @@ the directories it took) is the node's, so reading one lives here, beside the da
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import zipfile
@@ -44,7 +43,7 @@ from gwexchange.archive.audit_archive import (
 from gwexchange.archive.log import HEADS_FILE
 from gwexchange.archive.treehead import format_head_time
 from gwexchange.errors import ConfigError, InputError
-from gwexchange.files import CHUNK, sync_folder
+from gwexchange.files import CHUNK, atomic_file
 from gwexchange.network.directory import MAX_DIRECTORY_BYTES
 from gwexchange.routing.node import NodeConfig, held_directories, open_store
 from gwexchange.routing.store import InboxEntry, StoredEnvelope
@@ -147,47 +146,39 @@ class ExportSummary:
 
 def export_archive(home: Path, out: Path, *, extra_directories: tuple[Path, ...] = ()) -> ExportSummary:
     """Write the archive of the node at ``home`` to ``out``: complete and durable, or not there at all."""
-    tmp = out.with_name(f".{out.name}.partial")
     with HomeSource(home, extra_directories=extra_directories) as source:
         cut = source.cut
         heads = peers = inbox = 0
-        try:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                zf.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE)
-                manifest = {
-                    "format": FORMAT,
-                    "node": source.node_id,
-                    "created": format_head_time(datetime.now(UTC)),
-                    "snapshot": format_head_time(source.snapshot),
-                    "log": {
-                        "size": cut.commit.size if cut.commit else None,
-                        "root": cut.commit.root.hex() if cut.commit else None,
-                    },
-                }
-                zf.writestr(zipfile.ZipInfo(MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=1))
-                for path in sorted(source.log_dir.iterdir()):
-                    _write_member(zf, LOG_PREFIX + path.name, path)
-                    if path.name == HEADS_FILE:
-                        heads = _count_lines(path)
-                if source.peer_heads is not None:
-                    _write_member(zf, PEER_HEADS, source.peer_heads)
-                    peers = _count_lines(source.peer_heads)
-                for number, data in enumerate(source.directories, 1):
-                    zf.writestr(zipfile.ZipInfo(f"directories/directory-{number}.xml"), data)
-                zf.writestr(zipfile.ZipInfo("root.crt"), source.root_pem)
-                for number, data in enumerate(source.crl_pems, 1):
-                    zf.writestr(zipfile.ZipInfo(f"crls/crl-{number}.pem"), data)
-                for doc in source.inbox():
-                    inbox += 1
-                    if inbox + 64 + MAX_DIRECTORIES + MAX_CRLS > MAX_MEMBERS:
-                        raise ConfigError(f"the node has more inbox documents than one export holds ({MAX_MEMBERS})")
-                    zf.writestr(zipfile.ZipInfo(f"inbox/{doc.department}/{doc.message_id}.xml"), doc.document_xml)
-            with tmp.open("rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, out)
-            sync_folder(out.parent)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_file(out) as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            zf.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE)
+            manifest = {
+                "format": FORMAT,
+                "node": source.node_id,
+                "created": format_head_time(datetime.now(UTC)),
+                "snapshot": format_head_time(source.snapshot),
+                "log": {
+                    "size": cut.commit.size if cut.commit else None,
+                    "root": cut.commit.root.hex() if cut.commit else None,
+                },
+            }
+            zf.writestr(zipfile.ZipInfo(MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=1))
+            for path in sorted(source.log_dir.iterdir()):
+                _write_member(zf, LOG_PREFIX + path.name, path)
+                if path.name == HEADS_FILE:
+                    heads = _count_lines(path)
+            if source.peer_heads is not None:
+                _write_member(zf, PEER_HEADS, source.peer_heads)
+                peers = _count_lines(source.peer_heads)
+            for number, data in enumerate(source.directories, 1):
+                zf.writestr(zipfile.ZipInfo(f"directories/directory-{number}.xml"), data)
+            zf.writestr(zipfile.ZipInfo("root.crt"), source.root_pem)
+            for number, data in enumerate(source.crl_pems, 1):
+                zf.writestr(zipfile.ZipInfo(f"crls/crl-{number}.pem"), data)
+            for doc in source.inbox():
+                inbox += 1
+                if inbox + 64 + MAX_DIRECTORIES + MAX_CRLS > MAX_MEMBERS:
+                    raise ConfigError(f"the node has more inbox documents than one export holds ({MAX_MEMBERS})")
+                zf.writestr(zipfile.ZipInfo(f"inbox/{doc.department}/{doc.message_id}.xml"), doc.document_xml)
         return ExportSummary(
             path=out,
             node_id=source.node_id,

@@ -93,6 +93,7 @@ from gwexchange.errors import (
     TransientError,
     TrustError,
 )
+from gwexchange.network.directory import parse_endpoint
 from gwexchange.routing.faults import crash_point
 from gwexchange.routing.mime import MessageReader, ReceivedMessage, encode_message, node_address, node_of_address
 
@@ -125,7 +126,6 @@ COMMAND_LIMITS = {
     "AUTH": 3,
     "QUIT": 1,
 }
-_ENDPOINT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):(?P<port>[0-9]{1,5})")
 _PRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 
@@ -951,14 +951,6 @@ def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
 # --- the client ----------------------------------------------------------------------------------------------
 
 
-def parse_endpoint(endpoint: str) -> tuple[str, int]:
-    """``host:port`` (an IPv6 address in brackets) → (host, port)."""
-    m = _ENDPOINT.fullmatch(endpoint)
-    if m is None or not 0 < int(m["port"]) < 65536:
-        raise InputError(f"SMTP endpoint {endpoint!r} is not host:port")
-    return m["host"].strip("[]"), int(m["port"])
-
-
 def _classify(code: int, text: bytes | str, *, final: bool = False) -> SendResult:
     """The result of a reply: 2xx is delivery only for the ``final`` one (after DATA); any other unexpected
     reply is a failure, permanent if 5xx."""
@@ -1085,7 +1077,7 @@ class PeerSession:
 
     def _connect(self) -> SendResult | None:
         """Connect, STARTTLS, check the server is the expected node: None when ready, else why not."""
-        host, port = parse_endpoint(self.endpoint)
+        host, port = parse_endpoint(self.endpoint, "the next hop")
         where = self._where
         smtp = smtplib.SMTP(host, port, timeout=self.timeout, local_hostname=self.tls.node_id)  # 220 or raises
         self._smtp = smtp
