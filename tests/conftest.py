@@ -115,7 +115,7 @@ class Pki:
 
     def trust(self, *, check_revocation: bool = True) -> TrustPolicy:
         """A trust policy for this root with the current CRL."""
-        return TrustPolicy(self.root, (self.crl(),), check_revocation=check_revocation, now=NOW)
+        return TrustPolicy(self.root, (self.crl(),), unsafe_skip_revocation=not check_revocation, now=NOW)
 
     def issue(
         self,

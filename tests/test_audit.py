@@ -52,7 +52,7 @@ from gwexchange.envelope.receipts import ReceiptKind, make_failure, verify_recei
 from gwexchange.envelope.sealing import inspect, receipt_content, seal, seal_receipt
 from gwexchange.envelope.signing import sign_document, verify_document
 from gwexchange.envelope.xmlform import document_to_xml
-from gwexchange.errors import InputError, VerificationError
+from gwexchange.errors import ConfigError, InputError, VerificationError
 from gwexchange.network.directory import read_unverified_directory, sign_directory
 from gwexchange.render.fonts import load_fonts
 from gwexchange.routing.home_source import HomeSource, export_archive, open_source
@@ -484,7 +484,9 @@ def test_prove_gives_a_proof_any_rfc9162_verifier_accepts(world: World) -> None:
     text = json.dumps(data).encode()
     checked = check_proof(text, world.trust)
     assert checked.signer_trusted and checked.proof.leaf_index == data["leaf_index"]
-    assert not check_proof(text).signer_trusted  # without a root: the certificate's key only
+    assert not check_proof(text, None, unsafe_without_root=True).signer_trusted  # the certificate's key only
+    with pytest.raises(ConfigError, match="unsafe_without_root"):
+        check_proof(text, None)  # never by default
 
 
 @pytest.mark.parametrize(
@@ -721,7 +723,7 @@ def test_json_nested_too_deeply_is_damage_not_a_crash(world: World, homes: dict[
     assert 2 in {f.index for f in failures(report, Check.TREE_HEAD)}, [str(f) for f in report.findings]
     assert 0 in {f.index for f in failures(report, Check.PEER_HEAD)}
     with pytest.raises(InputError, match="not JSON"):
-        check_proof(nested)
+        check_proof(nested, None, unsafe_without_root=True)
     exported = export_archive(world.homes["one"], tmp_path / "one.gwxa").path
     out = rewrite(exported, tmp_path / "n.gwxa", lambda n, d: same(n, nested if n == "manifest.json" else d))
     refused(out, "manifest")
@@ -771,7 +773,11 @@ def test_gwx_audit_export_verify_prove_report(
     args = ("audit", "check-proof", tmp_path / "proof.json", "--root", world.root_file, "--crl", world.crl_file)
     code, out, _ = gwx(capsys, monkeypatch, *args)
     assert code == 0 and "证明成立" in out and "注意" not in out, out
-    code, out, _ = gwx(capsys, monkeypatch, "audit", "check-proof", tmp_path / "proof.json")
+    code, _, err = gwx(capsys, monkeypatch, "audit", "check-proof", tmp_path / "proof.json")
+    assert code != 0 and "--unsafe-without-root" in err  # the signature alone only when asked for by name
+    code, _, err = gwx(capsys, monkeypatch, "audit", "check-proof", tmp_path / "proof.json", "--root", world.root_file)
+    assert code != 0 and "--unsafe-no-revocation" in err
+    code, out, _ = gwx(capsys, monkeypatch, "audit", "check-proof", tmp_path / "proof.json", "--unsafe-without-root")
     assert code == 0 and "未核对证书" in out
 
     code, out, _ = gwx(capsys, monkeypatch, "audit", "report", *world.homes.values(), "-o", tmp_path / "r.pdf")
@@ -792,7 +798,7 @@ def test_gwx_audit_failures_exit_1(
     proof.write_text('{"format": "x"}', encoding="utf-8")
     for args in (
         ("audit", "verify", tmp_path / "missing"),
-        ("audit", "check-proof", proof),
+        ("audit", "check-proof", proof, "--unsafe-without-root"),
         ("audit", "prove", "00000000-0000-4000-8000-000000000000", world.homes["one"]),
     ):
         code, out, err = gwx(capsys, monkeypatch, *args)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 import zipfile
 from collections.abc import Callable, Iterator
@@ -355,7 +356,7 @@ def test_a_failure_while_writing_leaves_the_items_queued(
     def disk_fails(*args: object) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(bundle_module.os, "fsync", disk_fails)
+    monkeypatch.setattr(os, "fsync", disk_fails)  # the bundle reaches the disk through files.atomic_file
     with pytest.raises(OSError, match="Input/output"):
         export_bundle(pair.stores["src"], pair.views["src"], "dst", path, pair.now)
     monkeypatch.undo()

@@ -496,7 +496,7 @@ def test_trust_checks_validity_period(pki, trust) -> None:
     cert = pki.cert("gd.gov.czt")
     with pytest.raises(TrustError, match="not valid"):
         trust.validate(der(cert), usage=Usage.SIGNING, at=cert.not_valid_before_utc - timedelta(seconds=1))
-    without_crl = TrustPolicy(pki.root, (), check_revocation=False)
+    without_crl = TrustPolicy(pki.root, (), unsafe_skip_revocation=True)
     with pytest.raises(TrustError, match="not valid"):
         without_crl.validate(der(cert), usage=Usage.SIGNING, at=cert.not_valid_after_utc + timedelta(seconds=1))
     without_crl.validate(der(cert), usage=Usage.SIGNING, at=cert.not_valid_after_utc)
@@ -507,7 +507,7 @@ def test_missing_crl_refused_unless_told(pki) -> None:
         TrustPolicy(pki.root)
     with pytest.raises(ConfigError, match="no CRL"):
         TrustPolicy(pki.root, ())
-    assert TrustPolicy(pki.root, check_revocation=False).crls == ()
+    assert TrustPolicy(pki.root, unsafe_skip_revocation=True).crls == ()
 
 
 def test_crl_not_signed_by_root_refused(pki, make_pki) -> None:
@@ -550,7 +550,7 @@ def test_forged_root_signature_refused(now) -> None:
         .sign(other_key, hashes.SHA256())
     )
     with pytest.raises(ConfigError, match="does not verify"):
-        TrustPolicy(forged, check_revocation=False)
+        TrustPolicy(forged, unsafe_skip_revocation=True)
 
 
 def test_revoked_certificate_refused_by_trust(make_pki, now) -> None:
@@ -561,7 +561,7 @@ def test_revoked_certificate_refused_by_trust(make_pki, now) -> None:
     with pytest.raises(TrustError, match="revoked"):
         trust.validate(der(cert), usage=Usage.SIGNING, at=now)
     trust.validate(der(cert), usage=Usage.SIGNING, at=now - timedelta(seconds=1))  # superseded: earlier is fine
-    TrustPolicy(pki.root, check_revocation=False).validate(der(cert), usage=Usage.SIGNING, at=now)
+    TrustPolicy(pki.root, unsafe_skip_revocation=True).validate(der(cert), usage=Usage.SIGNING, at=now)
 
 
 def test_stale_crl_refused_even_for_backdated_signatures(make_pki, now) -> None:

@@ -424,7 +424,7 @@ def test_revocation_not_checked_only_when_told(revocable_pki, example_xml, now) 
     pki = revocable_pki
     signed = sign_document(example_xml["notice"], pki.signer("gd.gov.office"), at=now)
     revoke(pki, "gd.gov.office", RevocationReason.KEY_COMPROMISE, now - timedelta(hours=1))
-    unchecked = TrustPolicy(pki.root, (), check_revocation=False)
+    unchecked = TrustPolicy(pki.root, (), unsafe_skip_revocation=True)
     assert verify_document(signed, unchecked, now=now).signatures
     with pytest.raises(TrustError):
         verify_document(signed, pki.trust(), now=now)

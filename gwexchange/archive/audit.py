@@ -354,6 +354,8 @@ class AuditOptions:
     workers: int = 1
     """Processes that check the entries' signatures (the costly part) when a log has ``parallel_from`` entries."""
     parallel_from: int = 2000
+    unsafe_no_revocation: bool = False
+    """Audit an archive that holds no CRL (and none given) without revocation checks, rather than refuse it."""
 
 
 # --- reading the stored hashes of a log copy ---------------------------------------------------------------------
@@ -439,8 +441,13 @@ def trust_for(source: NodeSource, options: AuditOptions, at: datetime) -> tuple[
             findings.append(Finding(source.node_id, Check.ARCHIVE, f"第 {number} 个证书吊销列表不是根证书签发的"))
             continue
         crls.append(crl)
+    if not (source.crl_pems or options.crls) and not options.unsafe_no_revocation:  # refused ones are findings
+        raise ConfigError(
+            f"{source.label}: no CRL signed by the root to check revocation with: give one (--crl), or audit "
+            "without revocation checks by asking for it (--unsafe-no-revocation)"
+        )
     try:
-        trust = TrustPolicy(root, tuple(crls), check_revocation=bool(crls), now=at)
+        trust = TrustPolicy(root, tuple(crls), unsafe_skip_revocation=not crls, now=at)
     except ConfigError as e:
         raise ConfigError(f"{source.label}: {e}") from e
     return trust, findings
@@ -979,7 +986,7 @@ def _trust_args(trust: TrustPolicy) -> TrustArgs:
     return (
         trust.root.public_bytes(pem),
         tuple(c.public_bytes(pem) for c in trust.crls),
-        trust.check_revocation,
+        trust.unsafe_skip_revocation,
         trust.now or datetime.now(UTC),
     )
 
@@ -988,11 +995,11 @@ def _check_batch(args: TrustArgs, batch: list[bytes]) -> list[_Checked]:
     """In a worker process: the trust policy made once per node audited, then ``_check_entry`` for each entry."""
     trust = _worker_trust.get(args)
     if trust is None:
-        root, crls, check_revocation, at = args
+        root, crls, skip_revocation, at = args
         trust = TrustPolicy(
             x509.load_pem_x509_certificate(root),
             tuple(x509.load_pem_x509_crl(c) for c in crls),
-            check_revocation=check_revocation,
+            unsafe_skip_revocation=skip_revocation,
             now=at,
         )
         _worker_trust[args] = trust
@@ -1354,9 +1361,13 @@ class CheckedProof:
     envelope_verified: bool
 
 
-def check_proof(data: bytes, trust: TrustPolicy | None = None) -> CheckedProof:
+def check_proof(data: bytes, trust: TrustPolicy | None, *, unsafe_without_root: bool = False) -> CheckedProof:
     """Verify a saved ``gwx audit prove --json`` independently: the entry's leaf hash, the RFC 9162 audit path to
-    the root, and that root's tree head signature (through ``trust`` if given). ``VerificationError`` otherwise."""
+    the root, and that root's tree head signature through ``trust``. ``VerificationError`` otherwise. Without a
+    trust policy only the head's signature against the certificate it carries is checked, and only if asked for
+    by name (``unsafe_without_root``): anyone can make such a certificate."""
+    if trust is None and not unsafe_without_root:
+        raise ConfigError("a proof is checked against a root: give the trust policy, or ask for unsafe_without_root")
     if len(data) > MAX_PROOF_BYTES:
         raise InputError(f"the proof file is larger than {MAX_PROOF_BYTES} bytes")
     try:

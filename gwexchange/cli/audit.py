@@ -35,6 +35,13 @@ AuditRootOption = Annotated[
 AuditCrlOption = Annotated[
     list[Path] | None, typer.Option("--crl", help="A further CRL signed by the root (repeatable).")
 ]
+UnsafeNoRevocationOption = Annotated[
+    bool,
+    typer.Option(
+        "--unsafe-no-revocation",
+        help="UNSAFE: audit an archive that holds no CRL (and none is given) without checking revocation.",
+    ),
+]
 WorkersOption = Annotated[
     int | None,
     typer.Option("--workers", min=1, help="Processes checking signatures in large logs (default: the CPUs, up to 8)."),
@@ -59,7 +66,12 @@ class _Progress:
 
 
 def _options(
-    root: Path | None, crl: list[Path] | None, *, progress: bool = True, workers: int | None = None
+    root: Path | None,
+    crl: list[Path] | None,
+    unsafe_no_revocation: bool,
+    *,
+    progress: bool = True,
+    workers: int | None = None,
 ) -> AuditOptions:
     from gwexchange.archive.audit import AuditOptions
 
@@ -68,16 +80,19 @@ def _options(
         crls=tuple(read(p) for p in crl or []),
         progress=_Progress() if progress else None,
         workers=workers or min(8, os.cpu_count() or 1),
+        unsafe_no_revocation=unsafe_no_revocation,
     )
 
 
-def _audit(paths: list[Path], root: Path | None, crl: list[Path] | None, workers: int | None) -> AuditReport:
+def _audit(
+    paths: list[Path], root: Path | None, crl: list[Path] | None, unsafe_no_revocation: bool, workers: int | None
+) -> AuditReport:
     from gwexchange.archive.audit import audit
     from gwexchange.routing.home_source import open_source
 
     with contextlib.ExitStack() as stack:
         sources = [stack.enter_context(open_source(p)) for p in paths]
-        return audit(sources, _options(root, crl, workers=workers))
+        return audit(sources, _options(root, crl, unsafe_no_revocation, workers=workers))
 
 
 @audit_app.command("export")
@@ -108,10 +123,11 @@ def verify_command(
     crl: AuditCrlOption = None,
     workers: WorkersOption = None,
     as_json: JsonOption = False,
+    unsafe_no_revocation: UnsafeNoRevocationOption = False,
 ) -> None:
     """Check every entry, tree head, envelope, receipt and delivered document; with several nodes, that each
     node's history is the one its peers saw. Exit 0 only if everything passed."""
-    report = _audit(paths, root, crl, workers)
+    report = _audit(paths, root, crl, unsafe_no_revocation, workers)
     if as_json:
         emit_json(report.as_json())
     else:
@@ -127,13 +143,14 @@ def report_command(
     root: AuditRootOption = None,
     crl: AuditCrlOption = None,
     workers: WorkersOption = None,
+    unsafe_no_revocation: UnsafeNoRevocationOption = False,
 ) -> None:
     """The findings as a PDF in Chinese: summary, documents, receipts, every failure. Exit 0 only if all passed."""
     from gwexchange.archive.audit_report import render_report
     from gwexchange.render.fonts import load_fonts
 
     fonts = load_fonts()
-    report = _audit(paths, root, crl, workers)
+    report = _audit(paths, root, crl, unsafe_no_revocation, workers)
     atomic_write(output, render_report(report, fonts))
     verdict = "全部检查通过" if report.ok else f"未通过（{len(report.findings) + report.findings_not_listed} 项问题）"
     typer.echo(f"已写出审计报告：{output}；结论：{verdict}")
@@ -147,12 +164,13 @@ def prove_command(
     root: AuditRootOption = None,
     crl: AuditCrlOption = None,
     as_json: JsonOption = False,
+    unsafe_no_revocation: UnsafeNoRevocationOption = False,
 ) -> None:
     """The RFC 9162 inclusion proof of an envelope in the node's log against its latest signed tree head."""
     from gwexchange.archive.audit import prove, trust_for
     from gwexchange.routing.home_source import open_source
 
-    options = _options(root, crl, progress=False)
+    options = _options(root, crl, unsafe_no_revocation, progress=False)
     with open_source(path) as source:
         trust, _ = trust_for(source, options, datetime.now(UTC))
         proof = prove(source, message_id.strip().lower(), trust)
@@ -183,6 +201,14 @@ def check_proof_command(
     ] = None,
     crl: AuditCrlOption = None,
     as_json: JsonOption = False,
+    unsafe_without_root: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-without-root",
+            help="UNSAFE: without --root, check only the tree head's signature against the certificate it carries.",
+        ),
+    ] = False,
+    unsafe_no_revocation: UnsafeNoRevocationOption = False,
 ) -> None:
     """Verify a saved proof on its own: entry → leaf hash → audit path → root → the signed tree head."""
     from gwexchange.archive.audit import check_proof
@@ -195,8 +221,16 @@ def check_proof_command(
             crls = tuple(x509.load_pem_x509_crl(read(p)) for p in crl or [])
         except ValueError as e:
             raise ConfigError(f"cannot read the root certificate or CRL: {e}") from e
-        trust = TrustPolicy(root_cert, crls, check_revocation=bool(crls))
-    checked = check_proof(read(file), trust)
+        if not crls and not unsafe_no_revocation:
+            raise ConfigError(
+                "give the root's CRL (--crl), or check without revocation by asking: --unsafe-no-revocation"
+            )
+        trust = TrustPolicy(root_cert, crls, unsafe_skip_revocation=not crls)
+    elif not unsafe_without_root:
+        raise ConfigError(
+            "give the root certificate (--root), or check the signature alone by asking: --unsafe-without-root"
+        )
+    checked = check_proof(read(file), trust, unsafe_without_root=unsafe_without_root)
     proof = checked.proof
     if as_json:
         emit_json(

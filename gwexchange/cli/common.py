@@ -57,7 +57,7 @@ def trust_policy(root: Path, crls: list[Path] | None, unsafe_no_revocation: bool
         raise ConfigError(f"{e.filename} does not exist") from e
     except ValueError as e:
         raise ConfigError(f"cannot read the root certificate or CRL: {e}") from e
-    return TrustPolicy(root_cert, loaded, check_revocation=not unsafe_no_revocation)
+    return TrustPolicy(root_cert, loaded, unsafe_skip_revocation=unsafe_no_revocation)
 
 
 def read(path: Path) -> bytes:

@@ -33,7 +33,7 @@ class ValidatedCertificate:
 
 @dataclass(frozen=True)
 class TrustPolicy:
-    """The root to trust and the CRLs to consult. ``check_revocation=False`` is the loud escape hatch.
+    """The root to trust and the CRLs to consult; ``unsafe_skip_revocation=True`` consults none, asked for by name.
 
     ``now`` is the verifier's clock (the system clock when None): every CRL must still be current then. It is
     not the signing time a signature claims, or a signer could backdate past a stale CRL's end.
@@ -41,7 +41,7 @@ class TrustPolicy:
 
     root: x509.Certificate
     crls: tuple[x509.CertificateRevocationList, ...] = ()
-    check_revocation: bool = True
+    unsafe_skip_revocation: bool = False
     now: datetime | None = None
     # DER → certificate whose root signature already verified, with the identity it names: the expensive part
     # of a path check, done once per certificate. Time, usage and revocation are checked on every call.
@@ -61,6 +61,10 @@ class TrustPolicy:
                 raise ConfigError("a configured CRL is not signed by the root")
         if self.check_revocation and not self.crls:
             raise ConfigError("no CRL is configured: revocation cannot be checked (give the root's crl.pem)")
+
+    @property
+    def check_revocation(self) -> bool:
+        return not self.unsafe_skip_revocation
 
     def validate(self, der: bytes, *, usage: Usage, at: datetime) -> ValidatedCertificate:
         """Validate the DER certificate for ``usage`` at time ``at`` (timezone-aware), or raise ``TrustError``."""
