@@ -38,7 +38,7 @@ from gwexchange.crypto.certificates import Usage
 from gwexchange.crypto.keys import key_from_pem
 from gwexchange.errors import GwxError
 from gwexchange.routing.mime import encode_message, node_address
-from gwexchange.routing.smtp import node_tls
+from gwexchange.routing.peer_tls import node_tls
 
 CLASS = "abuse"
 TOPOLOGY = one_hub(2)

@@ -14,7 +14,7 @@ Daemons (``two_hubs(2)``: leaf-1 ── hub-a ── hub-b ── leaf-2):
 A letter "close to expiry" is sent with a lifetime of a few seconds (``send_document(..., lifetime=)``, what
 ``gwx send --lifetime`` does).
 
-Clock skew. A daemon reads the real clock (``routing.node.utcnow``) and has no way to be told otherwise, so the
+Clock skew. A daemon reads the real clock (``envelope.times.utcnow``) and has no way to be told otherwise, so the
 skew cases run the four nodes in this process, as ``routing.node.Node`` with its ``clock`` parameter — the same
 object ``gwx node run`` runs — each clerk reading its own node's clock:
 

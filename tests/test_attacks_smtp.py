@@ -23,8 +23,8 @@ import pytest
 from cryptography import x509
 
 from gwexchange.crypto.keys import key_from_pem
-from gwexchange.routing.mime import encode_message, node_address
-from gwexchange.routing.smtp import NodeTls, envelope_message_id, node_tls
+from gwexchange.routing.mime import encode_message, envelope_message_id, node_address
+from gwexchange.routing.peer_tls import NodeTls, node_tls
 from gwexchange.routing.store import Store
 
 HERE = Path(__file__).resolve().parent

@@ -41,8 +41,8 @@ from nodes_support import (
 from gwexchange.archive.log import verify_log
 from gwexchange.archive.treehead import PeerHeads, TreeHeadStore
 from gwexchange.network.directory import read_unverified_directory
+from gwexchange.routing.mime import envelope_message_id
 from gwexchange.routing.node import NodeConfig, _signal_daemon, open_store, running_daemon
-from gwexchange.routing.smtp import envelope_message_id
 
 
 @pytest.fixture(scope="module")

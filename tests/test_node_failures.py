@@ -52,7 +52,7 @@ from gwexchange.pki.keyfiles import load_keypair
 from gwexchange.routing import node_logic
 from gwexchange.routing.mime import encode_message, node_address
 from gwexchange.routing.node import NodeConfig, load_context, open_store, status
-from gwexchange.routing.smtp import node_tls
+from gwexchange.routing.peer_tls import node_tls
 from gwexchange.routing.store import OutboxRecipient, QueueItem, StoredReceipt
 
 GXT, HUB, CZT = NODES

@@ -29,19 +29,9 @@ from gwexchange.crypto.certificates import RevocationReason, Role, Usage
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.errors import ConfigError, EnvelopeError
 from gwexchange.routing.mime import DOMAIN, ENVELOPE_MEDIA_TYPE, decode_message, encode_message, node_address
-from gwexchange.routing.smtp import (
-    Accepted,
-    NodeTls,
-    Outcome,
-    PeerSession,
-    Permanent,
-    SendResult,
-    SendStatus,
-    SmtpListener,
-    Transient,
-    node_tls,
-    send_envelope,
-)
+from gwexchange.routing.peer_tls import NodeTls, node_tls
+from gwexchange.routing.smtp import Accepted, Outcome, Permanent, SmtpListener, Transient
+from gwexchange.routing.smtp_client import PeerSession, SendResult, SendStatus, send_envelope
 
 TIMEOUT = 10.0
 NODES = ("node-a", "node-b", "node-c", "node-r")

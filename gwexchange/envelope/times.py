@@ -9,6 +9,11 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 
+def utcnow() -> datetime:
+    """The clock every default reads (a caller passes its own to test or to skew one)."""
+    return datetime.now(UTC)
+
+
 def format_utc(t: datetime) -> str:
     return t.astimezone(UTC).strftime(TIME_FORMAT)
 

@@ -56,8 +56,11 @@ from dataclasses import dataclass
 from email.message import Message
 from enum import Enum, auto
 
+from gwexchange import xmlsafe
 from gwexchange.codes import is_message_id, is_node_id
-from gwexchange.errors import ConfigError, EnvelopeError, InputError
+from gwexchange.envelope.header import eq
+from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES
+from gwexchange.errors import ConfigError, EnvelopeError, GwxError, InputError
 
 DOMAIN = "gwexchange.invalid"
 ENVELOPE_MEDIA_TYPE = "application/vnd.gwexchange.envelope+xml"
@@ -376,3 +379,16 @@ def decode_message(data: bytes) -> ReceivedMessage:
     for line in _lines(data):
         reader.feed(line)
     return reader.finish()
+
+
+def envelope_message_id(envelope_xml: bytes) -> str:
+    """The message id in an envelope's routing header (not verified: for headers and logs)."""
+    try:
+        root = xmlsafe.parse(envelope_xml, max_bytes=MAX_ENVELOPE_BYTES)
+    except GwxError as e:
+        raise InputError(f"not an envelope: {e}") from e
+    found = root.find(f".//{eq('MessageId')}")
+    text = (found.text or "").strip() if found is not None else ""
+    if not is_message_id(text):
+        raise InputError("the envelope has no message id in its header")
+    return text

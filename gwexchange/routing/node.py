@@ -52,7 +52,7 @@ import tomllib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ from gwexchange.crypto.certificates import identity_of
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.sealing import inspect
+from gwexchange.envelope.times import utcnow
 from gwexchange.errors import (
     ConfigError,
     DocumentError,
@@ -96,17 +97,9 @@ from gwexchange.pki.keyfiles import load_certificate, load_keypair
 from gwexchange.routing import node_logic
 from gwexchange.routing.faults import crash_point
 from gwexchange.routing.node_logic import DepartmentKeys, Hop, NodeView, RetryPolicy
-from gwexchange.routing.smtp import (
-    Accepted,
-    NodeTls,
-    Outcome,
-    PeerSession,
-    Permanent,
-    SendStatus,
-    SmtpListener,
-    Transient,
-    node_tls,
-)
+from gwexchange.routing.peer_tls import NodeTls, node_tls
+from gwexchange.routing.smtp import Accepted, Outcome, Permanent, SmtpListener, Transient
+from gwexchange.routing.smtp_client import PeerSession, SendStatus
 from gwexchange.routing.store import Store
 
 log = logging.getLogger("gwexchange.node")
@@ -135,10 +128,6 @@ _KEYS = frozenset(
         "departments",
     }
 )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- configuration -------------------------------------------------------------------------------------------

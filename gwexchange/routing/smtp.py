@@ -1,4 +1,4 @@
-"""SMTP between nodes: an aiosmtpd listener on each node and an SMTP client to the next hop.
+"""The SMTP listener of a node (aiosmtpd): who may send, what it takes, and what it answers.
 
 Any standard mail relay could sit between two nodes: the transport is plain ESMTP (RFC 5321) with STARTTLS
 (RFC 3207), SIZE (RFC 1870) and enhanced status codes (RFC 3463), and the message is plain MIME.
@@ -19,25 +19,14 @@ Size
     concurrent senders takes the node's memory (with the 64 MiB default, a node stays under 256 MB).
 
 TLS and authentication
-    Both sides hold their node certificate (Role.NODE, Usage.NODE, EKU serverAuth + clientAuth, SAN DNSName = node
-    id) and trust only the gwexchange root (``node_tls``): TLS 1.2 or later, ``CERT_REQUIRED`` on both sides, so
-    a peer without a certificate, or with one from another root, fails the handshake. OpenSSL does not read CRLs,
-    so each side then validates the peer's certificate with the ``TrustPolicy`` (chain, validity, node usage,
-    revocation) and checks that its UID and SAN DNSName are the node it must be:
-
-    * the client requires the certificate of the next-hop node it meant to reach (``expected_node_id``); any other
-      is refused before a byte of the message is sent;
-    * the listener learns the peer's node id from the certificate; it refuses every command after STARTTLS (with
-      ``554 5.7.1``) if the certificate fails the trust policy, ``451 4.7.0`` if it cannot check it now (its own
-      CRL expired), and ``550 5.7.1`` for a ``MAIL FROM`` that names another node than the certificate. Mail
-      before STARTTLS gets ``530 5.7.0 Must issue a STARTTLS command first``. The EHLO name is only logged
-      (RFC 5321 §4.1.4: a server must not refuse mail because the EHLO name is wrong). A recipient other than the
-      listener's own node address gets ``550 5.1.1``. No AUTH mechanism is offered (the certificate is the
-      authentication) and a second STARTTLS gets ``503 5.5.1``.
-
-    With a standard relay between two nodes, each TLS hop authenticates its own peer: the listener would see the
-    relay's certificate, so a relay must hold a node certificate of the exchange to hand mail to a node. The node
-    signature inside the envelope is what authenticates the sending node end to end.
+    Both sides hold their node certificate and authenticate each other by it (``peer_tls``). The listener learns
+    the peer's node id from the certificate; it refuses every command after STARTTLS (with ``554 5.7.1``) if the
+    certificate fails the trust policy, ``451 4.7.0`` if it cannot check it now (its own CRL expired), and
+    ``550 5.7.1`` for a ``MAIL FROM`` that names another node than the certificate. Mail before STARTTLS gets
+    ``530 5.7.0 Must issue a STARTTLS command first``. The EHLO name is only logged (RFC 5321 §4.1.4: a server must
+    not refuse mail because the EHLO name is wrong). A recipient other than the listener's own node address gets
+    ``550 5.1.1``. No AUTH mechanism is offered (the certificate is the authentication) and a second STARTTLS gets
+    ``503 5.5.1``.
 
 Replies (as Postfix gives them)
     ``on_envelope(peer_node_id, envelope_xml, parts)`` runs in a worker thread once the whole message is in; the
@@ -47,61 +36,41 @@ Replies (as Postfix gives them)
     never 250 and never silence. A malformed message → ``554 5.6.0``. A client that loses the connection after
     the commit but before the 250 will send the envelope again: receiving nodes de-duplicate by message id.
 
-The client (``send_envelope``) reports a ``SendResult``: ``DELIVERED`` (2xx), ``TRANSIENT`` (4xx, connection
-refused, timeout, TLS failure, no STARTTLS offered, a server certificate that is not the expected node's —
-try again later, perhaps after a directory update) or ``PERMANENT`` (5xx: do not retry this envelope).
+The client is ``smtp_client``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import secrets
-import smtplib
-import socket
 import ssl
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
-from pathlib import Path
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from gwexchange import xmlsafe
-from gwexchange.codes import is_message_id, is_node_id
-from gwexchange.crypto.certificates import Role, Usage, identity_of
-from gwexchange.crypto.suite import PrivateKey
 from gwexchange.crypto.trust import TrustPolicy
-from gwexchange.envelope.header import eq
-from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES
+from gwexchange.envelope.times import utcnow
 from gwexchange.errors import (
     ConfigError,
     EnvelopeError,
-    GwxError,
-    InputError,
     StateError,
     TransientError,
     TrustError,
 )
-from gwexchange.network.directory import parse_endpoint
 from gwexchange.routing.faults import crash_point
-from gwexchange.routing.mime import MessageReader, ReceivedMessage, encode_message, node_address, node_of_address
+from gwexchange.routing.mime import MessageReader, ReceivedMessage, node_address, node_of_address
+from gwexchange.routing.peer_tls import NodeTls, authenticate_peer, stale_crl
 
 log = logging.getLogger("gwexchange.smtp")
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-DEFAULT_TIMEOUT = 60.0
-"""Seconds the client waits for any one reply (connect, each command, the commit after DATA)."""
 DEFAULT_IDLE_TIMEOUT = 300.0
 """Seconds the listener lets a connection sit idle."""
 MAX_REASON = 300
@@ -161,122 +130,11 @@ OnTreeHead = Callable[[str, bytes], None]
 ``OnEnvelope``."""
 
 
-class SendStatus(StrEnum):
-    DELIVERED = "delivered"
-    TRANSIENT = "transient"
-    PERMANENT = "permanent"
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """What became of one transmission: ``code`` is the SMTP reply code, None when there was no reply."""
-
-    status: SendStatus
-    code: int | None
-    reason: str
-
-    @property
-    def delivered(self) -> bool:
-        return self.status is SendStatus.DELIVERED
-
-    @property
-    def oversize(self) -> bool:
-        """Refused for its size: send it by bundle."""
-        return self.status is SendStatus.PERMANENT and self.code == 552
-
-
 def _reply_text(reason: str) -> str:
     """One line of printable ASCII for an SMTP reply (non-ASCII as \\u escapes), at most ``MAX_REASON`` long."""
     text = reason.replace("\r", " ").replace("\n", " ").encode("ascii", "backslashreplace").decode("ascii")
     text = _PRINTABLE.sub("?", text)
     return text[:MAX_REASON] if len(text) > MAX_REASON else text
-
-
-# --- TLS -----------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class NodeTls:
-    """A node's TLS identity: its certificate and the server and client contexts built on it."""
-
-    node_id: str
-    certificate: x509.Certificate
-    server_context: ssl.SSLContext
-    client_context: ssl.SSLContext
-
-
-def node_tls(node_id: str, key: PrivateKey, certificate: x509.Certificate, root: x509.Certificate) -> NodeTls:
-    """TLS contexts for ``node_id`` with its key and node certificate, trusting only ``root``.
-
-    Both contexts require TLS 1.2 or later and the peer's certificate (``CERT_REQUIRED``). The client context
-    does not match host names (it connects to whatever host the directory names): ``send_envelope`` checks the
-    server's certificate names the expected node after the handshake.
-    """
-    identity = identity_of(certificate)
-    if identity.role is not Role.NODE or identity.code != node_id:
-        raise ConfigError(f"the certificate is a {identity.role} certificate of {identity.code}, not node {node_id}'s")
-    if not _names_node(certificate, node_id):
-        raise ConfigError(f"the certificate of {node_id} does not name it as DNS name (subjectAltName)")
-    root_pem = root.public_bytes(serialization.Encoding.PEM).decode("ascii")
-    contexts = []
-    for protocol in (ssl.PROTOCOL_TLS_SERVER, ssl.PROTOCOL_TLS_CLIENT):
-        context = ssl.SSLContext(protocol)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_REQUIRED
-        context.verify_flags |= ssl.VERIFY_X509_STRICT
-        context.load_verify_locations(cadata=root_pem)
-        _load_chain(context, key, certificate)
-        contexts.append(context)
-    return NodeTls(node_id=node_id, certificate=certificate, server_context=contexts[0], client_context=contexts[1])
-
-
-def _load_chain(context: ssl.SSLContext, key: PrivateKey, certificate: x509.Certificate) -> None:
-    """``load_cert_chain`` reads files only: the key goes through a private temporary file, encrypted under a
-    one-time passphrase, so no readable copy of it ever touches the disk."""
-    passphrase = secrets.token_hex(32).encode("ascii")
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(passphrase)
-    ) + certificate.public_bytes(serialization.Encoding.PEM)
-    fd, name = tempfile.mkstemp(prefix=".gwx-tls-", suffix=".pem")  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-        context.load_cert_chain(name, password=passphrase)
-    except ssl.SSLError as e:
-        raise ConfigError(f"the node key and certificate cannot be used for TLS: {e}") from e
-    finally:
-        Path(name).unlink(missing_ok=True)
-
-
-def _names_node(certificate: x509.Certificate, node_id: str) -> bool:
-    try:
-        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
-        return False
-    return node_id in san.get_values_for_type(x509.DNSName)
-
-
-def authenticate_peer(der: bytes | None, trust: TrustPolicy, at: datetime) -> str:
-    """The node id of a TLS peer's certificate, validated for node use at ``at`` (CRL included).
-
-    Raises ``TrustError`` unless the certificate passes the trust policy and names one node by UID and SAN.
-    """
-    if not der:
-        raise TrustError("the peer presented no certificate")
-    validated = trust.validate(der, usage=Usage.NODE, at=at)
-    node_id = validated.identity.code
-    if not is_node_id(node_id) or not _names_node(validated.certificate, node_id):
-        raise TrustError(f"the node certificate of {node_id!r} does not name that node as its DNS name")
-    return node_id
-
-
-def _stale_crl(trust: TrustPolicy, now: datetime) -> bool:
-    """Whether this node cannot check revocation now: one of its CRLs is past its next update."""
-    current = trust.now or now
-    return trust.check_revocation and any(
-        crl.next_update_utc is not None and crl.next_update_utc < current for crl in trust.crls
-    )
 
 
 def _where(session: Session) -> str:
@@ -285,26 +143,6 @@ def _where(session: Session) -> str:
     if isinstance(peer, tuple) and len(peer) >= 2:
         return f"{peer[0]}:{peer[1]}"
     return str(peer)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-# --- the message ---------------------------------------------------------------------------------------------
-
-
-def envelope_message_id(envelope_xml: bytes) -> str:
-    """The message id in an envelope's routing header (not verified: for headers and logs)."""
-    try:
-        root = xmlsafe.parse(envelope_xml, max_bytes=MAX_ENVELOPE_BYTES)
-    except GwxError as e:
-        raise InputError(f"not an envelope: {e}") from e
-    found = root.find(f".//{eq('MessageId')}")
-    text = (found.text or "").strip() if found is not None else ""
-    if not is_message_id(text):
-        raise InputError("the envelope has no message id in its header")
-    return text
 
 
 # --- the listener --------------------------------------------------------------------------------------------
@@ -485,7 +323,7 @@ class _Handler:
         ssl_object = session.ssl.get("ssl_object") if session.ssl else None
         der = ssl_object.getpeercert(binary_form=True) if isinstance(ssl_object, ssl.SSLObject) else None
         now = listener.clock()
-        if _stale_crl(listener.trust, now):
+        if stale_crl(listener.trust, now):
             listener.quiet.log(
                 logging.ERROR,
                 "smtp.refused",
@@ -628,7 +466,7 @@ class SmtpListener:
         max_per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
         max_session_seconds: float = MAX_SESSION_SECONDS,
         max_buffered_bytes: int | None = None,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utcnow,
         on_tree_head: OnTreeHead | None = None,
         on_directory: OnTreeHead | None = None,
     ) -> None:
@@ -946,199 +784,3 @@ def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
 
     handler.__name__ = _ACCEPT_HANDLER
     loop.set_exception_handler(handler)
-
-
-# --- the client ----------------------------------------------------------------------------------------------
-
-
-def _classify(code: int, text: bytes | str, *, final: bool = False) -> SendResult:
-    """The result of a reply: 2xx is delivery only for the ``final`` one (after DATA); any other unexpected
-    reply is a failure, permanent if 5xx."""
-    reason = text.decode("ascii", "replace") if isinstance(text, bytes) else text
-    reason = f"{code} {reason}".replace("\n", " ")
-    if final and 200 <= code < 300:
-        return SendResult(SendStatus.DELIVERED, code, reason)
-    if 500 <= code < 600:
-        return SendResult(SendStatus.PERMANENT, code, reason)
-    return SendResult(SendStatus.TRANSIENT, code, reason)
-
-
-class PeerSession:
-    """An authenticated SMTP connection to one next hop, kept open for the envelopes queued for it.
-
-    The TLS handshake and the peer's certificate check happen once per connection, not once per envelope; a
-    connection the peer closed (idle timeout) is opened again for the next envelope. Blocking: use it from one
-    worker thread. Never raises for what happens on the network: each ``deliver`` returns a ``SendResult``.
-    """
-
-    def __init__(
-        self,
-        endpoint: str,
-        expected_node_id: str,
-        tls: NodeTls,
-        *,
-        trust: TrustPolicy,
-        timeout: float = DEFAULT_TIMEOUT,
-        clock: Callable[[], datetime] = _now,
-    ) -> None:
-        self.endpoint = endpoint
-        self.expected_node_id = expected_node_id
-        self.tls = tls
-        self.trust = trust
-        self.timeout = timeout
-        self.clock = clock
-        self._smtp: smtplib.SMTP | None = None
-        self._limit = 0
-        self._where = f"{expected_node_id} at {endpoint}"
-
-    def __enter__(self) -> PeerSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is not None:
-            _quit(smtp)
-
-    def deliver(
-        self,
-        envelope_xml: bytes,
-        parts: Mapping[str, bytes],
-        *,
-        message_id: str | None = None,
-        tree_head: bytes | None = None,
-        directory: bytes | None = None,
-    ) -> SendResult:
-        """Send one envelope copy (with the sending node's latest signed tree head and directory, if given)."""
-        message = encode_message(
-            self.tls.node_id,
-            self.expected_node_id,
-            envelope_xml,
-            parts,
-            message_id=message_id or envelope_message_id(envelope_xml),
-            tree_head=tree_head,
-            directory=directory,
-        )
-        reused = self._smtp is not None
-        result = self._deliver(message)
-        if reused and result.status is SendStatus.TRANSIENT and result.code in (None, 421):
-            # The kept connection had gone stale, or the listener closed it (421: its session lifetime, RFC 5321
-            # §3.8): once more on a new one.
-            self.close()
-            result = self._deliver(message)
-        if not result.delivered:
-            self.close()  # after any trouble, start the next envelope on a fresh connection
-        return result
-
-    def _deliver(self, message: bytes) -> SendResult:
-        try:
-            if self._smtp is None:
-                failed = self._connect()
-                if failed is not None:
-                    return failed
-            smtp = self._smtp
-            if smtp is None:
-                raise StateError("not connected")
-            options = []
-            if self._limit:
-                if len(message) > self._limit:
-                    return SendResult(
-                        SendStatus.PERMANENT,
-                        552,
-                        f"the message is {len(message)} bytes; {self._where} takes at most {self._limit} (SIZE): "
-                        "send it by bundle",
-                    )
-                options.append(f"SIZE={len(message)}")
-            code, text = smtp.mail(node_address(self.tls.node_id), options)
-            if code != 250:
-                return _classify(code, text)
-            code, text = smtp.rcpt(node_address(self.expected_node_id))
-            if code not in (250, 251):
-                return _classify(code, text)
-            code, text = smtp.data(message)
-            result = _classify(code, text, final=True)
-            log.debug(
-                "smtp.sent node=%s endpoint=%s status=%s code=%s bytes=%d",
-                self.expected_node_id,
-                self.endpoint,
-                result.status,
-                code,
-                len(message),
-            )
-            return result
-        except smtplib.SMTPResponseException as e:
-            return _classify(e.smtp_code, e.smtp_error)
-        except (smtplib.SMTPException, OSError) as e:  # refused, reset, timeout, TLS alerts (ssl.SSLError is OSError)
-            self.close()
-            kind = "timeout" if isinstance(e, TimeoutError | socket.timeout) else e.__class__.__name__
-            return SendResult(SendStatus.TRANSIENT, None, f"{self._where}: {kind}: {e}")
-
-    def _connect(self) -> SendResult | None:
-        """Connect, STARTTLS, check the server is the expected node: None when ready, else why not."""
-        host, port = parse_endpoint(self.endpoint, "the next hop")
-        where = self._where
-        smtp = smtplib.SMTP(host, port, timeout=self.timeout, local_hostname=self.tls.node_id)  # 220 or raises
-        self._smtp = smtp
-        code, text = smtp.ehlo()
-        if code != 250:
-            return _classify(code, text)
-        if not smtp.has_extn("starttls"):
-            return SendResult(SendStatus.TRANSIENT, None, f"{where} does not offer STARTTLS; not sending in the clear")
-        code, text = smtp.starttls(context=self.tls.client_context)
-        if code != 220:
-            return _classify(code, text)
-        if not isinstance(smtp.sock, ssl.SSLSocket):
-            return SendResult(SendStatus.TRANSIENT, None, f"{where}: STARTTLS did not give a TLS connection")
-        try:
-            peer = authenticate_peer(smtp.sock.getpeercert(binary_form=True), self.trust, self.clock())
-        except TrustError as e:
-            return SendResult(SendStatus.TRANSIENT, None, f"{where}: server certificate not accepted: {e}")
-        if peer != self.expected_node_id:
-            return SendResult(
-                SendStatus.TRANSIENT, None, f"{where}: the server's certificate is node {peer}'s, not the next hop's"
-            )
-        code, text = smtp.ehlo()
-        if code != 250:
-            return _classify(code, text)
-        self._limit = 0
-        if smtp.has_extn("size"):
-            announced = smtp.esmtp_features.get("size", "").strip()
-            self._limit = int(announced) if announced.isdigit() else 0
-        return None
-
-
-def send_envelope(
-    endpoint: str,
-    expected_node_id: str,
-    tls: NodeTls,
-    envelope_xml: bytes,
-    parts: Mapping[str, bytes],
-    *,
-    trust: TrustPolicy,
-    timeout: float = DEFAULT_TIMEOUT,
-    clock: Callable[[], datetime] = _now,
-    message_id: str | None = None,
-    tree_head: bytes | None = None,
-) -> SendResult:
-    """Send one envelope copy to node ``expected_node_id`` at ``endpoint`` over SMTP with STARTTLS, on a
-    connection of its own (``PeerSession`` keeps one open for many).
-
-    The server's certificate must be ``expected_node_id``'s node certificate and pass ``trust`` (CRL included);
-    the message goes only after that. ``message_id`` is read from the envelope's header unless given. Blocking:
-    call it in a worker thread from an event loop. Never raises for what happens on the network: the result says.
-    """
-    with PeerSession(endpoint, expected_node_id, tls, trust=trust, timeout=timeout, clock=clock) as session:
-        return session.deliver(envelope_xml, parts, message_id=message_id, tree_head=tree_head)
-
-
-def _quit(smtp: smtplib.SMTP) -> None:
-    if smtp.sock is None:
-        return
-    try:
-        smtp.quit()
-    except (smtplib.SMTPException, OSError):
-        pass
-    finally:
-        smtp.close()
