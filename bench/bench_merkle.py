@@ -42,7 +42,8 @@ if str(REPO) not in sys.path:  # run as a script from a source tree without inst
 import benchenv  # noqa: E402
 from cryptography import x509  # noqa: E402
 
-from gwexchange.archive.log import MerkleLog, verify_log  # noqa: E402
+from gwexchange.archive.log import MerkleLog  # noqa: E402
+from gwexchange.archive.log_verify import verify_log  # noqa: E402
 from gwexchange.archive.merkle import TreeState, leaf_hash, verify_consistency, verify_inclusion  # noqa: E402
 from gwexchange.archive.treehead import TreeHeadStore, sign_tree_head, verify_tree_head  # noqa: E402
 from gwexchange.crypto.certificates import Role, Usage  # noqa: E402

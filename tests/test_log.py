@@ -32,12 +32,11 @@ from gwexchange.archive.log import (
     ENTRIES_FILE,
     HEADS_FILE,
     OFFSETS_FILE,
-    LogReport,
     MerkleLog,
     level_file,
     read_commit,
-    verify_log,
 )
+from gwexchange.archive.log_verify import LogReport, verify_log
 from gwexchange.archive.merkle import (
     EMPTY_ROOT,
     MemoryTree,

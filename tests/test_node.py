@@ -38,7 +38,7 @@ from nodes_support import (
     write_directory,
 )
 
-from gwexchange.archive.log import verify_log
+from gwexchange.archive.log_verify import verify_log
 from gwexchange.archive.treehead import PeerHeads, TreeHeadStore
 from gwexchange.network.directory import read_unverified_directory
 from gwexchange.routing.mime import envelope_message_id

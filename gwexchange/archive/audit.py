@@ -57,7 +57,8 @@ from gwexchange.archive.audit_archive import (
     iter_entries,
     parse_head,
 )
-from gwexchange.archive.log import HEADS_FILE, level_file, read_commit, verify_log
+from gwexchange.archive.log import HEADS_FILE, level_file, read_commit
+from gwexchange.archive.log_verify import verify_log
 from gwexchange.archive.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
