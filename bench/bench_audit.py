@@ -41,8 +41,9 @@ if str(REPO) not in sys.path:  # run as a script from a source tree without inst
 import benchenv  # noqa: E402
 from cryptography import x509  # noqa: E402
 
-from gwexchange.archive.audit import AuditOptions, audit  # noqa: E402
+from gwexchange.archive.audit import audit  # noqa: E402
 from gwexchange.archive.audit_archive import ArchiveSource  # noqa: E402
+from gwexchange.archive.audit_model import AuditOptions  # noqa: E402
 from gwexchange.archive.log import MerkleLog  # noqa: E402
 from gwexchange.archive.treehead import TreeHeadStore  # noqa: E402
 from gwexchange.crypto.certificates import Role, Usage  # noqa: E402

@@ -31,17 +31,10 @@ from audit_support import NODES, SENDER, World, build_world, document_for
 from pypdf import PdfReader
 
 from gwexchange.archive import audit_archive
-from gwexchange.archive.audit import (
-    AuditOptions,
-    AuditReport,
-    Check,
-    Finding,
-    audit,
-    check_proof,
-    prove,
-    trust_for,
-)
+from gwexchange.archive.audit import audit, trust_for
 from gwexchange.archive.audit_archive import ArchiveSource
+from gwexchange.archive.audit_model import AuditOptions, AuditReport, Check, Finding
+from gwexchange.archive.audit_proof import check_proof, prove
 from gwexchange.archive.audit_report import render_report
 from gwexchange.archive.log import MerkleLog
 from gwexchange.archive.merkle import TreeState, leaf_hash, node_hash

@@ -30,7 +30,8 @@ from nodes_support import (
     write_directory,
 )
 
-from gwexchange.archive.audit import AuditOptions, AuditReport, audit
+from gwexchange.archive.audit import audit
+from gwexchange.archive.audit_model import AuditOptions, AuditReport
 from gwexchange.routing.home_source import export_archive, open_source
 from gwexchange.routing.node import NodeConfig
 

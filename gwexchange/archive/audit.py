@@ -27,28 +27,20 @@ recipient, the head's line. Signature checks are timed apart (``AuditStats``).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import json
-import multiprocessing
 import os
 import re
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes
 
-from gwexchange import xmlsafe
 from gwexchange.archive.audit_archive import (
     LATE_HEAD_MARGIN,
     InboxDocument,
@@ -57,6 +49,17 @@ from gwexchange.archive.audit_archive import (
     iter_entries,
     parse_head,
 )
+from gwexchange.archive.audit_model import (
+    AuditOptions,
+    AuditReport,
+    AuditStats,
+    Check,
+    DocumentRow,
+    Finding,
+    NodeAudit,
+    ReceiptRow,
+)
+from gwexchange.archive.audit_signatures import checked_here, checked_in_pool, fingerprint, worker_pool
 from gwexchange.archive.log import HEADS_FILE, level_file, read_commit
 from gwexchange.archive.log_verify import verify_log
 from gwexchange.archive.merkle import (
@@ -64,10 +67,7 @@ from gwexchange.archive.merkle import (
     HASH_SIZE,
     CompactRange,
     consistency_proof,
-    inclusion_proof,
     leaf_hash,
-    tree_root,
-    verify_inclusion,
 )
 from gwexchange.archive.treehead import (
     SignedTreeHead,
@@ -76,287 +76,17 @@ from gwexchange.archive.treehead import (
     verify_consistent_heads,
     verify_tree_head,
 )
-from gwexchange.codes import is_node_id
-from gwexchange.crypto.certificates import identity_of
-from gwexchange.crypto.suite import INTERNATIONAL
 from gwexchange.crypto.trust import TrustPolicy
-from gwexchange.envelope.header import MessageKind, RoutingHeader, eq, header_from_element
-from gwexchange.envelope.receipts import AnswererRole, Receipt, ReceiptKind, verify_receipt_signature
-from gwexchange.envelope.sealing import MAX_ENVELOPE_BYTES, inspect, receipt_content
+from gwexchange.envelope.header import MessageKind, RoutingHeader
+from gwexchange.envelope.receipts import AnswererRole, Receipt, ReceiptKind
 from gwexchange.envelope.signing import verify_document
 from gwexchange.envelope.times import format_utc
-from gwexchange.errors import ConfigError, GwxError, InputError, TrustError, VerificationError
+from gwexchange.errors import ConfigError, GwxError, InputError, VerificationError
 from gwexchange.network.directory import Directory, authority_code_of, read_unverified_directory, verify_directory
 from gwexchange.network.routes import RoutePlan, plan
 
 _MESSAGE_ID_HINT = re.compile(rb"MessageId>([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})<")
 _PROGRESS_EVERY = 1000
-
-
-class Check(StrEnum):
-    """What failed. The value is for scripts (``--json``); ``label`` for people."""
-
-    ARCHIVE = "archive"
-    LOG = "log"
-    TREE_HEAD = "tree-head"
-    ENVELOPE = "envelope"
-    DIRECTORY = "directory"
-    RECEIPT = "receipt"
-    DOCUMENT = "document"
-    COMPLETENESS = "completeness"
-    DELIVERY = "delivery"
-    PEER_HEAD = "peer-head"
-
-    @property
-    def label(self) -> str:
-        return _LABELS[self]
-
-
-_LABELS = {
-    Check.ARCHIVE: "归档",
-    Check.LOG: "日志结构",
-    Check.TREE_HEAD: "树头",
-    Check.ENVELOPE: "信封签名",
-    Check.DIRECTORY: "交换目录",
-    Check.RECEIPT: "回执",
-    Check.DOCUMENT: "收文",
-    Check.COMPLETENESS: "回执完整性",
-    Check.DELIVERY: "送达",
-    Check.PEER_HEAD: "节点间一致性",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One failed check: at which node, which check, and where — entry ``index`` (for tree heads and peer heads:
-    the line of the file, from 0), its ``message_id``, the ``recipient`` concerned, the ``peer`` whose view it is."""
-
-    node: str
-    check: Check
-    message: str
-    index: int | None = None
-    message_id: str | None = None
-    recipient: str | None = None
-    peer: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "node": self.node,
-            "check": self.check.value,
-            "index": self.index,
-            "message_id": self.message_id,
-            "recipient": self.recipient,
-            "peer": self.peer,
-            "message": self.message,
-        }
-
-    def __str__(self) -> str:
-        where = []
-        if self.check in (Check.TREE_HEAD, Check.PEER_HEAD):
-            if self.index is not None:
-                where.append(f"第 {self.index} 行")
-        elif self.index is not None:
-            where.append(f"条目 {self.index}")
-        if self.message_id:
-            where.append(self.message_id)
-        if self.recipient:
-            where.append(f"收文机关 {self.recipient}")
-        place = f"（{'，'.join(where)}）" if where else ""
-        return f"[{self.node}] {self.check.label}{place}：{self.message}"
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentRow:
-    """A document envelope in a node's log, and where each recipient stands by the receipts in that log."""
-
-    index: int
-    message_id: str
-    sender_department: str
-    sender_node: str
-    recipients: tuple[str, ...]
-    classification: str
-    created: datetime
-    role: str  # 发出, 收到, 转发 (joined with 、 when several)
-    states: tuple[tuple[str, str], ...]  # (recipient, 送达/签收/退回/投递失败/无回执)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "message_id": self.message_id,
-            "sender_department": self.sender_department,
-            "sender_node": self.sender_node,
-            "recipients": list(self.recipients),
-            "classification": self.classification,
-            "created": format_utc(self.created),
-            "role": self.role,
-            "states": dict(self.states),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiptRow:
-    """A receipt envelope in a node's log: what it answers, who answered, when."""
-
-    index: int
-    message_id: str
-    answers: str
-    kind: str
-    answerer: str
-    time: datetime
-    reason: str | None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "message_id": self.message_id,
-            "answers": self.answers,
-            "kind": self.kind,
-            "answerer": self.answerer,
-            "time": format_utc(self.time),
-            "reason": self.reason,
-        }
-
-
-@dataclass
-class AuditStats:
-    """Where the time went. ``signature_seconds`` is the entries' signature checks (envelope, receipt and
-    document signatures, with the XML parsing and canonicalization they need); ``log_seconds`` is
-    ``verify_log`` (the structure, and the tree heads' signatures)."""
-
-    entries: int = 0
-    envelope_signatures: int = 0
-    receipt_signatures: int = 0
-    document_signatures: int = 0
-    head_signatures: int = 0
-    log_seconds: float = 0.0
-    signature_seconds: float = 0.0
-    total_seconds: float = 0.0
-
-    def as_json(self) -> dict[str, Any]:
-        return {k: round(v, 6) if isinstance(v, float) else v for k, v in self.__dict__.items()}
-
-
-@dataclass
-class NodeAudit:
-    """What the audit found in one node's archive."""
-
-    node_id: str
-    label: str
-    kind: str
-    snapshot: datetime
-    entries: int = 0
-    root: bytes = EMPTY_ROOT
-    committed: int | None = None
-    heads: int = 0
-    latest_head: SignedTreeHead | None = None
-    inbox: int = 0
-    directories: list[tuple[int, datetime, datetime]] = field(default_factory=list)
-    documents: list[DocumentRow] = field(default_factory=list)
-    receipts: list[ReceiptRow] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def uncovered(self) -> int:
-        """Entries after the latest signed head: in the log, not yet vouched for by a signature."""
-        return self.entries - (self.latest_head.size if self.latest_head is not None else 0)
-
-    def as_json(self) -> dict[str, Any]:
-        head = self.latest_head
-        return {
-            "node": self.node_id,
-            "source": self.label,
-            "kind": self.kind,
-            "snapshot": self.snapshot.isoformat(),
-            "entries": self.entries,
-            "root": self.root.hex(),
-            "committed": self.committed,
-            "heads": self.heads,
-            "latest_head": None
-            if head is None
-            else {"size": head.size, "root": head.root_hash.hex(), "time": head.time_text},
-            "uncovered_entries": self.uncovered,
-            "inbox_documents": self.inbox,
-            "directories": [
-                {"serial": s, "issued": format_utc(a), "expires": format_utc(b)} for s, a, b in self.directories
-            ],
-            "documents": [d.as_json() for d in self.documents],
-            "receipts": [r.as_json() for r in self.receipts],
-        }
-
-
-@dataclass
-class AuditReport:
-    """The audit of one or more nodes: ``ok`` only if every check of every node passed."""
-
-    at: datetime
-    root_given: bool
-    revocation_checked: bool
-    nodes: list[NodeAudit]
-    findings: list[Finding]
-    notes: list[str]
-    stats: AuditStats
-    findings_not_listed: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings and not self.findings_not_listed
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "at": self.at.isoformat(),
-            "root": "given" if self.root_given else "archive",
-            "revocation_checked": self.revocation_checked,
-            "nodes": [n.as_json() for n in self.nodes],
-            "findings": [f.as_json() for f in self.findings],
-            "findings_not_listed": self.findings_not_listed,
-            "notes": self.notes,
-            "stats": self.stats.as_json(),
-        }
-
-    def summary(self) -> list[str]:
-        """The human summary, in Chinese: a line per node, every failure, the notes, the verdict."""
-        lines = [f"审计时间：{format_utc(self.at.replace(microsecond=0))}"]
-        for n in self.nodes:
-            head = n.latest_head
-            signed = f"最新树头 {head.size} 条（{head.time_text}）" if head else "无签名树头"
-            failed = sum(1 for f in self.findings if f.node == n.node_id)
-            lines.append(
-                f"节点 {n.node_id}（{'节点目录' if n.kind == 'home' else '归档文件'} {n.label}）：日志 {n.entries} 条，"
-                f"根 {n.root.hex()[:16]}…，{signed}；公文 {len(n.documents)} 件，回执 {len(n.receipts)} 份，"
-                f"收件箱 {n.inbox} 件 — {'通过' if failed == 0 else f'{failed} 项未通过'}"
-            )
-        for f in self.findings:
-            lines.append(f"  ✗ {f}")
-        if self.findings_not_listed:
-            lines.append(f"  … 另有 {self.findings_not_listed} 项未列出")
-        lines += [f"  注：{note}" for note in self.notes]
-        total = len(self.findings) + self.findings_not_listed
-        lines.append("结论：全部检查通过" if self.ok else f"结论：未通过（{total} 项问题）")
-        return lines
-
-
-Progress = Callable[[str, str, int, int], None]
-"""``progress(node, phase, done, total)``: called as the audit goes (phase: 日志结构, 信封, 收件箱); ``total`` is
-the log's committed size for 日志结构 (which reports its start and end only) and its entries for 信封."""
-
-
-@dataclass(frozen=True)
-class AuditOptions:
-    """``at`` is the auditor's clock (CRLs must be current then); ``root`` (PEM), if given, is trusted instead of
-    each archive's own root.crt; ``crls`` (PEM) are added to the archives' own; ``workers`` > 1 checks signatures
-    in that many processes."""
-
-    at: datetime | None = None
-    root: bytes | None = None
-    crls: tuple[bytes, ...] = ()
-    progress: Progress | None = None
-    max_findings: int = 10_000
-    workers: int = 1
-    """Processes that check the entries' signatures (the costly part) when a log has ``parallel_from`` entries."""
-    parallel_from: int = 2000
-    unsafe_no_revocation: bool = False
-    """Audit an archive that holds no CRL (and none given) without revocation checks, rather than refuse it."""
 
 
 # --- reading the stored hashes of a log copy ---------------------------------------------------------------------
@@ -605,9 +335,9 @@ class _Node:
         seen: dict[str, int] = {}
         entries = iter_entries(self.source.log_dir, total)
         if pool is not None and total >= self.options.parallel_from:
-            checked = _checked_in_pool(entries, self.trust, pool, self.options.workers)
+            checked = checked_in_pool(entries, self.trust, pool, self.options.workers)
         else:
-            checked = _checked_here(entries, self.trust)
+            checked = checked_here(entries, self.trust)
         for index, data, result in checked:
             if index % _PROGRESS_EVERY == 0:
                 self.progress("信封", index, total)
@@ -669,7 +399,7 @@ class _Node:
                 message_id=mid,
             )
             return None
-        if _fingerprint(node.certificate) != certificate:
+        if fingerprint(node.certificate) != certificate:
             self.add(
                 Check.DIRECTORY,
                 f"信封由节点 {header.sender_node} 的另一张证书签名，不是交换目录第 {directory.serial} 版所列的证书",
@@ -934,111 +664,6 @@ class _Node:
             )
 
 
-# --- each entry's signatures, here or in worker processes ----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Checked:
-    """What one entry's signature checks established: the verified header (None if the envelope failed), the
-    SHA-256 fingerprint of the node certificate that signed it, and for a receipt envelope the verified receipt
-    (None if it failed); ``error`` says why; ``seconds`` is the time the checks took."""
-
-    header: RoutingHeader | None
-    envelope_sha256: str
-    node_certificate: bytes
-    receipt: Receipt | None
-    error: str | None
-    seconds: float
-
-
-def _check_entry(data: bytes, trust: TrustPolicy) -> _Checked:
-    t0 = time.perf_counter()
-    try:
-        envelope = inspect(data, trust)
-    except GwxError as e:
-        return _Checked(None, "", b"", None, str(e), time.perf_counter() - t0)
-    receipt, error = None, None
-    if envelope.header.kind is MessageKind.RECEIPT:
-        try:
-            receipt = verify_receipt_signature(receipt_content(envelope), trust).receipt
-        except GwxError as e:
-            error = str(e)
-    fingerprint = _fingerprint(envelope.node.certificate)
-    return _Checked(envelope.header, envelope.envelope_sha256, fingerprint, receipt, error, time.perf_counter() - t0)
-
-
-def _fingerprint(certificate: x509.Certificate) -> bytes:
-    return certificate.fingerprint(hashes.SHA256())
-
-
-def _checked_here(entries: Iterable[tuple[int, bytes]], trust: TrustPolicy) -> Iterator[tuple[int, bytes, _Checked]]:
-    for index, data in entries:
-        yield index, data, _check_entry(data, trust)
-
-
-_BATCH = 128
-TrustArgs = tuple[bytes, tuple[bytes, ...], bool, datetime]
-_worker_trust: dict[TrustArgs, TrustPolicy] = {}
-
-
-def _trust_args(trust: TrustPolicy) -> TrustArgs:
-    """A trust policy as a worker process rebuilds it: root and CRLs (PEM), revocation, the auditor's clock."""
-    pem = serialization.Encoding.PEM
-    return (
-        trust.root.public_bytes(pem),
-        tuple(c.public_bytes(pem) for c in trust.crls),
-        trust.unsafe_skip_revocation,
-        trust.now or datetime.now(UTC),
-    )
-
-
-def _check_batch(args: TrustArgs, batch: list[bytes]) -> list[_Checked]:
-    """In a worker process: the trust policy made once per node audited, then ``_check_entry`` for each entry."""
-    trust = _worker_trust.get(args)
-    if trust is None:
-        root, crls, skip_revocation, at = args
-        trust = TrustPolicy(
-            x509.load_pem_x509_certificate(root),
-            tuple(x509.load_pem_x509_crl(c) for c in crls),
-            unsafe_skip_revocation=skip_revocation,
-            now=at,
-        )
-        _worker_trust[args] = trust
-    return [_check_entry(data, trust) for data in batch]
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    # spawned, not forked: a fork of a process holding threads and locks (a test runner, a daemon) can deadlock
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-
-
-def _checked_in_pool(
-    entries: Iterable[tuple[int, bytes]], trust: TrustPolicy, pool: ProcessPoolExecutor, workers: int
-) -> Iterator[tuple[int, bytes, _Checked]]:
-    """``_checked_here`` over the pool's processes, in log order, with at most a few batches per worker in flight
-    (memory stays bounded whatever the size of the log)."""
-    args = _trust_args(trust)
-    pending: deque[tuple[list[tuple[int, bytes]], Future[list[_Checked]]]] = deque()
-
-    def ready() -> Iterator[tuple[int, bytes, _Checked]]:
-        batch, future = pending.popleft()
-        for (index, data), result in zip(batch, future.result(), strict=True):
-            yield index, data, result
-
-    batch: list[tuple[int, bytes]] = []
-    for item in entries:
-        batch.append(item)
-        if len(batch) == _BATCH:
-            pending.append((batch, pool.submit(_check_batch, args, [d for _, d in batch])))
-            batch = []
-            if len(pending) >= 4 * workers:
-                yield from ready()
-    if batch:
-        pending.append((batch, pool.submit(_check_batch, args, [d for _, d in batch])))
-    while pending:
-        yield from ready()
-
-
 def _incomplete(answers: Iterable[Receipt], code: str, path: Sequence[str]) -> str | None:
     """Why recipient ``code`` (route ``path``) lacks its answers, or None."""
     mine = [a for a in answers if a.role is AnswererRole.DEPARTMENT and a.answerer == code]
@@ -1218,7 +843,7 @@ def audit(sources: Sequence[NodeSource], options: AuditOptions | None = None) ->
             flagged = node.check_log(stats)
             needed = {p.head.size for p in held if p.head.node_id == node.node_id}
             if pool is None and options.workers > 1 and node.result.entries >= options.parallel_from:
-                pool = stack.enter_context(_pool(options.workers))
+                pool = stack.enter_context(worker_pool(options.workers))
             node.read_entries(flagged, needed, stats, pool)
             stats.entries += node.result.entries
     everyone = list(nodes.values())
@@ -1257,201 +882,10 @@ def audit(sources: Sequence[NodeSource], options: AuditOptions | None = None) ->
     )
 
 
-# --- inclusion proofs ------------------------------------------------------------------------------------------------
-
-PROOF_FORMAT = "gwexchange-inclusion-proof-v1"
-MAX_PROOF_BYTES = 2 * MAX_ENVELOPE_BYTES
-_PROOF_KEYS = frozenset(
-    {"format", "hash", "message_id", "node", "leaf_index", "tree_size", "leaf_hash", "root_hash", "audit_path",
-     "entry", "tree_head"}
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class InclusionProof:
-    """The RFC 9162 proof that envelope ``message_id`` is entry ``leaf_index`` of the tree ``head`` signed."""
-
-    message_id: str
-    node_id: str
-    leaf_index: int
-    entry: bytes
-    audit_path: tuple[bytes, ...]
-    head: SignedTreeHead
-
-    @property
-    def tree_size(self) -> int:
-        return self.head.size
-
-    @property
-    def root_hash(self) -> bytes:
-        return self.head.root_hash
-
-    @property
-    def leaf_hash(self) -> bytes:
-        return leaf_hash(self.entry)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "format": PROOF_FORMAT,
-            "hash": "RFC 9162 SHA-256: leaf = SHA-256(0x00 ‖ entry), node = SHA-256(0x01 ‖ left ‖ right)",
-            "message_id": self.message_id,
-            "node": self.node_id,
-            "leaf_index": self.leaf_index,
-            "tree_size": self.tree_size,
-            "leaf_hash": self.leaf_hash.hex(),
-            "root_hash": self.root_hash.hex(),
-            "audit_path": [h.hex() for h in self.audit_path],
-            "entry": base64.b64encode(self.entry).decode("ascii"),
-            "tree_head": json.loads(head_to_line(self.head)),
-        }
-
-
-def find_entry(log_dir: Path, message_id: str) -> tuple[int, bytes]:
-    """The index and bytes of the envelope with ``message_id`` in a log copy; ``InputError`` if there is none."""
-    needle = message_id.encode("ascii")
-    for index, data in iter_entries(log_dir):
-        if needle in data and _header(data).message_id == message_id:
-            return index, data
-    raise InputError(f"no envelope with message id {message_id} is in the log")
-
-
-def _header(entry: bytes) -> RoutingHeader:
-    root = xmlsafe.parse(entry, max_bytes=MAX_ENVELOPE_BYTES)
-    header = root.find(eq("Header"))
-    if header is None:
-        raise VerificationError("the entry is not an envelope (it has no header)")
-    return header_from_element(header)
-
-
-def prove(source: NodeSource, message_id: str, trust: TrustPolicy) -> InclusionProof:
-    """The inclusion proof of envelope ``message_id`` in ``source``'s log against the node's latest signed head,
-    checked before it is handed out: the envelope, the head's signature, the log's root at the head's size."""
-    log_dir = source.log_dir
-    index, entry = find_entry(log_dir, message_id)
-    inspect(entry, trust)
-    heads = [h for _, h in numbered_heads(log_dir) if h is not None and h.node_id == source.node_id]
-    if not heads:
-        raise VerificationError(f"node {source.node_id} has signed no tree head yet: nothing vouches for its log")
-    head = max(heads, key=lambda h: h.timestamp)
-    if head.size <= index:
-        raise VerificationError(
-            f"entry {index} is not yet covered by a signed tree head (the latest covers {head.size} entries)"
-        )
-    verify_tree_head(head, trust)
-    nodes = LogHashes(log_dir)
-    try:
-        commit = read_commit(log_dir)
-        if commit is None or commit.size < head.size:
-            raise VerificationError(f"the log's commit does not cover its latest head (size {head.size})")
-        if tree_root(head.size, nodes.node) != head.root_hash:
-            raise VerificationError(f"the log's stored hashes do not give the root of its head of size {head.size}")
-        path = inclusion_proof(index, head.size, nodes.node)
-    finally:
-        nodes.close()
-    verify_inclusion(leaf_hash(entry), index, head.size, path, head.root_hash)
-    return InclusionProof(message_id, source.node_id, index, entry, tuple(path), head)
-
-
-@dataclass(frozen=True)
-class CheckedProof:
-    """What ``check_proof`` established; ``signer_trusted`` says whether the head's certificate was checked
-    against a root (else only that the certificate's key made the signature)."""
-
-    proof: InclusionProof
-    signer_trusted: bool
-    envelope_verified: bool
-
-
-def check_proof(data: bytes, trust: TrustPolicy | None, *, unsafe_without_root: bool = False) -> CheckedProof:
-    """Verify a saved ``gwx audit prove --json`` independently: the entry's leaf hash, the RFC 9162 audit path to
-    the root, and that root's tree head signature through ``trust``. ``VerificationError`` otherwise. Without a
-    trust policy only the head's signature against the certificate it carries is checked, and only if asked for
-    by name (``unsafe_without_root``): anyone can make such a certificate."""
-    if trust is None and not unsafe_without_root:
-        raise ConfigError("a proof is checked against a root: give the trust policy, or ask for unsafe_without_root")
-    if len(data) > MAX_PROOF_BYTES:
-        raise InputError(f"the proof file is larger than {MAX_PROOF_BYTES} bytes")
-    try:
-        record = json.loads(data)
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise InputError(f"the proof is not JSON: {e}") from e
-    if not isinstance(record, dict) or set(record) != _PROOF_KEYS or record.get("format") != PROOF_FORMAT:
-        raise InputError(f"the file is not a {PROOF_FORMAT} proof")
-    try:
-        head = parse_head_line(json.dumps(record["tree_head"], separators=(",", ":"), ensure_ascii=True).encode())
-        message_id, node = str(record["message_id"]), str(record["node"])
-        index, size = record["leaf_index"], record["tree_size"]
-        if type(index) is not int or type(size) is not int:
-            raise InputError("leaf_index and tree_size are whole numbers")
-        path = tuple(_hex_hash(h, "an audit path element") for h in _list(record["audit_path"]))
-        claimed_leaf = _hex_hash(record["leaf_hash"], "leaf_hash")
-        claimed_root = _hex_hash(record["root_hash"], "root_hash")
-        entry = base64.b64decode(str(record["entry"]), validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise InputError(f"the proof is malformed: {e}") from e
-    if not is_node_id(node) or head.node_id != node:
-        raise VerificationError(f"the tree head is node {head.node_id}'s, the proof says node {node!r}")
-    if head.size != size or head.root_hash != claimed_root:
-        raise VerificationError("the proof's tree size or root hash is not the signed tree head's")
-    if leaf_hash(entry) != claimed_leaf:
-        raise VerificationError("the entry does not hash to the proof's leaf hash")
-    verify_inclusion(claimed_leaf, index, size, path, head.root_hash)
-    if trust is not None:
-        verify_tree_head(head, trust)
-        envelope = inspect(entry, trust)
-        found = envelope.header.message_id
-    else:
-        _verify_head_signature_only(head)
-        found = _header(entry).message_id
-    if found != message_id:
-        raise VerificationError(f"the entry is message {found}, not {message_id}")
-    proof = InclusionProof(message_id, node, index, entry, path, head)
-    return CheckedProof(proof, signer_trusted=trust is not None, envelope_verified=trust is not None)
-
-
-def _verify_head_signature_only(head: SignedTreeHead) -> None:
-    try:
-        cert = x509.load_der_x509_certificate(head.certificate)
-        code = identity_of(cert).code
-    except (ValueError, TrustError) as e:
-        raise VerificationError(f"the tree head's certificate cannot be read: {e}") from e
-    if code != head.node_id:
-        raise VerificationError(f"the tree head names node {head.node_id}, but the certificate is {code}'s")
-    key = cert.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
-        raise VerificationError("the tree head's certificate holds a key type gwexchange does not verify")
-    INTERNATIONAL.verify(key, head.method, head.signature, head.signed_bytes)
-
-
-def _list(value: object) -> list[object]:
-    if not isinstance(value, list):
-        raise ValueError("audit_path is a list of hex hashes")
-    return value
-
-
-def _hex_hash(value: object, what: str) -> bytes:
-    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
-        raise ValueError(f"{what} is not 64 lower-case hex digits")
-    return bytes.fromhex(value)
-
-
 __all__ = [
-    "AuditOptions",
-    "AuditReport",
-    "AuditStats",
-    "Check",
-    "CheckedProof",
-    "DocumentRow",
-    "Finding",
-    "InclusionProof",
     "LogHashes",
-    "NodeAudit",
-    "ReceiptRow",
     "audit",
-    "check_proof",
     "directory_at",
-    "find_entry",
-    "prove",
     "read_directories",
     "trust_for",
 ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
 
-from gwexchange.archive.audit import AuditReport, Check, Finding, NodeAudit
+from gwexchange.archive.audit_model import AuditReport, Check, Finding, NodeAudit
 from gwexchange.envelope.times import format_utc
 from gwexchange.render.fonts import Face, FontSet
 

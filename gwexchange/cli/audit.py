@@ -22,7 +22,7 @@ from gwexchange.errors import ConfigError
 from gwexchange.files import atomic_write
 
 if TYPE_CHECKING:
-    from gwexchange.archive.audit import AuditOptions, AuditReport
+    from gwexchange.archive.audit_model import AuditOptions, AuditReport
 
 audit_app = typer.Typer(help="审计：导出节点归档，验证日志与回执，出具包含证明和审计报告。", no_args_is_help=True)
 
@@ -73,7 +73,7 @@ def _options(
     progress: bool = True,
     workers: int | None = None,
 ) -> AuditOptions:
-    from gwexchange.archive.audit import AuditOptions
+    from gwexchange.archive.audit_model import AuditOptions
 
     return AuditOptions(
         root=read(root) if root is not None else None,
@@ -167,7 +167,8 @@ def prove_command(
     unsafe_no_revocation: UnsafeNoRevocationOption = False,
 ) -> None:
     """The RFC 9162 inclusion proof of an envelope in the node's log against its latest signed tree head."""
-    from gwexchange.archive.audit import prove, trust_for
+    from gwexchange.archive.audit import trust_for
+    from gwexchange.archive.audit_proof import prove
     from gwexchange.routing.home_source import open_source
 
     options = _options(root, crl, unsafe_no_revocation, progress=False)
@@ -211,7 +212,7 @@ def check_proof_command(
     unsafe_no_revocation: UnsafeNoRevocationOption = False,
 ) -> None:
     """Verify a saved proof on its own: entry → leaf hash → audit path → root → the signed tree head."""
-    from gwexchange.archive.audit import check_proof
+    from gwexchange.archive.audit_proof import check_proof
     from gwexchange.archive.treehead import format_head_time
 
     trust = None
