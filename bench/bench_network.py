@@ -89,7 +89,8 @@ from gwexchange.network.directory import (  # noqa: E402
 )
 from gwexchange.pki.authority import Authority  # noqa: E402
 from gwexchange.routing import node_logic  # noqa: E402
-from gwexchange.routing.node import NodeConfig, NodeContext, init_home, load_context  # noqa: E402
+from gwexchange.routing.context import NodeContext, init_home, load_context  # noqa: E402
+from gwexchange.routing.home import NodeConfig  # noqa: E402
 
 EXAMPLES = REPO / "examples"
 AUTHORITY = "gd.gov.ca"

@@ -65,9 +65,10 @@ from gwexchange.network.directory import (
 from gwexchange.pki.authority import Authority
 from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV
 from gwexchange.routing.clerk import answer_document, send_document
+from gwexchange.routing.context import NodeContext, init_home, load_context, load_trust
 from gwexchange.routing.faults import CRASH_ENV, IO_FAULT_ENV
+from gwexchange.routing.home import RUN_NAME, NodeConfig
 from gwexchange.routing.mime import envelope_message_id
-from gwexchange.routing.node import RUN_NAME, NodeConfig, NodeContext, init_home, load_context, load_trust
 from gwexchange.routing.node_logic import InboxState, RecipientState
 from gwexchange.routing.store import InboxEntry, OutboxMessage, OutboxRecipient, QueueItem, StoredEnvelope
 

@@ -52,7 +52,9 @@ from campaign.network import (
 )
 from campaign.report import CaseResult, ClassResult
 from gwexchange.errors import GwxError
-from gwexchange.routing.node import Node, NodeConfig, load_context
+from gwexchange.routing.context import load_context
+from gwexchange.routing.home import NodeConfig
+from gwexchange.routing.node import Node
 
 CLASS = "network"
 TOPOLOGY = two_hubs(2)

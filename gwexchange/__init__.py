@@ -44,7 +44,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name is i
     )
     from gwexchange.pki.keyfiles import load_certificate, load_keypair
     from gwexchange.routing.clerk import answer_document, send_document
-    from gwexchange.routing.node import NodeConfig, load_context
+    from gwexchange.routing.context import load_context
+    from gwexchange.routing.home import NodeConfig
 
 _WHERE = {
     "key_from_pem": "gwexchange.crypto.keys",
@@ -81,8 +82,8 @@ _WHERE = {
     "load_keypair": "gwexchange.pki.keyfiles",
     "answer_document": "gwexchange.routing.clerk",
     "send_document": "gwexchange.routing.clerk",
-    "NodeConfig": "gwexchange.routing.node",
-    "load_context": "gwexchange.routing.node",
+    "NodeConfig": "gwexchange.routing.home",
+    "load_context": "gwexchange.routing.context",
 }
 
 __all__ = [

@@ -31,7 +31,8 @@ from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.model import Classification
 from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy, sign_directory
 from gwexchange.pki.authority import Authority
-from gwexchange.routing.node import NodeConfig, init_home, load_trust, open_store
+from gwexchange.routing.context import init_home, load_trust, open_store
+from gwexchange.routing.home import NodeConfig
 
 REPO = Path(__file__).resolve().parent.parent
 LETTER = REPO / "examples" / "letter.toml"

@@ -32,8 +32,8 @@ from nodes_support import (
 
 from gwexchange.archive.audit import audit
 from gwexchange.archive.audit_model import AuditOptions, AuditReport
+from gwexchange.routing.home import NodeConfig
 from gwexchange.routing.home_source import export_archive, open_source
-from gwexchange.routing.node import NodeConfig
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from gwexchange.envelope.description import load_description_file
-from gwexchange.routing.node import NodeConfig, open_store
+from gwexchange.routing.context import open_store
+from gwexchange.routing.home import NodeConfig
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

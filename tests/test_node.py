@@ -41,8 +41,10 @@ from nodes_support import (
 from gwexchange.archive.log_verify import verify_log
 from gwexchange.archive.treehead import PeerHeads, TreeHeadStore
 from gwexchange.network.directory import read_unverified_directory
+from gwexchange.routing.context import open_store
+from gwexchange.routing.control import _signal_daemon, running_daemon
+from gwexchange.routing.home import NodeConfig
 from gwexchange.routing.mime import envelope_message_id
-from gwexchange.routing.node import NodeConfig, _signal_daemon, open_store, running_daemon
 
 
 @pytest.fixture(scope="module")

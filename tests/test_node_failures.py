@@ -50,8 +50,10 @@ from gwexchange.files import read_chunks
 from gwexchange.network.directory import Zone, ZonePolicy
 from gwexchange.pki.keyfiles import load_keypair
 from gwexchange.routing import node_logic
+from gwexchange.routing.context import load_context, open_store
+from gwexchange.routing.control import status
+from gwexchange.routing.home import NodeConfig
 from gwexchange.routing.mime import encode_message, node_address
-from gwexchange.routing.node import NodeConfig, load_context, open_store, status
 from gwexchange.routing.peer_tls import node_tls
 from gwexchange.routing.store import OutboxRecipient, QueueItem, StoredReceipt
 

@@ -45,7 +45,8 @@ from gwexchange.network.routes import RoutePlan, format_path, plan
 from gwexchange.pki.authority import Authority
 from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV, load_keypair
 from gwexchange.routing.clerk import answer_document, attachment_files, send_document
-from gwexchange.routing.node import RUN_NAME, NodeConfig, NodeContext, init_home, load_context
+from gwexchange.routing.context import NodeContext, init_home, load_context
+from gwexchange.routing.home import RUN_NAME, NodeConfig
 from gwexchange.routing.node_logic import InboxState, RecipientState
 
 Say = Callable[[str], None]
@@ -65,7 +66,8 @@ _WORDS = {RecipientState.QUEUED: "排队待发", RecipientState.IN_TRANSIT: "传
 
 def examples_folder() -> Path:
     """``examples/`` of the source tree this package runs from (the demo's network and documents)."""
-    for folder in (Path(__file__).resolve().parent / "examples", Path(__file__).resolve().parent.parent / "examples"):
+    package = Path(__file__).resolve().parent.parent  # gwexchange/: examples/ is in it when installed from a wheel
+    for folder in (package / "examples", package.parent / "examples"):
         if (folder / "network.toml").is_file():
             return folder
     raise ConfigError("gwx demo needs the examples/ folder of the gwexchange source tree (network.toml and samples)")

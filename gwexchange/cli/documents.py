@@ -25,7 +25,8 @@ def _utc(text: str) -> str:
 
 def _find(home: Path, message_id: str, department: str | None) -> dict[str, Any]:
     """The message as the node knows it: the received document (inbox) or what was sent (outbox)."""
-    from gwexchange.routing.node import NodeConfig, open_store
+    from gwexchange.routing.context import open_store
+    from gwexchange.routing.home import NodeConfig
 
     with open_store(NodeConfig.load(home)) as store:
         received = [e for e in store.inbox(department) if e.message_id == message_id]  # one per department served here

@@ -17,7 +17,7 @@ from gwexchange.errors import ConfigError, GwxError, InputError
 from gwexchange.files import read_file
 
 if TYPE_CHECKING:
-    from gwexchange.routing.node import NodeContext
+    from gwexchange.routing.context import NodeContext
 
 node_cli = typer.Typer()
 node_app = typer.Typer(help="交换节点：初始化、运行、查看状态。", no_args_is_help=True)
@@ -63,7 +63,7 @@ def node_init(
     retry_cap: Annotated[float | None, typer.Option(help="Back-off cap in seconds.")] = None,
 ) -> None:
     """Write a node home: node.toml and an empty store (keys, directory and trust are checked now)."""
-    from gwexchange.routing.node import init_home
+    from gwexchange.routing.context import init_home
 
     extra = {
         key: value
@@ -100,7 +100,7 @@ def node_update_directory(
 ) -> None:
     """Take a newer signed directory (refused if older, altered or expired); a running node switches at once and
     passes it on to its peers with the next envelope it sends them."""
-    from gwexchange.routing.node import update_directory
+    from gwexchange.routing.control import update_directory
 
     serial, told = update_directory(home, read_file(file, "the directory"))
     typer.echo(f"已更新交换目录：第 {serial} 版" + ("（运行中的节点已切换）" if told else "（节点启动时生效）"))
@@ -109,7 +109,7 @@ def node_update_directory(
 @node_app.command("sign-head")
 def node_sign_head(home: NodeHomeArg) -> None:
     """Sign a tree head over the node's log now (the running daemon does it; otherwise this command)."""
-    from gwexchange.routing.node import sign_head_now
+    from gwexchange.routing.control import sign_head_now
 
     head = sign_head_now(home)
     typer.echo(f"已签名树头：{head.size} 条，根 {head.root_hash.hex()}，时间 {head.time_text}")
@@ -118,7 +118,7 @@ def node_sign_head(home: NodeHomeArg) -> None:
 @node_app.command("status")
 def node_status(home: NodeHomeArg, as_json: JsonOption = False) -> None:
     """Queue sizes by state, peers, last errors, inbox and outbox counts."""
-    from gwexchange.routing.node import status
+    from gwexchange.routing.control import status
 
     data = status(home)
     if as_json:
@@ -151,7 +151,8 @@ def node_status(home: NodeHomeArg, as_json: JsonOption = False) -> None:
 
 
 def open_home(home: Path) -> NodeContext:
-    from gwexchange.routing.node import NodeConfig, load_context
+    from gwexchange.routing.context import load_context
+    from gwexchange.routing.home import NodeConfig
 
     return load_context(NodeConfig.load(home))
 
@@ -223,7 +224,8 @@ def send(
 @node_cli.command("outbox")
 def outbox(home: NodeHomeOption, department: DepartmentOption = None, as_json: JsonOption = False) -> None:
     """What your department sent: each document × recipient, and where it stands."""
-    from gwexchange.routing.node import NodeConfig, open_store
+    from gwexchange.routing.context import open_store
+    from gwexchange.routing.home import NodeConfig
 
     config = NodeConfig.load(home)
     with open_store(config) as store:
@@ -256,7 +258,8 @@ def outbox(home: NodeHomeOption, department: DepartmentOption = None, as_json: J
 @node_cli.command("inbox")
 def inbox(home: NodeHomeOption, department: DepartmentOption = None, as_json: JsonOption = False) -> None:
     """What your department received: message id, sender, title, state."""
-    from gwexchange.routing.node import NodeConfig, open_store
+    from gwexchange.routing.context import open_store
+    from gwexchange.routing.home import NodeConfig
 
     config = NodeConfig.load(home)
     with open_store(config) as store:

@@ -25,7 +25,8 @@ from gwexchange.errors import ConfigError, InputError, VerificationError
 from gwexchange.files import read_chunks, write_new
 from gwexchange.network.routes import RoutePlan, plan
 from gwexchange.routing import node_logic
-from gwexchange.routing.node import NodeContext, remove_dir, staging_dir
+from gwexchange.routing.context import NodeContext
+from gwexchange.routing.control import remove_dir, staging_dir
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,8 @@ from gwexchange.archive.treehead import format_head_time
 from gwexchange.errors import ConfigError, InputError
 from gwexchange.files import CHUNK, atomic_file
 from gwexchange.network.directory import MAX_DIRECTORY_BYTES
-from gwexchange.routing.node import NodeConfig, held_directories, open_store
+from gwexchange.routing.context import held_directories, open_store
+from gwexchange.routing.home import NodeConfig
 from gwexchange.routing.store import InboxEntry, StoredEnvelope
 
 # --- a node home -----------------------------------------------------------------------------------------------

@@ -414,7 +414,9 @@ def _receive_steps(data: bytes, parts: dict[str, bytes], store: Store, view: Nod
 
 def _node(world: World, store: Store, node_id: str, home: Path) -> Any:
     """A ``routing.node.Node`` over ``store``, its clock fixed (the real receive path of the daemon)."""
-    from gwexchange.routing.node import Node, NodeConfig, NodeContext
+    from gwexchange.routing.context import NodeContext
+    from gwexchange.routing.home import NodeConfig
+    from gwexchange.routing.node import Node
     from gwexchange.routing.peer_tls import node_tls
 
     view = world.views[node_id]
