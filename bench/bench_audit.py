@@ -55,15 +55,8 @@ from gwexchange.envelope.receipts import AnswererRole, Receipt, ReceiptKind, sig
 from gwexchange.envelope.sealing import seal, seal_receipt  # noqa: E402
 from gwexchange.envelope.signing import sign_document, verify_document  # noqa: E402
 from gwexchange.envelope.xmlform import document_to_xml  # noqa: E402
-from gwexchange.network.directory import (  # noqa: E402
-    DepartmentEntry,
-    Directory,
-    Link,
-    NodeEntry,
-    Zone,
-    ZonePolicy,
-    sign_directory,
-)
+from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy  # noqa: E402
+from gwexchange.network.directory_xml import sign_directory  # noqa: E402
 from gwexchange.pki.authority import Authority  # noqa: E402
 from gwexchange.routing.home_source import export_archive  # noqa: E402
 

@@ -78,15 +78,8 @@ from gwexchange.envelope.sealing import Sealed, seal  # noqa: E402
 from gwexchange.envelope.signing import sign_document, verify_document  # noqa: E402
 from gwexchange.envelope.xmlform import document_to_xml  # noqa: E402
 from gwexchange.files import read_chunks  # noqa: E402
-from gwexchange.network.directory import (  # noqa: E402
-    DepartmentEntry,
-    Directory,
-    Link,
-    NodeEntry,
-    Zone,
-    ZonePolicy,
-    sign_directory,
-)
+from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy  # noqa: E402
+from gwexchange.network.directory_xml import sign_directory  # noqa: E402
 from gwexchange.pki.authority import Authority  # noqa: E402
 from gwexchange.routing import node_logic  # noqa: E402
 from gwexchange.routing.context import NodeContext, init_home, load_context  # noqa: E402

@@ -53,15 +53,8 @@ from gwexchange.envelope.model import Attachment, Classification, Department, Do
 from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.envelope.sealing import DEFAULT_LIFETIME
 from gwexchange.files import measure_file
-from gwexchange.network.directory import (
-    DepartmentEntry,
-    Directory,
-    Link,
-    NodeEntry,
-    Zone,
-    ZonePolicy,
-    sign_directory,
-)
+from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy
+from gwexchange.network.directory_xml import sign_directory
 from gwexchange.pki.authority import Authority
 from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV
 from gwexchange.routing.clerk import answer_document, send_document

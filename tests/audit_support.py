@@ -38,7 +38,8 @@ from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.envelope.sealing import Sealed, inspect, seal
 from gwexchange.envelope.signing import sign_document, verify_document
 from gwexchange.envelope.xmlform import document_to_xml
-from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy, sign_directory
+from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy
+from gwexchange.network.directory_xml import sign_directory
 from gwexchange.routing.node_logic import DepartmentKeys, Hop, NodeView, answer, attempt_succeeded, originate, receive
 from gwexchange.routing.store import Store
 

@@ -29,7 +29,8 @@ from gwexchange.crypto.keys import UnsafeUnencrypted, key_from_pem
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.model import Classification
-from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy, sign_directory
+from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy
+from gwexchange.network.directory_xml import sign_directory
 from gwexchange.pki.authority import Authority
 from gwexchange.routing.context import init_home, load_trust, open_store
 from gwexchange.routing.home import NodeConfig

@@ -46,7 +46,7 @@ from gwexchange.envelope.sealing import inspect, receipt_content, seal, seal_rec
 from gwexchange.envelope.signing import sign_document, verify_document
 from gwexchange.envelope.xmlform import document_to_xml
 from gwexchange.errors import ConfigError, InputError, VerificationError
-from gwexchange.network.directory import read_unverified_directory, sign_directory
+from gwexchange.network.directory_xml import read_unverified_directory, sign_directory
 from gwexchange.render.fonts import load_fonts
 from gwexchange.routing.home_source import HomeSource, export_archive, open_source
 

@@ -36,15 +36,17 @@ from gwexchange.network.directory import (
     Directory,
     Link,
     NodeEntry,
-    VerifiedDirectory,
     Zone,
     ZonePolicy,
     authority_code_of,
     check_certificates,
-    compile_directory,
+    parse_endpoint,
+)
+from gwexchange.network.directory_toml import compile_directory
+from gwexchange.network.directory_xml import (
+    VerifiedDirectory,
     directory_to_element,
     directory_to_xml,
-    parse_endpoint,
     read_unverified_directory,
     sign_directory,
     sign_directory_xml,

@@ -42,11 +42,8 @@ from gwexchange.envelope.sealing import inspect, open_envelope, receipt_content
 from gwexchange.envelope.signing import verify_document
 from gwexchange.envelope.xmlform import document_from_element
 from gwexchange.errors import GwxError
-from gwexchange.network.directory import (
-    compile_directory,
-    read_unverified_directory,
-    verify_directory,
-)
+from gwexchange.network.directory_toml import compile_directory
+from gwexchange.network.directory_xml import read_unverified_directory, verify_directory
 from gwexchange.routing.bundle import import_bundle
 from gwexchange.routing.mime import decode_message
 from gwexchange.routing.node_logic import DepartmentKeys, NodeView

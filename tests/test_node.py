@@ -40,7 +40,7 @@ from nodes_support import (
 
 from gwexchange.archive.log_verify import verify_log
 from gwexchange.archive.treehead import PeerHeads, TreeHeadStore
-from gwexchange.network.directory import read_unverified_directory
+from gwexchange.network.directory_xml import read_unverified_directory
 from gwexchange.routing.context import open_store
 from gwexchange.routing.control import _signal_daemon, running_daemon
 from gwexchange.routing.home import NodeConfig

@@ -54,7 +54,8 @@ from gwexchange.envelope.sealing import Sealed, inspect, seal
 from gwexchange.envelope.signing import sign_document, verify_document
 from gwexchange.envelope.xmlform import document_to_xml
 from gwexchange.errors import InputError
-from gwexchange.network.directory import Directory, verify_directory
+from gwexchange.network.directory import Directory
+from gwexchange.network.directory_xml import verify_directory
 from gwexchange.routing.node_logic import (
     Action,
     DepartmentKeys,

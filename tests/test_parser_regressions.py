@@ -61,7 +61,7 @@ def test_directory_toml_times_at_the_edge_of_the_calendar_are_config_errors(issu
     from datetime import UTC, datetime
 
     from gwexchange.errors import ConfigError
-    from gwexchange.network.directory import compile_directory
+    from gwexchange.network.directory_toml import compile_directory
 
     policy = '[policy]\n"内网" = "绝密"\n"专网" = "机密"\n"外网" = "内部"\n'
     text = f"serial = 1\nissued = {issued}\nvalid_days = 90\n{policy}"

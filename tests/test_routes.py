@@ -25,15 +25,8 @@ from gwexchange.crypto.keys import generate_key
 from gwexchange.crypto.suite import PrivateKey
 from gwexchange.envelope.model import Classification
 from gwexchange.errors import ConfigError, InputError, RouteError
-from gwexchange.network.directory import (
-    DepartmentEntry,
-    Directory,
-    Link,
-    NodeEntry,
-    Zone,
-    ZonePolicy,
-    compile_directory,
-)
+from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy
+from gwexchange.network.directory_toml import compile_directory
 from gwexchange.network.routes import RoutePlan, format_path, plan
 
 START = datetime(2026, 11, 10, tzinfo=UTC)

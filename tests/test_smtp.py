@@ -783,3 +783,10 @@ def test_the_librarys_lines_about_a_flood_are_few(net: Net, caplog: pytest.LogCa
                     pass
     warned = [r.getMessage() for r in caplog.records if r.name == "mail.log" and r.levelno >= logging.WARNING]
     assert len(warned) <= 10, warned  # without the filter: 30 or more (another test's may share the window)
+
+
+def test_a_boundary_that_is_not_ascii_is_refused() -> None:
+    """Found by the fuzzer: a boundary of one non-ASCII byte reached the reader as U+FFFD."""
+    data = encode_message("node-a", "node-b", envelope_xml(), PARTS, message_id=MESSAGE_ID)
+    with pytest.raises(EnvelopeError, match="boundary is not ASCII"):
+        decode_message(data.replace(b'boundary="', b"boundary=\xa2", 1))

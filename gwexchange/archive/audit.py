@@ -82,7 +82,8 @@ from gwexchange.envelope.receipts import AnswererRole, Receipt, ReceiptKind
 from gwexchange.envelope.signing import verify_document
 from gwexchange.envelope.times import format_utc
 from gwexchange.errors import ConfigError, GwxError, InputError, VerificationError
-from gwexchange.network.directory import Directory, authority_code_of, read_unverified_directory, verify_directory
+from gwexchange.network.directory import Directory, authority_code_of
+from gwexchange.network.directory_xml import read_unverified_directory, verify_directory
 from gwexchange.network.routes import RoutePlan, plan
 
 _MESSAGE_ID_HINT = re.compile(rb"MessageId>([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})<")

@@ -40,7 +40,9 @@ from gwexchange.envelope.model import Classification, Document
 from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.errors import ConfigError, GwxError
 from gwexchange.files import atomic_write
-from gwexchange.network.directory import Directory, Zone, compile_directory, sign_directory
+from gwexchange.network.directory import Directory, Zone
+from gwexchange.network.directory_toml import compile_directory
+from gwexchange.network.directory_xml import sign_directory
 from gwexchange.network.routes import RoutePlan, format_path, plan
 from gwexchange.pki.authority import Authority
 from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV, load_keypair

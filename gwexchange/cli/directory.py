@@ -21,12 +21,10 @@ from gwexchange.envelope.model import Classification
 from gwexchange.envelope.times import format_utc
 from gwexchange.errors import ConfigError
 from gwexchange.files import atomic_write
-from gwexchange.network.directory import (
-    Directory,
+from gwexchange.network.directory import Directory, authority_code_of, check_certificates
+from gwexchange.network.directory_toml import compile_directory
+from gwexchange.network.directory_xml import (
     VerifiedDirectory,
-    authority_code_of,
-    check_certificates,
-    compile_directory,
     directory_to_xml,
     read_unverified_directory,
     sign_directory_xml,

@@ -22,13 +22,8 @@ from gwexchange.errors import (
     TrustError,
 )
 from gwexchange.files import atomic_write, read_file
-from gwexchange.network.directory import (
-    Directory,
-    VerifiedDirectory,
-    authority_code_of,
-    read_unverified_directory,
-    verify_directory,
-)
+from gwexchange.network.directory import Directory, authority_code_of
+from gwexchange.network.directory_xml import VerifiedDirectory, read_unverified_directory, verify_directory
 from gwexchange.pki.keyfiles import load_certificate, load_keypair
 from gwexchange.routing.home import CONFIG_NAME, DIRECTORIES_NAME, NodeConfig, parse_listen, toml_string
 from gwexchange.routing.node_logic import DepartmentKeys, NodeView

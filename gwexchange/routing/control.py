@@ -26,11 +26,8 @@ from gwexchange.errors import (
     GwxError,
     InputError,
 )
-from gwexchange.network.directory import (
-    authority_code_of,
-    read_unverified_directory,
-    verify_directory,
-)
+from gwexchange.network.directory import authority_code_of
+from gwexchange.network.directory_xml import read_unverified_directory, verify_directory
 from gwexchange.routing.context import (
     current_directory,
     held_directories,

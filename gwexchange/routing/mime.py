@@ -276,8 +276,10 @@ class MessageReader:
         boundary = top.get_boundary()
         if not boundary:
             raise EnvelopeError("the message is malformed MIME (NoBoundaryInMultipartDefect)")
+        if not boundary.isascii():
+            raise EnvelopeError("the message is malformed MIME (its boundary is not ASCII)")
         self._top = top
-        self._delimiter = b"--" + boundary.encode("ascii", "surrogateescape")
+        self._delimiter = b"--" + boundary.encode("ascii")
         self._at = _At.PREAMBLE
 
     def _part_headers(self) -> None:

@@ -43,10 +43,8 @@ from gwexchange.errors import (
     XmlInputError,
 )
 from gwexchange.files import atomic_write
-from gwexchange.network.directory import (
-    authority_code_of,
-    verify_directory,
-)
+from gwexchange.network.directory import authority_code_of
+from gwexchange.network.directory_xml import verify_directory
 from gwexchange.routing import node_logic
 from gwexchange.routing.context import NodeContext, current_directory, load_context, one_line
 from gwexchange.routing.faults import crash_point

@@ -86,17 +86,8 @@ from gwexchange.envelope.receipts import (  # noqa: E402
 from gwexchange.envelope.sealing import DOCUMENT_MEDIA_TYPE, Sealed, seal, seal_receipt  # noqa: E402
 from gwexchange.envelope.signing import VerifiedDocument, sign_document, verify_document  # noqa: E402
 from gwexchange.envelope.xmlform import document_to_xml  # noqa: E402
-from gwexchange.network.directory import (  # noqa: E402
-    DepartmentEntry,
-    Directory,
-    Link,
-    NodeEntry,
-    Zone,
-    ZonePolicy,
-    directory_to_element,
-    directory_to_xml,
-    sign_directory,
-)
+from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy  # noqa: E402
+from gwexchange.network.directory_xml import directory_to_element, directory_to_xml, sign_directory  # noqa: E402
 from gwexchange.routing import bundle as bundle_module  # noqa: E402
 from gwexchange.routing.mime import encode_message  # noqa: E402
 

@@ -84,11 +84,8 @@ from gwexchange.envelope.receipts import SentRecord  # noqa: E402
 from gwexchange.envelope.sealing import inspect, open_envelope  # noqa: E402
 from gwexchange.envelope.signing import verify_document  # noqa: E402
 from gwexchange.errors import GwxError  # noqa: E402
-from gwexchange.network.directory import (  # noqa: E402
-    Directory,
-    read_unverified_directory,
-    verify_directory,
-)
+from gwexchange.network.directory import Directory  # noqa: E402
+from gwexchange.network.directory_xml import read_unverified_directory, verify_directory  # noqa: E402
 from gwexchange.routing import bundle as bundle_module  # noqa: E402
 from gwexchange.routing import node_logic  # noqa: E402
 from gwexchange.routing.mime import decode_message  # noqa: E402
