@@ -51,8 +51,8 @@ run_checks() {  # run_checks VENV [pytest arguments]: the same checks for the lo
   shift
   echo "== ruff"
   "$venv/bin/ruff" check gwexchange tests bench campaign
-  echo "== mypy --strict gwexchange"
-  "$venv/bin/mypy" gwexchange
+  echo "== mypy --strict gwexchange campaign"
+  "$venv/bin/mypy" gwexchange campaign
   echo "== lint-imports (the layering of the parts)"
   "$venv/bin/lint-imports"
   echo "== pytest"

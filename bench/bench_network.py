@@ -50,7 +50,6 @@ import os
 import pstats
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -69,6 +68,7 @@ if str(REPO) not in sys.path:  # run as a script from a source tree without inst
 import benchenv  # noqa: E402
 from cryptography import x509  # noqa: E402
 
+from campaign.network import free_port  # noqa: E402
 from gwexchange.crypto.certificates import Role, Usage  # noqa: E402
 from gwexchange.crypto.keys import UnsafeUnencrypted, key_from_pem  # noqa: E402
 from gwexchange.crypto.xmldsig import Signer  # noqa: E402
@@ -100,13 +100,6 @@ AS4_PEAK_PER_S = 400.0  # an AS4 access point: about 400 messages/s, for a few s
 
 
 # --- the network ----------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def make_network(folder: Path, settings: dict[str, float]) -> dict[str, Path]:

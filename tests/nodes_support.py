@@ -9,9 +9,7 @@ Not a test module: ``test_node.py`` and ``test_node_failures.py`` import it (pyt
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +34,11 @@ from gwexchange.routing.context import init_home, load_trust, open_store
 from gwexchange.routing.home import NodeConfig
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # the network harness is the campaign's, one for the tests, the campaign and bench
+    sys.path.insert(0, str(REPO))
+
+from campaign.network import daemon_env, free_port  # noqa: E402, F401 (free_port: the tests import it from here)
+
 LETTER = REPO / "examples" / "letter.toml"
 GWX = str(Path(sys.executable).with_name("gwx"))
 AUTHORITY = "gd.gov.ca"
@@ -47,20 +50,7 @@ FAST = {"tick_seconds": 0.1, "retry_base_seconds": 0.2, "retry_cap_seconds": 1.0
 """The delivery settings of the test nodes: a look at the queue every 0.1 s, retries within a second."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    e = dict(os.environ)
-    e.pop("GWX_KEY_PASSPHRASE", None)  # the test keys are unencrypted
-    for name in ("GWX_CRASH_AT", "GWX_IO_FAULT_FILE"):  # no fault unless a test asks for it
-        e.pop(name, None)
-    e.update(extra or {})
-    return e
+env = daemon_env  # the test keys are unencrypted, and no fault is armed unless a test asks for it
 
 
 def gwx(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
