@@ -33,3 +33,15 @@ def check_node_id(value: str, error: type[GwxError] = InputError) -> str:
     if not is_node_id(value):
         raise error(f"node id {value!r} is not valid (like gd-hub: lower-case letters, digits and '-')")
     return value
+
+
+__all__ = [
+    "DEPARTMENT_CODE",
+    "MAX_DEPARTMENT_CODE",
+    "MESSAGE_ID",
+    "NODE_ID",
+    "check_node_id",
+    "is_department_code",
+    "is_message_id",
+    "is_node_id",
+]

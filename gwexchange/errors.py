@@ -94,3 +94,21 @@ class RouteError(InputError):
     def __init__(self, reasons: dict[str, str]) -> None:
         self.reasons = dict(reasons)
         super().__init__("；".join(f"{who}：{why}" for who, why in self.reasons.items()))
+
+
+__all__ = [
+    "ConfigError",
+    "DecryptionError",
+    "DocumentError",
+    "EnvelopeError",
+    "GwxError",
+    "InputError",
+    "NotFoundError",
+    "RouteError",
+    "SignatureError",
+    "StateError",
+    "TransientError",
+    "TrustError",
+    "VerificationError",
+    "XmlInputError",
+]

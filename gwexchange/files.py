@@ -106,3 +106,15 @@ def read_file(path: Path, what: str = "file") -> bytes:
         return path.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}") from e
+
+
+__all__ = [
+    "CHUNK",
+    "atomic_file",
+    "atomic_write",
+    "measure_file",
+    "read_chunks",
+    "read_file",
+    "sync_folder",
+    "write_new",
+]

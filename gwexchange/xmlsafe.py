@@ -66,3 +66,10 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = D
 def _outside_root(root: etree._Element) -> bool:
     """Comments and processing instructions before or after the document element."""
     return root.getprevious() is not None or root.getnext() is not None
+
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_DEPTH",
+    "parse",
+]

@@ -82,3 +82,11 @@ def _zip64_claims(f: BinaryIO, end_at: int) -> Iterator[tuple[int, int]]:
         if at >= 0 and len(record) == _ZIP64_END.size and record[:4] == _ZIP64_END_SIGNATURE:
             fields = _ZIP64_END.unpack(record)
             yield max(fields[6], fields[7]), fields[8]
+
+
+__all__ = [
+    "ENTRY_BYTES",
+    "FAULTS",
+    "end_claims",
+    "over_bounds",
+]

@@ -108,3 +108,19 @@ def test_the_readme_library_example_runs() -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "广东省财政厅关于申请政务外网安全改造专项资金的请示 → gd.gov.office", out.stdout
+
+
+def test_every_module_says_what_it_exports() -> None:
+    """Each module's ``__all__`` names what other parts may use, and every name in it exists."""
+    import pkgutil
+
+    missing, dangling = [], []
+    for info in pkgutil.walk_packages(gwexchange.__path__, "gwexchange."):
+        module = importlib.import_module(info.name)
+        names = getattr(module, "__all__", None)
+        if names is None:
+            if not info.ispkg:
+                missing.append(info.name)
+            continue
+        dangling += [f"{info.name}.{name}" for name in names if not hasattr(module, name)]
+    assert missing == [] and dangling == []

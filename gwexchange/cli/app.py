@@ -132,3 +132,9 @@ def main() -> None:
     except OSError as e:
         typer.echo(f"gwx: 文件错误：{e.strerror or e}：{e.filename or ''}", err=True)
         sys.exit(1)
+
+
+__all__ = [
+    "app",
+    "main",
+]

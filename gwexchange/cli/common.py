@@ -106,3 +106,23 @@ def parse_duration(text: str, option: str) -> timedelta:
     if m is None:
         raise InputError(f"{option} {text!r} is not a duration such as 90s, 30m, 12h or 7d")
     return timedelta(**{_UNITS[m[2]]: int(m[1])})
+
+
+__all__ = [
+    "CA_PASSPHRASE_ENV",
+    "CrlOption",
+    "HomeOption",
+    "JsonOption",
+    "KeysOption",
+    "NodeKeysOption",
+    "RootOption",
+    "cn_date",
+    "emit_json",
+    "key_protection",
+    "now",
+    "parse_duration",
+    "read",
+    "read_passphrase",
+    "to_json",
+    "trust_policy",
+]

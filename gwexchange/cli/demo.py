@@ -42,3 +42,8 @@ def demo(
     finally:
         signal.signal(signal.SIGTERM, previous)
     typer.echo(f"\n完成：全部公文均已签收，用时 {result.seconds:.1f} 秒。所有文件在 {result.folder}")
+
+
+__all__ = [
+    "demo",
+]

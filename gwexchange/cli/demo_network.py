@@ -490,3 +490,20 @@ def _width(text: str) -> int:
 def _pad(text: str, width: int) -> str:
     """Pad to ``width`` terminal columns (a CJK character takes two)."""
     return text + " " * max(width - _width(text), 0)
+
+
+__all__ = [
+    "AUTHORITY_CODE",
+    "AUTHORITY_NAME",
+    "LOG_NAME",
+    "NODE_SETTINGS",
+    "POLL",
+    "SAMPLES",
+    "START_TIMEOUT",
+    "STOP_GRACE",
+    "TAIL_LINES",
+    "DemoResult",
+    "Say",
+    "examples_folder",
+    "run_demo",
+]

@@ -241,3 +241,15 @@ def _plan_json(routes: RoutePlan) -> dict[str, Any]:
             if routes.next_hops(node)
         },
     }
+
+
+__all__ = [
+    "DirectoryFile",
+    "OptionalCrl",
+    "OptionalRoot",
+    "build",
+    "directory_app",
+    "route",
+    "show",
+    "sign",
+]

@@ -129,3 +129,12 @@ def document_lines(doc: Document) -> list[str]:
     if doc.printer and doc.print_date:
         row("印发", f"{doc.printer}  {cn_date(doc.print_date)}印发")
     return lines
+
+
+__all__ = [
+    "doc_app",
+    "doc_new",
+    "doc_show",
+    "doc_sign",
+    "document_lines",
+]

@@ -129,3 +129,10 @@ def export(
     typer.echo(f"已导出 {message_id} 到 {output}：")
     for path in written:
         typer.echo(f"  {path.name}（{path.stat().st_size} 字节）")
+
+
+__all__ = [
+    "MessageIdArg",
+    "export",
+    "show",
+]

@@ -255,3 +255,17 @@ def receipt_verify(
     typer.echo(f"答复报文：{r.message_id}，与所发信封和公文的摘要一致")
     if r.reason:
         typer.echo(f"理由：{r.reason}")
+
+
+__all__ = [
+    "PROGRESS_FROM",
+    "CertsOption",
+    "envelope_lines",
+    "envelope_summary",
+    "inspect_command",
+    "open_command",
+    "receipt_app",
+    "receipt_make",
+    "receipt_verify",
+    "seal_command",
+]

@@ -380,3 +380,27 @@ def bundle_import(
     )
     for mid, reason in report.refused:
         typer.echo(f"拒收：{mid}：{reason}")
+
+
+__all__ = [
+    "DepartmentOption",
+    "NodeHomeArg",
+    "NodeHomeOption",
+    "bundle_app",
+    "bundle_export",
+    "bundle_import",
+    "department_of",
+    "inbox",
+    "node_app",
+    "node_cli",
+    "node_init",
+    "node_run",
+    "node_sign_head",
+    "node_status",
+    "node_update_directory",
+    "open_home",
+    "outbox",
+    "return_",
+    "send",
+    "sign_for",
+]

@@ -110,3 +110,13 @@ def pki_list(home: HomeOption = Path("keys/ca"), as_json: JsonOption = False) ->
     for e in issued:
         state = f"已吊销 {e.revoked_at[:10]}（{e.reason}）" if e.revoked_at else "有效"
         typer.echo(f"{e.serial:<42} {e.code:<20} {e.usage:<10} 至 {e.not_after[:10]}  {state}  {e.name}")
+
+
+__all__ = [
+    "pki_app",
+    "pki_crl",
+    "pki_init",
+    "pki_issue",
+    "pki_list",
+    "pki_revoke",
+]

@@ -147,3 +147,9 @@ def _pdf_json(result: VerifiedPdf) -> dict[str, object]:
         "sha256": result.verified_document.digest,
         "pdf_sha256": result.sha256,
     }
+
+
+__all__ = [
+    "render",
+    "verify_pdf_file",
+]

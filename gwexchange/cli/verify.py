@@ -153,3 +153,9 @@ def _receipt_lines(verified: VerifiedReceipt) -> None:
     typer.echo(f"答复报文：{r.message_id}")
     if r.reason:
         typer.echo(f"理由：{r.reason}")
+
+
+__all__ = [
+    "RECEIPT_TAG",
+    "verify",
+]

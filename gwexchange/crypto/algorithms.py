@@ -42,3 +42,16 @@ class KeyDerivation(StrEnum):
 
 class MaskGeneration(StrEnum):
     MGF1_SHA256 = "http://www.w3.org/2009/xmlenc11#mgf1sha256"
+
+
+__all__ = [
+    "Canonicalization",
+    "ContentEncryption",
+    "Digest",
+    "KeyDerivation",
+    "KeyTransport",
+    "KeyWrap",
+    "MaskGeneration",
+    "SignatureMethod",
+    "Transform",
+]

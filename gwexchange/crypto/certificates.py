@@ -211,3 +211,16 @@ def make_crl(
         )
         builder = builder.add_revoked_certificate(entry)
     return builder.sign(ca_key, hashes.SHA256())
+
+
+__all__ = [
+    "Identity",
+    "Revocation",
+    "RevocationReason",
+    "Role",
+    "Usage",
+    "identity_of",
+    "issue",
+    "make_crl",
+    "make_root",
+]

@@ -59,3 +59,14 @@ def key_from_pem(pem: bytes, passphrase: bytes | None, *, source: str = "key") -
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise ConfigError(f"{source} holds a {type(key).__name__}; only EC P-256 and RSA keys are used")
     return key
+
+
+__all__ = [
+    "MIN_PASSPHRASE",
+    "KeyAlgorithm",
+    "Protection",
+    "UnsafeUnencrypted",
+    "generate_key",
+    "key_from_pem",
+    "key_to_pem",
+]

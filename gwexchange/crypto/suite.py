@@ -95,3 +95,12 @@ INTERNATIONAL = Suite(
     content_encryption=ContentEncryption.AES256_GCM,
     key_transports=frozenset({KeyTransport.RSA_OAEP, KeyTransport.ECDH_ES}),
 )
+
+
+__all__ = [
+    "INTERNATIONAL",
+    "MIN_RSA_BITS",
+    "PrivateKey",
+    "PublicKey",
+    "Suite",
+]

@@ -169,3 +169,11 @@ def _extension(cert: x509.Certificate, kind: type[T]) -> T | None:
 
 def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+__all__ = [
+    "MAX_CERT_BYTES",
+    "TrustPolicy",
+    "ValidatedCertificate",
+    "check_usage",
+]

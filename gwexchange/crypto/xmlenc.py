@@ -279,3 +279,26 @@ def _unb64(text: str | None) -> bytes:
         return base64.b64decode("".join((text or "").split()), validate=True)
     except ValueError as e:  # binascii.Error, or non-ASCII characters
         raise DecryptionError() from e
+
+
+__all__ = [
+    "CONTENT_KEY_BYTES",
+    "DSIG11_NS",
+    "DSIG_NS",
+    "NONCE_BYTES",
+    "NSMAP",
+    "TAG_BYTES",
+    "XENC11_NS",
+    "XENC_NS",
+    "GcmStreamDecryptor",
+    "GcmStreamEncryptor",
+    "Random",
+    "cipher_octets",
+    "content_key_from",
+    "encrypted_data",
+    "encrypted_key_for",
+    "encrypted_keys",
+    "gcm_decrypt",
+    "gcm_encrypt",
+    "new_content_key",
+]

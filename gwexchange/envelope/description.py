@@ -264,3 +264,16 @@ def load_description_file(path: Path, departments: Path | None = None) -> Docume
         raise DocumentError("描述文件", f"{path} 不是 UTF-8 编码") from e
     names = read_departments(departments) if departments is not None else None
     return load_description(text, read, lambda name: measure_file(resolve(name)), names)
+
+
+__all__ = [
+    "KEYS",
+    "MAX_BODY_BYTES",
+    "REQUIRED",
+    "Measurer",
+    "Reader",
+    "load_description",
+    "load_description_file",
+    "read_departments",
+    "split_body",
+]

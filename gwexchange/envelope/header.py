@@ -129,3 +129,15 @@ def parse_time(text: str) -> datetime:
     if t is None:
         raise EnvelopeError(f"time {text!r} is not of the form 2026-11-20T08:00:00Z")
     return t
+
+
+__all__ = [
+    "ENVELOPE_NS",
+    "MAX_LIFETIME",
+    "MessageKind",
+    "RoutingHeader",
+    "eq",
+    "header_from_element",
+    "header_to_element",
+    "parse_time",
+]

@@ -342,3 +342,21 @@ def _check_unique(element: str, values: list[str]) -> None:
         if v in seen:
             raise DocumentError(element, f"“{v}”重复出现")
         seen.add(v)
+
+
+__all__ = [
+    "MAX_FILE_NAME_BYTES",
+    "MAX_TEXT",
+    "Attachment",
+    "Classification",
+    "Department",
+    "DocKind",
+    "DocNumber",
+    "Document",
+    "Urgency",
+    "check_department_code",
+    "check_file_name",
+    "check_lines",
+    "check_text",
+    "heading_level",
+]

@@ -126,3 +126,15 @@ class Package:
 def is_package(data_head: bytes) -> bool:
     """Whether the first bytes of a file look like a package (a ZIP whose first member is the mimetype)."""
     return data_head.startswith(b"PK\x03\x04") and b"mimetype" in data_head[:64]
+
+
+__all__ = [
+    "CHUNK",
+    "ENVELOPE_MEMBER",
+    "MAX_CENTRAL_DIRECTORY",
+    "MAX_MEMBERS",
+    "MIMETYPE",
+    "Package",
+    "is_package",
+    "write_package",
+]

@@ -241,3 +241,20 @@ def _read(root: etree._Element) -> Receipt:
         )
     except ValueError as e:
         raise EnvelopeError(f"the receipt is malformed: {e}") from e
+
+
+__all__ = [
+    "MAX_RECEIPT_BYTES",
+    "RECEIPT_NS",
+    "AnswererRole",
+    "Receipt",
+    "ReceiptKind",
+    "SentRecord",
+    "VerifiedReceipt",
+    "make_failure",
+    "make_receipt",
+    "receipt_sha256",
+    "sign_receipt",
+    "verify_receipt",
+    "verify_receipt_signature",
+]

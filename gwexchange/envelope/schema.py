@@ -124,3 +124,13 @@ def check_directory(root: etree._Element) -> None:
     if not validator.validate(root):
         log = str(validator.error_log).splitlines()
         raise ConfigError(f"not a valid directory: {log[-1] if log else 'schema validation failed'}")
+
+
+__all__ = [
+    "CHINESE_NAMES",
+    "check",
+    "check_directory",
+    "check_envelope",
+    "check_receipt",
+    "schema_path",
+]

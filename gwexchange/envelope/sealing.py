@@ -452,3 +452,21 @@ def _check_binding(header: RoutingHeader, verified: VerifiedDocument, department
         raise EnvelopeError(f"{header.sender_department} sent the envelope but did not issue the document")
     if sorted(p.file_name for p in parts) != sorted(a.file_name for a in doc.attachments):
         raise EnvelopeError("the envelope's parts are not exactly the document's attachments")
+
+
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "DOCUMENT_MEDIA_TYPE",
+    "MAX_ENVELOPE_BYTES",
+    "RECEIPT_MEDIA_TYPE",
+    "InspectedEnvelope",
+    "OpenedEnvelope",
+    "Part",
+    "PartSink",
+    "Sealed",
+    "inspect",
+    "open_envelope",
+    "receipt_content",
+    "seal",
+    "seal_receipt",
+]

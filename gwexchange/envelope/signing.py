@@ -217,3 +217,14 @@ def _check_signers(document: Document, signatures: list[DocumentSignature], *, c
     for earlier, later in itertools.pairwise(signatures):
         if later.signed_at < earlier.signed_at:
             raise SignatureError(f"{later.department} claims to have signed before {earlier.department}")
+
+
+__all__ = [
+    "CLOCK_SKEW",
+    "SIGNING_TAG",
+    "DocumentSignature",
+    "VerifiedDocument",
+    "sign_document",
+    "verify_attachment",
+    "verify_document",
+]

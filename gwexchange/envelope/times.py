@@ -26,3 +26,11 @@ def parse_utc(text: str) -> datetime | None:
         return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)  # strptime costs ten times as much
     except ValueError:
         return None
+
+
+__all__ = [
+    "TIME_FORMAT",
+    "format_utc",
+    "parse_utc",
+    "utcnow",
+]

@@ -175,3 +175,13 @@ def _date(element: str, value: str) -> date:
         return date.fromisoformat(value)
     except ValueError as e:
         raise DocumentError(element, f"“{value}”不是有效日期（应为 YYYY-MM-DD）") from e
+
+
+__all__ = [
+    "DSIG_NS",
+    "NS",
+    "document_from_element",
+    "document_to_element",
+    "document_to_xml",
+    "q",
+]

@@ -367,3 +367,23 @@ def authority_code_of(root: x509.Certificate) -> str:
     if identity.role is not Role.ROOT:
         raise ConfigError(f"the certificate of {identity.code} is not a root certificate")
     return identity.code
+
+
+__all__ = [
+    "CLOCK_SKEW",
+    "DIRECTORY_NS",
+    "MAX_DIRECTORY_BYTES",
+    "MAX_NAME",
+    "MAX_SERIAL",
+    "DepartmentEntry",
+    "Directory",
+    "Link",
+    "NodeEntry",
+    "Reader",
+    "Zone",
+    "ZonePolicy",
+    "authority_code_of",
+    "check_certificates",
+    "check_department_code",
+    "parse_endpoint",
+]

@@ -199,3 +199,8 @@ def _toml_time(value: object, key: str) -> datetime:
     if isinstance(value, datetime | date):
         raise ConfigError(f"{key} must be a time with its zone, like 2026-11-20T08:00:00Z")
     raise ConfigError(f"{key} must be a time like 2026-11-20T08:00:00Z")
+
+
+__all__ = [
+    "compile_directory",
+]

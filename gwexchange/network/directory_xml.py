@@ -287,3 +287,15 @@ def _read(root: etree._Element) -> Directory:
 
 def _cert_base64(cert: x509.Certificate) -> str:
     return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
+
+
+__all__ = [
+    "VerifiedDirectory",
+    "directory_to_element",
+    "directory_to_xml",
+    "q",
+    "read_unverified_directory",
+    "sign_directory",
+    "sign_directory_xml",
+    "verify_directory",
+]

@@ -201,3 +201,10 @@ def format_path(directory: Directory, path: Iterable[str]) -> str:
         link = directory.link_between(before, after)
         parts.append(f"—{link.zone if link else '?'}→ {after}")
     return " ".join(parts)
+
+
+__all__ = [
+    "RoutePlan",
+    "format_path",
+    "plan",
+]

@@ -197,3 +197,13 @@ class Authority:
 def _load_index(home: Path) -> _Index:
     raw = json.loads((home / "index.json").read_text(encoding="utf-8"))
     return _Index(crl_number=int(raw["crl_number"]), issued=[IssuedCertificate(**e) for e in raw["issued"]])
+
+
+__all__ = [
+    "CERT_LIFETIME",
+    "CRL_LIFETIME",
+    "ROOT_LIFETIME",
+    "Authority",
+    "IssuedCertificate",
+    "IssuedFiles",
+]

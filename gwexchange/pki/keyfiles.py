@@ -36,3 +36,10 @@ def load_keypair(
     secret = os.environ.get(passphrase_env)
     key = key_from_pem(pem, secret.encode("utf-8") if secret else None, source=str(folder / f"{usage}.key"))
     return key, load_certificate(folder / f"{usage}.crt")
+
+
+__all__ = [
+    "KEY_PASSPHRASE_ENV",
+    "load_certificate",
+    "load_keypair",
+]

@@ -203,3 +203,20 @@ def _glyph_outline(path: Path, subfont: int, char: str) -> Outline:
     pen = _Recorder(glyph_set, 1.0 / font["head"].unitsPerEm)
     glyph_set[glyph_name].draw(pen)
     return tuple(pen.commands)
+
+
+__all__ = [
+    "FONT_DIRS",
+    "STAND_INS",
+    "UKAI",
+    "UMING",
+    "ZENHEI",
+    "Face",
+    "FontFile",
+    "FontSet",
+    "LoadedFont",
+    "Outline",
+    "StandIn",
+    "load_fonts",
+    "locate",
+]

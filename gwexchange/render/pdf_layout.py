@@ -938,3 +938,35 @@ def _paint_seal(c: canvas.Canvas, fonts: FontSet, op: SealOp) -> None:
         c.drawPath(path, stroke=1, fill=1, fillMode=canvas.FILL_NON_ZERO)
         c.restoreState()
     c.restoreState()
+
+
+__all__ = [
+    "BLACK",
+    "CELL",
+    "LINE",
+    "MARK_SIZE",
+    "MARK_TOP",
+    "MAX_PRINTED_ATTACHMENT",
+    "MM",
+    "NO_LINE_END",
+    "NO_LINE_START",
+    "RED",
+    "SEAL_RADIUS",
+    "SIZE_2",
+    "SIZE_3",
+    "SIZE_4",
+    "Color",
+    "Glyph",
+    "Op",
+    "Page",
+    "PdfInfo",
+    "RuleOp",
+    "SealOp",
+    "TextOp",
+    "baseline",
+    "cn_date",
+    "info_of",
+    "layout_pages",
+    "paint",
+    "render_pdf",
+]

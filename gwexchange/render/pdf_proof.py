@@ -402,3 +402,18 @@ def _ref_id(ref: Any) -> tuple[int, int]:
     if not isinstance(ref, generic.IndirectObject):
         raise VerificationError("an embedded file of the PDF is not an indirect object")
     return (ref.idnum, ref.generation)
+
+
+__all__ = [
+    "MAX_NAME_TREE_DEPTH",
+    "MAX_PDF_BYTES",
+    "SOURCE_FILE",
+    "PdfSignature",
+    "VerifiedPdf",
+    "embed_proof",
+    "is_pdf",
+    "make_pdf",
+    "page_count",
+    "sign_pdf",
+    "verify_pdf",
+]

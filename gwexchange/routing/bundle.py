@@ -277,3 +277,19 @@ def _take(bundle: _Bundle, mid: str, digest: str, store: Store, view: NodeView, 
         store.discard_parts(mid)  # a refused envelope leaves no part files behind (as on the SMTP path)
         raise
     return True
+
+
+__all__ = [
+    "CHUNK",
+    "FORMAT",
+    "MANIFEST",
+    "MAX_CENTRAL_DIRECTORY",
+    "MAX_MANIFEST_BYTES",
+    "MAX_MEMBERS",
+    "MAX_PART_BYTES",
+    "MIMETYPE",
+    "ExportReport",
+    "ImportReport",
+    "export_bundle",
+    "import_bundle",
+]

@@ -194,3 +194,13 @@ def export_document(ctx: NodeContext, department: str, message_id: str, folder: 
     for part, target in zip(opened.envelope.parts, written[1:], strict=True):
         write_new(target, opened.attachment(part, ctx.store.read_part(message_id, part.cid)))
     return tuple(written)
+
+
+__all__ = [
+    "SentDocument",
+    "answer_document",
+    "attachment_files",
+    "export_document",
+    "send_document",
+    "send_signed",
+]

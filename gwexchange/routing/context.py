@@ -208,3 +208,17 @@ def init_home(
     loaded = NodeConfig.load(home)  # what was written reads back
     load_context(loaded).store.close()  # and it works: keys, directory, trust
     return config
+
+
+__all__ = [
+    "NodeContext",
+    "SharedStore",
+    "current_directory",
+    "held_directories",
+    "init_home",
+    "keep_directory",
+    "load_context",
+    "load_trust",
+    "one_line",
+    "open_store",
+]

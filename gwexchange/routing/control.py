@@ -209,3 +209,13 @@ def staging_dir(home: Path) -> Path:
 
 def remove_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+__all__ = [
+    "remove_dir",
+    "running_daemon",
+    "sign_head_now",
+    "staging_dir",
+    "status",
+    "update_directory",
+]

@@ -76,3 +76,12 @@ def check_storage() -> None:
         return
     code = errno.ENOSPC if kind == "ENOSPC" else errno.EIO
     raise OSError(code, os.strerror(code) + " (injected)")
+
+
+__all__ = [
+    "CRASH_ENV",
+    "CRASH_POINTS",
+    "IO_FAULT_ENV",
+    "check_storage",
+    "crash_point",
+]

@@ -188,3 +188,16 @@ def process_started(pid: int) -> str | None:
         return stat.rsplit(")", 1)[1].split()[19]  # after the command name, which may hold spaces and ')'
     except (OSError, IndexError):
         return None
+
+
+__all__ = [
+    "CONFIG_NAME",
+    "DIRECTORIES_NAME",
+    "LOG_NAME",
+    "PEER_HEADS_NAME",
+    "RUN_NAME",
+    "NodeConfig",
+    "parse_listen",
+    "process_started",
+    "toml_string",
+]

@@ -394,3 +394,23 @@ def envelope_message_id(envelope_xml: bytes) -> str:
     if not is_message_id(text):
         raise InputError("the envelope has no message id in its header")
     return text
+
+
+__all__ = [
+    "DIRECTORY_MEDIA_TYPE",
+    "DOMAIN",
+    "ENVELOPE_MEDIA_TYPE",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADER_LINES",
+    "MAX_PARTS",
+    "MAX_TREE_HEAD_BYTES",
+    "PART_MEDIA_TYPE",
+    "TREE_HEAD_MEDIA_TYPE",
+    "MessageReader",
+    "ReceivedMessage",
+    "decode_message",
+    "encode_message",
+    "envelope_message_id",
+    "node_address",
+    "node_of_address",
+]

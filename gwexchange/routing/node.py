@@ -489,3 +489,11 @@ def run_node(home: Path) -> None:
     configure_logging()
     context = load_context(NodeConfig.load(home), daemon=True)
     asyncio.run(Node(context).run(install_signals=True))
+
+
+__all__ = [
+    "IDLE_SESSION_SECONDS",
+    "Node",
+    "configure_logging",
+    "run_node",
+]

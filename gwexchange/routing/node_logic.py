@@ -626,3 +626,37 @@ def _keys(view: NodeView, department: str) -> DepartmentKeys:
     if keys is None:
         raise ConfigError(f"department {department} is served by node {view.node_id}, but its keys are not configured")
     return keys
+
+
+__all__ = [
+    "RELAY_CLOCK_SKEW",
+    "Accept",
+    "Action",
+    "DepartmentKeys",
+    "Drop",
+    "Enqueue",
+    "FileInbox",
+    "Hop",
+    "HopFailed",
+    "HopRetry",
+    "HopSent",
+    "InboxItem",
+    "InboxState",
+    "Known",
+    "NodeView",
+    "RecipientState",
+    "RecordSent",
+    "RetryPolicy",
+    "SentInfo",
+    "SetInboxState",
+    "StoreReceipt",
+    "UpdateOutbox",
+    "advances",
+    "answer",
+    "attempt_failed",
+    "attempt_succeeded",
+    "backoff",
+    "expire",
+    "originate",
+    "receive",
+]

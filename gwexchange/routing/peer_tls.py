@@ -118,3 +118,11 @@ def stale_crl(trust: TrustPolicy, now: datetime) -> bool:
     return trust.check_revocation and any(
         crl.next_update_utc is not None and crl.next_update_utc < current for crl in trust.crls
     )
+
+
+__all__ = [
+    "NodeTls",
+    "authenticate_peer",
+    "node_tls",
+    "stale_crl",
+]

@@ -784,3 +784,21 @@ def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
 
     handler.__name__ = _ACCEPT_HANDLER
     loop.set_exception_handler(handler)
+
+
+__all__ = [
+    "COMMAND_LIMITS",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_ADDRESS",
+    "MAX_REASON",
+    "MAX_SESSION_SECONDS",
+    "Accepted",
+    "OnEnvelope",
+    "OnTreeHead",
+    "Outcome",
+    "Permanent",
+    "SmtpListener",
+    "Transient",
+]

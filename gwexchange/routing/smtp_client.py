@@ -244,3 +244,12 @@ def _quit(smtp: smtplib.SMTP) -> None:
         pass
     finally:
         smtp.close()
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "PeerSession",
+    "SendResult",
+    "SendStatus",
+    "send_envelope",
+]

@@ -809,3 +809,22 @@ def _advance(
 def _update_hop(c: Connection, statement: Update, message_id: str, next_hop: str, values: dict[str, object]) -> None:
     if c.execute(statement, {"m": message_id, "hop": next_hop} | values).rowcount == 0:
         raise NotFoundError(f"message {message_id} has no copy queued for {next_hop}")
+
+
+__all__ = [
+    "CHUNK",
+    "SWEEP_GRACE",
+    "InboxEntry",
+    "OutboxMessage",
+    "OutboxRecipient",
+    "OutboxView",
+    "QueueItem",
+    "SeenMessage",
+    "Store",
+    "StoreBusy",
+    "StoreFull",
+    "StoredEnvelope",
+    "StoredPart",
+    "StoredReceipt",
+    "UtcDateTime",
+]
