@@ -50,7 +50,7 @@ DEMO_SH_LIMIT = 600
 NOT_RUN_HERE: dict[str, str] = {
     "./dev.sh test": "CI runs it (.ci/run, from a fresh clone): it is this test suite, with ruff and mypy",
     "./dev.sh demo": (
-        "installs from uv.lock over the network (uv sync) before it runs `gwx demo`; tests/test_demo.py runs "
+        "installs from uv.lock over the network (uv sync) before it runs `gwx demo`; tests/cli/test_demo.py runs "
         "`gwx demo` from the checkout and tests/test_install.py from the installed wheel"
     ),
     "./dev.sh lock": "brings uv.lock in line with pyproject.toml, from the network (uv lock): by hand, then committed",

@@ -1,4 +1,4 @@
-"""The auditor's tools on real node homes and real export files (``audit_support``: three nodes, real envelopes).
+"""The auditor's tools on real node homes and real export files (``support.audit``: three nodes, real envelopes).
 
 Every kind of tampering must be found and named: a byte changed anywhere in the entries or the tree heads, an entry
 removed, two entries swapped, a tree head from a forked history, a receipt removed from a re-signed log (the
@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_support import AUTHORITY as AUDIT_AUTHORITY
-from audit_support import NODES, SENDER, World, build_world, document_for
 from pypdf import PdfReader
+from support.audit import AUTHORITY as AUDIT_AUTHORITY
+from support.audit import NODES, SENDER, World, build_world, document_for
 
 from gwexchange.archive import audit_archive
 from gwexchange.archive.audit import audit, trust_for

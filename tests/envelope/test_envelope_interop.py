@@ -74,7 +74,7 @@ RSA3 = "gd.gov.rsa3"  # not addressed
 EC_HUB = "gd-hub"
 RSA_HUB = "gz-hub"
 RECIPIENTS = (CZT, RSA, RSA2)
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass

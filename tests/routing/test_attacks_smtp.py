@@ -3,7 +3,7 @@
 Node gd-hub of the exchange vectors (``tests/vectors/exchange``) listens on 127.0.0.1 with ``routing.node.Node``'s
 own listener and ``on_envelope`` over a SQLite ``Store`` in a temporary folder, its decisions at the corpus's fixed
 clock. Peers connect with the vectors' node certificates (valid 2026–2045 on the real clock TLS uses). What
-``tests/test_smtp.py`` checks of the transport alone (no STARTTLS → 530, no or a foreign client certificate, a
+``tests/routing/test_smtp.py`` checks of the transport alone (no STARTTLS → 530, no or a foreign client certificate, a
 revoked one, MAIL FROM another node → 550, oversize DATA → 552, malformed MIME → 554) is checked here once more
 against the node itself, with corpus cases as the payload and the store as the witness: after every refusal it
 holds exactly what it held before.
@@ -27,7 +27,7 @@ from gwexchange.routing.mime import encode_message, envelope_message_id, node_ad
 from gwexchange.routing.peer_tls import NodeTls, node_tls
 from gwexchange.routing.store import Store
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]
 ATTACKS = HERE / "attacks"
 VECTORS = HERE / "vectors"
 TIMEOUT = 10.0

@@ -40,7 +40,7 @@ PUB, INT, SEC, CONF, TOP = (
     Classification.TOP_SECRET,
 )
 EXAMPLE_POLICY = ZonePolicy({INTERNAL: TOP, PRIVATE: CONF, PUBLIC: INT})
-NETWORK_TOML = Path(__file__).resolve().parent.parent / "examples" / "network.toml"
+NETWORK_TOML = Path(__file__).resolve().parents[2] / "examples" / "network.toml"
 
 
 # --- certificates and directories in memory -------------------------------------------------------------------

@@ -53,7 +53,7 @@ from gwexchange.network.directory_xml import (
     verify_directory,
 )
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 AUTHORITY = "gd.gov.ca"  # the code of the session PKIs' root (conftest ROOT_CODE)
 AUTHORITY_NAME = "广东省电子政务安全中心（测试）"
 DEPARTMENTS = {

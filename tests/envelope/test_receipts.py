@@ -71,7 +71,7 @@ DEPARTMENTS = {
     OUTSIDER: "广州市人民政府办公厅",
 }
 RC = "{" + RECEIPT_NS + "}"
-SCHEMA = Path(__file__).resolve().parent.parent / "gwexchange" / "schemas" / "receipt.xsd"
+SCHEMA = Path(__file__).resolve().parents[2] / "gwexchange" / "schemas" / "receipt.xsd"
 REASONS = {ReceiptKind.RETURNED: "文种使用不当，请按规定改为函后重新发送", ReceiptKind.FAILED: "信封已过期，未能投递"}
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from nodes_support import (
+from sqlmodel import Session
+from support.nodes import (
     LETTER,
     NODES,
     Daemons,
@@ -39,7 +40,6 @@ from nodes_support import (
     wait_for,
     write_directory,
 )
-from sqlmodel import Session
 
 from gwexchange.envelope.description import load_description_file
 from gwexchange.envelope.model import Classification

@@ -24,7 +24,7 @@ from gwexchange.envelope.description import load_description_file
 from gwexchange.routing.context import open_store
 from gwexchange.routing.home import NodeConfig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 GWX = str(Path(sys.executable).with_name("gwx"))
 NODES = ("gd-hub", "gd-czt", "gd-gxt", "gz-hub", "gz-czj", "sz-gov")

@@ -408,7 +408,7 @@ def test_two_seals_of_one_document_share_nothing(net: Net, verified: VerifiedDoc
 
 
 def test_every_example_opens_for_each_of_its_recipients(net: Net, examples: dict[str, Document], now: datetime) -> None:
-    files_dir = Path(__file__).resolve().parent.parent / "examples"
+    files_dir = Path(__file__).resolve().parents[2] / "examples"
     for name, doc in examples.items():
         verified = net.sign(doc)
         store: dict[str, bytes] = {}
@@ -1238,7 +1238,7 @@ def test_every_byte_of_the_header_is_covered(net: Net, sealed: Sealed) -> None:
     xml = sealed.envelope_xml
     start, end = xml.index(b"<env:Header>"), xml.index(b"</env:Header>") + len(b"</env:Header>")
     schema = etree.XMLSchema(
-        etree.parse(str(Path(__file__).resolve().parent.parent / "gwexchange" / "schemas" / "envelope.xsd"))
+        etree.parse(str(Path(__file__).resolve().parents[2] / "gwexchange" / "schemas" / "envelope.xsd"))
     )
     seen: dict[type[Exception], int] = {}
     for i in range(start, end):

@@ -74,7 +74,7 @@ from gwexchange.routing.node_logic import (
 )
 from gwexchange.routing.store import Store
 
-VECTORS = Path(__file__).resolve().parent / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 EXCHANGE = VECTORS / "exchange"
 START = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 LIFETIME = timedelta(days=2)

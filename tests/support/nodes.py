@@ -33,7 +33,7 @@ from gwexchange.pki.authority import Authority
 from gwexchange.routing.context import init_home, load_trust, open_store
 from gwexchange.routing.home import NodeConfig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # the network harness is the campaign's, one for the tests, the campaign and bench
     sys.path.insert(0, str(REPO))
 

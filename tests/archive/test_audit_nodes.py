@@ -1,4 +1,4 @@
-"""The audit of node homes that real daemons wrote: ``gwx node run`` × 3 (``nodes_support``), a letter sent, signed
+"""The audit of node homes that real daemons wrote: ``gwx node run`` × 3 (``support.nodes``), a letter sent, signed
 for by one recipient and returned by the other; the hub exported while it runs. Every home, and the live export,
 verifies — alone and against each other's tree heads — and the report names the letter and both answers.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nodes_support import (
+from support.nodes import (
     GWX,
     LETTER,
     NODES,

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from nodes_support import (
+from support.nodes import (
     LETTER,
     NODES,
     Daemons,

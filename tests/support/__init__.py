@@ -1,0 +1,1 @@
+"""What several test folders share: networks of real daemons (``nodes``) and audited node homes (``audit``)."""
