@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import struct
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,6 +46,45 @@ def over_bounds(path: Path, max_members: int, max_directory_bytes: int) -> str |
     if directory > max_directory_bytes:
         return f"its central directory is {directory} bytes (at most {max_directory_bytes})"
     return None
+
+
+def open_checked(
+    path: Path,
+    *,
+    max_members: int,
+    max_directory_bytes: int,
+    refuse: Callable[[str], Exception],
+    unreadable: Callable[[Exception], Exception],
+) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+    """``path`` opened as a ZIP file of ours, its shape checked before ``zipfile`` reads its index: the end
+    records within the bounds, then a leading ``mimetype`` member, at most ``max_members`` members, no name twice
+    (``zipfile`` would read the last of them: which one counts must never be a guess). ``refuse(why)`` and
+    ``unreadable(error)`` make the reader's own errors. The caller checks its members and closes the file."""
+    try:
+        too_large = over_bounds(path, max_members, max_directory_bytes)
+    except OSError as e:
+        raise unreadable(e) from e
+    if too_large:
+        raise refuse(too_large)
+    try:
+        zf = zipfile.ZipFile(path, "r")
+    except FAULTS as e:
+        raise unreadable(e) from e
+    try:
+        infos = zf.infolist()
+        if not infos or infos[0].filename != "mimetype":
+            raise refuse("no leading mimetype member")
+        if len(infos) > max_members:
+            raise refuse(f"more than {max_members} members")
+        names: set[str] = set()
+        for info in infos:
+            if info.filename in names:
+                raise refuse(f"member {info.filename!r} appears twice")
+            names.add(info.filename)
+    except BaseException:
+        zf.close()
+        raise
+    return zf, infos
 
 
 def end_claims(f: BinaryIO) -> tuple[int, int]:

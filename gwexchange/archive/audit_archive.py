@@ -298,12 +298,15 @@ class ArchiveSource(NodeSource):
         self.path = path
         self.label = label or str(path)
         self.kind = "archive"
+        self._zip, infos = zipsafe.open_checked(
+            path,
+            max_members=MAX_MEMBERS,
+            max_directory_bytes=MAX_CENTRAL_DIRECTORY,
+            refuse=self._refuse,
+            unreadable=lambda e: InputError(f"{path} is not an audit archive: {e}"),
+        )
         try:
-            self._zip = zipfile.ZipFile(_checked_zip(path), "r")
-        except zipsafe.FAULTS as e:
-            raise InputError(f"{path} is not an audit archive: {e}") from e
-        try:
-            self._check()
+            self._check(infos)
             self._extract()
         except BaseException:
             self.close()
@@ -316,22 +319,14 @@ class ArchiveSource(NodeSource):
     def _refuse(self, why: str) -> InputError:
         return InputError(f"{self.path} is refused as an audit archive: {why}")
 
-    def _check(self) -> None:
-        infos = self._zip.infolist()
-        if not infos or infos[0].filename != "mimetype":
-            raise self._refuse("no leading mimetype member")
-        if len(infos) > MAX_MEMBERS:
-            raise self._refuse(f"more than {MAX_MEMBERS} members")
-        names: set[str] = set()
+    def _check(self, infos: list[zipfile.ZipInfo]) -> None:
+        names = {info.filename for info in infos}
         directories: dict[int, str] = {}
         crls: dict[int, str] = {}
         self._inbox: list[tuple[str, str, str]] = []
         self._log: list[str] = []
         for info in infos:
             name = info.filename
-            if name in names:
-                raise self._refuse(f"member {name!r} appears twice")
-            names.add(name)
             if info.flag_bits & 0x1:
                 raise self._refuse(f"member {name!r} is encrypted")
             if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
@@ -450,17 +445,6 @@ class ArchiveSource(NodeSource):
     def inbox(self) -> Iterator[InboxDocument]:
         for name, department, message_id in self._inbox:
             yield InboxDocument(department, message_id, self._read(name, MAX_DOCUMENT))
-
-
-def _checked_zip(path: Path) -> Path:
-    """``path`` if its end records claim a bounded number of members and a bounded central directory."""
-    try:
-        too_large = zipsafe.over_bounds(path, MAX_MEMBERS, MAX_CENTRAL_DIRECTORY)
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e}") from e
-    if too_large:
-        raise InputError(f"{path} is refused as an audit archive: {too_large}")
-    return path
 
 
 def is_archive(path: Path) -> bool:

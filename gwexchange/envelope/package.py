@@ -51,32 +51,22 @@ class Package:
 
     def __init__(self, path: Path) -> None:
         self.path = path  # before anything can fail: the error messages name it
+        self._zip, infos = zipsafe.open_checked(
+            path,
+            max_members=MAX_MEMBERS,
+            max_directory_bytes=MAX_CENTRAL_DIRECTORY,
+            refuse=lambda why: EnvelopeError(f"{path} is refused as an envelope package: {why}"),
+            unreadable=lambda e: InputError(f"{path} is not an envelope package: {e}"),
+        )
         try:
-            too_large = zipsafe.over_bounds(path, MAX_MEMBERS, MAX_CENTRAL_DIRECTORY)
-        except OSError as e:
-            raise InputError(f"{path} is not an envelope package: {e}") from e
-        if too_large:
-            raise EnvelopeError(f"{path} is refused as an envelope package: {too_large}")
-        try:
-            self._zip = zipfile.ZipFile(path, "r")
-        except zipsafe.FAULTS as e:
-            raise InputError(f"{path} is not an envelope package: {e}") from e
-        try:
-            self._check()
+            self._check(infos)
         except BaseException:
             self._zip.close()
             raise
 
-    def _check(self) -> None:
+    def _check(self, infos: list[zipfile.ZipInfo]) -> None:
         path = self.path
-        infos = self._zip.infolist()
-        if len(infos) > MAX_MEMBERS or not infos or infos[0].filename != "mimetype":
-            raise EnvelopeError(f"{path} is not an envelope package (no leading mimetype member)")
-        names: set[str] = set()
         for info in infos:
-            if info.filename in names:  # zipfile would read the last of them: which one counts must not be a guess
-                raise EnvelopeError(f"{path}: member {info.filename!r} appears twice")
-            names.add(info.filename)
             if info.flag_bits & 0x1:
                 raise EnvelopeError(f"{path}: member {info.filename} is encrypted; packages store members as-is")
             if info.compress_type != zipfile.ZIP_STORED:

@@ -52,6 +52,7 @@ from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.model import Attachment, Document
 from gwexchange.envelope.signing import (
     CLOCK_SKEW,
+    DocumentSignature,
     VerifiedDocument,
     verify_attachment,
     verify_document,
@@ -66,18 +67,11 @@ MAX_NAME_TREE_DEPTH = 16
 
 
 @dataclass(frozen=True, slots=True)
-class PdfSignature:
-    """One verified PDF signature: the issuing department whose key made it, when, with which certificate."""
+class PdfSignature(DocumentSignature):
+    """One verified PDF signature: a ``DocumentSignature`` (the issuing department whose key made it, when, with
+    which certificate) in the PDF's signature field ``field_name``."""
 
     field_name: str
-    department: str
-    signer_name: str
-    signed_at: datetime
-    certificate: x509.Certificate
-
-    @property
-    def certificate_serial(self) -> int:
-        return self.certificate.serial_number
 
 
 @dataclass(frozen=True, slots=True)

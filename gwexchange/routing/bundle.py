@@ -122,18 +122,15 @@ class _Bundle:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._zip, infos = zipsafe.open_checked(
+            path,
+            max_members=MAX_MEMBERS,
+            max_directory_bytes=MAX_CENTRAL_DIRECTORY,
+            refuse=self._refuse,
+            unreadable=lambda e: InputError(f"{path} is not a bundle: {e}"),
+        )
         try:
-            too_large = zipsafe.over_bounds(path, MAX_MEMBERS, MAX_CENTRAL_DIRECTORY)
-        except OSError as e:
-            raise InputError(f"{path} is not a bundle: {e}") from e
-        if too_large:
-            raise self._refuse(too_large)
-        try:
-            self._zip = zipfile.ZipFile(path, "r")
-        except zipsafe.FAULTS as e:
-            raise InputError(f"{path} is not a bundle: {e}") from e
-        try:
-            self._check()
+            self._check(infos)
         except BaseException:
             self._zip.close()
             raise
@@ -144,20 +141,12 @@ class _Bundle:
     def _refuse(self, why: str) -> EnvelopeError:
         return EnvelopeError(f"{self.path} is refused: {why}")
 
-    def _check(self) -> None:
-        infos = self._zip.infolist()
-        if not infos or infos[0].filename != "mimetype":
-            raise self._refuse("no leading mimetype member")
-        if len(infos) > MAX_MEMBERS:
-            raise self._refuse(f"more than {MAX_MEMBERS} members")
-        names: set[str] = set()
+    def _check(self, infos: list[zipfile.ZipInfo]) -> None:
+        names = {info.filename for info in infos}
         self.envelope_members: set[str] = set()
         self.part_members: dict[str, set[str]] = {}
         for info in infos:
             name = info.filename
-            if name in names:
-                raise self._refuse(f"member {name!r} appears twice")
-            names.add(name)
             if info.flag_bits & 0x1:
                 raise self._refuse(f"member {name!r} is encrypted")
             if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
