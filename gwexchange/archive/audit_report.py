@@ -11,7 +11,7 @@ sections: 概要 (the verdict and one row per node), 发现的问题 (every fail
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
@@ -92,23 +92,11 @@ class _Writer:
         c.saveState()
         t = c.beginText(x, y)
         t.setFillColorRGB(*color)
-        for name, chars in self._runs(face, text):
+        for name, chars in self.fonts.runs(face, text):
             t.setFont(name, size)
             t.textOut(chars)
         c.drawText(t)
         c.restoreState()
-
-    def _runs(self, face: Face, text: str) -> Iterator[tuple[str, str]]:
-        run, name = "", ""
-        for char in text:
-            font = self.fonts.font_for(face, char) or self.fonts.primary(face)
-            if font.name != name and run:
-                yield name, run
-                run = ""
-            name = font.name
-            run += char
-        if run:
-            yield name, run
 
     # --- pages ---
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -109,6 +109,20 @@ class FontSet:
 
     def primary(self, face: Face) -> LoadedFont:
         return self.faces[face][0]
+
+    def runs(self, face: Face, text: str) -> Iterator[tuple[str, str]]:
+        """``text`` split into runs set in one font each, ``(font name, characters)``: the face's first font, or
+        the fallback that has a character it lacks."""
+        run, name = "", ""
+        for char in text:
+            font = self.font_for(face, char) or self.primary(face)
+            if font.name != name and run:
+                yield name, run
+                run = ""
+            name = font.name
+            run += char
+        if run:
+            yield name, run
 
     def missing(self, face: Face, text: str) -> str:
         """The characters of ``text`` that no font of ``face``'s chain can draw."""

@@ -860,26 +860,11 @@ def _paint_text(c: canvas.Canvas, fonts: FontSet, op: TextOp) -> None:
         text.setTextRenderMode(2)
         c.setStrokeColorRGB(*op.color)
         c.setLineWidth(op.size * 0.03)
-    for font_name, chars in _font_runs(fonts, op.face, op.text):
+    for font_name, chars in fonts.runs(op.face, op.text):
         text.setFont(font_name, op.size)
         text.textOut(chars)
     c.drawText(text)
     c.restoreState()
-
-
-def _font_runs(fonts: FontSet, face: Face, text: str) -> Iterator[tuple[str, str]]:
-    """Split ``text`` into runs set in one font each: the face's first font, or a fallback for a character it lacks."""
-    run = ""
-    name = ""
-    for char in text:
-        font = fonts.font_for(face, char) or fonts.primary(face)
-        if font.name != name and run:
-            yield name, run
-            run = ""
-        name = font.name
-        run += char
-    if run:
-        yield name, run
 
 
 def _paint_seal(c: canvas.Canvas, fonts: FontSet, op: SealOp) -> None:
