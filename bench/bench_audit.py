@@ -44,8 +44,8 @@ from cryptography import x509  # noqa: E402
 from gwexchange.archive.audit import audit  # noqa: E402
 from gwexchange.archive.audit_archive import ArchiveSource  # noqa: E402
 from gwexchange.archive.audit_model import AuditOptions  # noqa: E402
+from gwexchange.archive.head_store import TreeHeadStore  # noqa: E402
 from gwexchange.archive.log import MerkleLog  # noqa: E402
-from gwexchange.archive.treehead import TreeHeadStore  # noqa: E402
 from gwexchange.crypto.certificates import Role, Usage  # noqa: E402
 from gwexchange.crypto.keys import UnsafeUnencrypted, key_from_pem  # noqa: E402
 from gwexchange.crypto.trust import TrustPolicy  # noqa: E402

@@ -42,10 +42,11 @@ if str(REPO) not in sys.path:  # run as a script from a source tree without inst
 import benchenv  # noqa: E402
 from cryptography import x509  # noqa: E402
 
+from gwexchange.archive.head_store import TreeHeadStore  # noqa: E402
 from gwexchange.archive.log import MerkleLog  # noqa: E402
 from gwexchange.archive.log_verify import verify_log  # noqa: E402
 from gwexchange.archive.merkle import TreeState, leaf_hash, verify_consistency, verify_inclusion  # noqa: E402
-from gwexchange.archive.treehead import TreeHeadStore, sign_tree_head, verify_tree_head  # noqa: E402
+from gwexchange.archive.treehead import sign_tree_head, verify_tree_head  # noqa: E402
 from gwexchange.crypto.certificates import Role, Usage  # noqa: E402
 from gwexchange.crypto.keys import KeyAlgorithm, UnsafeUnencrypted, key_from_pem  # noqa: E402
 from gwexchange.crypto.trust import TrustPolicy  # noqa: E402

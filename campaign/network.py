@@ -43,9 +43,9 @@ from typing import Any
 from cryptography import x509
 from sqlalchemy import Engine
 
+from gwexchange.archive.head_store import TreeHeadStore
 from gwexchange.archive.log import ENTRIES_FILE, MerkleLog
 from gwexchange.archive.log_verify import verify_log
-from gwexchange.archive.treehead import TreeHeadStore
 from gwexchange.crypto.certificates import Role, Usage
 from gwexchange.crypto.keys import UnsafeUnencrypted, key_from_pem
 from gwexchange.crypto.xmldsig import Signer

@@ -8,7 +8,7 @@ A log is a directory::
     level-00        leaf hashes HASH(0x00 ‖ entry), 32 bytes each, in entry order
     level-01 …      the perfect subtree roots of level l: record j covers entries [j·2^l, (j+1)·2^l)
     commit          the last commit point, one line: "gwexchange-log-commit-v1 SIZE ENTRIES_END ROOT_HEX\\n"
-    heads           the tree heads this node signed (``treehead.TreeHeadStore``), one JSON line each
+    heads           the tree heads this node signed (``head_store.TreeHeadStore``), one JSON line each
     lock            held (flock) by the one process that has the log open for writing
 
 Every hash record has a fixed size, so a root or a proof reads O(log n) records by offset (``merkle``), and the
@@ -326,7 +326,7 @@ class MerkleLog:
 
     @property
     def heads_path(self) -> Path:
-        """Where the tree heads this node signed over this log are kept (``treehead.TreeHeadStore``)."""
+        """Where the tree heads this node signed over this log are kept (``head_store.TreeHeadStore``)."""
         return self.directory / HEADS_FILE
 
     def append(self, entry: bytes) -> int:

@@ -14,12 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gwexchange.archive.head_store import contradictions, read_heads
 from gwexchange.archive.log import HEADS_FILE, read_commit
-from gwexchange.archive.treehead import (
-    SignedTreeHead,
-    contradictions,
-    read_heads,
-)
+from gwexchange.archive.treehead import SignedTreeHead
 from gwexchange.envelope.times import utcnow
 from gwexchange.errors import (
     ConfigError,

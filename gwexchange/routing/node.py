@@ -23,14 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from gwexchange.archive.head_store import PeerHeads, TreeHeadStore, contradiction
 from gwexchange.archive.log import MerkleLog
-from gwexchange.archive.treehead import (
-    PeerHeads,
-    TreeHeadStore,
-    contradiction,
-    tree_head_from_xml,
-    tree_head_to_xml,
-)
+from gwexchange.archive.treehead import tree_head_from_xml, tree_head_to_xml
 from gwexchange.envelope.sealing import inspect
 from gwexchange.envelope.times import utcnow
 from gwexchange.errors import (

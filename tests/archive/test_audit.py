@@ -36,9 +36,10 @@ from gwexchange.archive.audit_archive import ArchiveSource
 from gwexchange.archive.audit_model import AuditOptions, AuditReport, Check, Finding
 from gwexchange.archive.audit_proof import check_proof, prove
 from gwexchange.archive.audit_report import render_report
+from gwexchange.archive.head_store import TreeHeadStore
 from gwexchange.archive.log import MerkleLog
 from gwexchange.archive.merkle import TreeState, leaf_hash, node_hash
-from gwexchange.archive.treehead import TreeHeadStore, head_to_line, parse_head_line, sign_tree_head
+from gwexchange.archive.treehead import head_to_line, parse_head_line, sign_tree_head
 from gwexchange.crypto.certificates import Usage
 from gwexchange.envelope.model import Classification
 from gwexchange.envelope.receipts import ReceiptKind, make_failure, verify_receipt_signature

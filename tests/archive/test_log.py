@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from gwexchange.archive.head_store import TreeHeadStore
 from gwexchange.archive.log import (
     COMMIT_FILE,
     ENTRIES_FILE,
@@ -45,7 +46,7 @@ from gwexchange.archive.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from gwexchange.archive.treehead import SignedTreeHead, TreeHeadStore, head_to_line, sign_tree_head
+from gwexchange.archive.treehead import SignedTreeHead, head_to_line, sign_tree_head
 from gwexchange.crypto.certificates import Usage
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.crypto.xmldsig import Signer

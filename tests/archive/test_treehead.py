@@ -23,15 +23,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
+from gwexchange.archive.head_store import TreeHeadStore, check_against_peer_view, contradiction, contradictions
 from gwexchange.archive.log import MerkleLog
 from gwexchange.archive.merkle import EMPTY_ROOT, MemoryTree, TreeState
 from gwexchange.archive.treehead import (
     TREEHEAD_NS,
     SignedTreeHead,
-    TreeHeadStore,
-    check_against_peer_view,
-    contradiction,
-    contradictions,
     format_head_time,
     head_time,
     head_to_line,

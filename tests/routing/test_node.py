@@ -38,8 +38,8 @@ from support.nodes import (
     write_directory,
 )
 
+from gwexchange.archive.head_store import PeerHeads, TreeHeadStore
 from gwexchange.archive.log_verify import verify_log
-from gwexchange.archive.treehead import PeerHeads, TreeHeadStore
 from gwexchange.network.directory_xml import read_unverified_directory
 from gwexchange.routing.context import open_store
 from gwexchange.routing.control import _signal_daemon, running_daemon

@@ -28,8 +28,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gwexchange.archive.head_store import PeerHeads, TreeHeadStore
 from gwexchange.archive.log import MerkleLog
-from gwexchange.archive.treehead import PeerHeads, TreeHeadStore
 from gwexchange.crypto.certificates import Role, Usage
 from gwexchange.crypto.keys import UnsafeUnencrypted
 from gwexchange.crypto.trust import TrustPolicy
