@@ -63,7 +63,7 @@ from gwexchange.routing.faults import CRASH_ENV, IO_FAULT_ENV
 from gwexchange.routing.home import RUN_NAME, NodeConfig
 from gwexchange.routing.mime import envelope_message_id
 from gwexchange.routing.node_logic import InboxState, RecipientState
-from gwexchange.routing.store import InboxEntry, OutboxMessage, OutboxRecipient, QueueItem, StoredEnvelope
+from gwexchange.routing.store_tables import InboxEntry, OutboxMessage, OutboxRecipient, QueueItem, StoredEnvelope
 
 AUTHORITY = "gd.gov.ca"
 GWX = str(Path(sys.executable).with_name("gwx"))

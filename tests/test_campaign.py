@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from gwexchange.routing.store import InboxEntry
+from gwexchange.routing.store_tables import InboxEntry
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:

@@ -47,7 +47,7 @@ from gwexchange.files import CHUNK, atomic_file
 from gwexchange.network.directory import MAX_DIRECTORY_BYTES
 from gwexchange.routing.context import held_directories, open_store
 from gwexchange.routing.home import NodeConfig
-from gwexchange.routing.store import InboxEntry, StoredEnvelope
+from gwexchange.routing.store_tables import InboxEntry, StoredEnvelope
 
 # --- a node home -----------------------------------------------------------------------------------------------
 

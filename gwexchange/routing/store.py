@@ -38,19 +38,13 @@ import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Connection,
-    DateTime,
     Engine,
-    Index,
-    LargeBinary,
-    Table,
-    TypeDecorator,
-    UniqueConstraint,
     Update,
     bindparam,
     event,
@@ -59,11 +53,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import select as core_select
-from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import BindParameter
-from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from gwexchange.envelope.model import Classification
 from gwexchange.envelope.receipts import SentRecord
@@ -91,6 +84,24 @@ from gwexchange.routing.node_logic import (
     UpdateOutbox,
     advances,
 )
+from gwexchange.routing.store_tables import (
+    ENVELOPE,
+    INBOX,
+    OUTBOX,
+    OUTBOX_RECIPIENT,
+    PART,
+    QUEUE,
+    RECEIPT,
+    SEEN,
+    TABLES,
+    InboxEntry,
+    OutboxMessage,
+    OutboxRecipient,
+    QueueItem,
+    StoredEnvelope,
+    StoredReceipt,
+    UtcDateTime,
+)
 
 CHUNK = 1024 * 1024
 SWEEP_GRACE = timedelta(minutes=10)
@@ -104,138 +115,6 @@ class StoreBusy(TransientError):
 class StoreFull(TransientError):
     """Transient: the disk or the database is full. Nothing was committed."""
 
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out; stored naive (SQLite keeps no zone), so they compare."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.utcoffset() is None:
-            raise ValueError("the store takes aware datetimes only")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-# --- tables --------------------------------------------------------------------------------------------------
-
-
-class SeenMessage(SQLModel, table=True):
-    __tablename__ = "seen_message"
-    message_id: str = Field(primary_key=True)
-    first_seen: datetime = Field(sa_type=UtcDateTime)
-    envelope_sha256: str
-
-
-class StoredEnvelope(SQLModel, table=True):
-    __tablename__ = "envelope"
-    message_id: str = Field(primary_key=True)
-    envelope_xml: bytes = Field(sa_type=LargeBinary)
-    envelope_sha256: str
-    kind: str
-    sender_department: str
-    sender_node: str
-    recipients: str  # space-separated department codes
-    classification: str
-    created: datetime = Field(sa_type=UtcDateTime)
-    expires: datetime = Field(sa_type=UtcDateTime)
-    in_reply_to: str | None = None
-    received_at: datetime = Field(sa_type=UtcDateTime)
-    accepted: int = Field(unique=True)  # 1, 2, 3, …: the order envelopes were accepted, kept by the Merkle log
-    log_index: int | None = Field(default=None, unique=True)  # its entry in the node's Merkle log, once logged
-
-
-class StoredPart(SQLModel, table=True):
-    __tablename__ = "envelope_part"
-    message_id: str = Field(primary_key=True)
-    cid: str = Field(primary_key=True)
-    file_name: str
-    size: int
-    sha256: str
-
-
-class QueueItem(SQLModel, table=True):
-    __tablename__ = "queue_item"
-    # ``due`` reads the queued copies by time; the copies sent stay as history and outnumber them ever more, so
-    # the index leads with the state: an index on the time alone made every round of the delivery loop scan them.
-    __table_args__ = (
-        UniqueConstraint("message_id", "next_hop"),
-        Index("ix_queue_item_due", "state", "next_attempt_at"),
-    )
-    id: int | None = Field(default=None, primary_key=True)
-    message_id: str = Field(index=True)
-    next_hop: str
-    recipients: str  # space-separated: the recipients this copy is for
-    attempts: int = 0
-    next_attempt_at: datetime = Field(sa_type=UtcDateTime)
-    last_error: str | None = None
-    state: str = "queued"  # queued, sent, failed ("sending" is the daemon's, in memory)
-    expires: datetime = Field(sa_type=UtcDateTime)
-
-
-class InboxEntry(SQLModel, table=True):
-    __tablename__ = "inbox_entry"
-    __table_args__ = (Index("ix_inbox_entry_document", "department", "document_sha256"),)  # replays, by document
-    department: str = Field(primary_key=True)
-    message_id: str = Field(primary_key=True)
-    envelope_sha256: str
-    document_sha256: str
-    document_xml: bytes = Field(sa_type=LargeBinary)
-    sender_department: str
-    classification: str
-    received_at: datetime = Field(sa_type=UtcDateTime)
-    state: str = InboxState.NEW.value
-    reason: str | None = None
-    answered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-
-
-class OutboxMessage(SQLModel, table=True):
-    __tablename__ = "outbox_message"
-    message_id: str = Field(primary_key=True)
-    sender_department: str
-    envelope_sha256: str
-    document_sha256: str
-    recipients: str  # space-separated, in the envelope's order
-    paths: str  # JSON: recipient → node ids of its route
-    created: datetime = Field(sa_type=UtcDateTime)
-
-
-class OutboxRecipient(SQLModel, table=True):
-    __tablename__ = "outbox_recipient"
-    message_id: str = Field(primary_key=True)
-    recipient: str = Field(primary_key=True)
-    state: str
-    updated_at: datetime = Field(sa_type=UtcDateTime)
-    receipt_sha256: str | None = None
-
-
-class StoredReceipt(SQLModel, table=True):
-    __tablename__ = "receipt"
-    sha256: str = Field(primary_key=True)
-    message_id: str = Field(index=True)
-    kind: str
-    answerer: str
-    receipt_xml: bytes = Field(sa_type=LargeBinary)
-    received_at: datetime = Field(sa_type=UtcDateTime)
-
-
-def _table(name: str) -> Table:
-    return SQLModel.metadata.tables[name]
-
-
-SEEN, ENVELOPE, PART, QUEUE = _table("seen_message"), _table("envelope"), _table("envelope_part"), _table("queue_item")
-INBOX, OUTBOX, OUTBOX_RECIPIENT, RECEIPT = (
-    _table("inbox_entry"),
-    _table("outbox_message"),
-    _table("outbox_recipient"),
-    _table("receipt"),
-)
-_TABLES = [SEEN, ENVELOPE, PART, QUEUE, INBOX, OUTBOX, OUTBOX_RECIPIENT, RECEIPT]
 
 # The hot path (every envelope runs it, at every node) is SQLAlchemy Core over these statements, built once: an
 # ORM session (identity map, unit of work, instances) cost more CPU than the rest of the node's work together.
@@ -342,8 +221,8 @@ class Store:
         self.engine = _engine(url, busy_timeout)
         self._reader = self.engine.execution_options(read_only=True)
         with _faults():
-            SQLModel.metadata.create_all(self.engine, tables=_TABLES)
-            for index in (index for table in _TABLES for index in table.indexes):
+            SQLModel.metadata.create_all(self.engine, tables=TABLES)
+            for index in (index for table in TABLES for index in table.indexes):
                 index.create(self.engine, checkfirst=True)  # added since the store was made: create_all skips it
         self.sweep(sweep_grace)
 
@@ -814,17 +693,8 @@ def _update_hop(c: Connection, statement: Update, message_id: str, next_hop: str
 __all__ = [
     "CHUNK",
     "SWEEP_GRACE",
-    "InboxEntry",
-    "OutboxMessage",
-    "OutboxRecipient",
     "OutboxView",
-    "QueueItem",
-    "SeenMessage",
     "Store",
     "StoreBusy",
     "StoreFull",
-    "StoredEnvelope",
-    "StoredPart",
-    "StoredReceipt",
-    "UtcDateTime",
 ]

@@ -55,7 +55,7 @@ from gwexchange.routing.control import status
 from gwexchange.routing.home import NodeConfig
 from gwexchange.routing.mime import encode_message, node_address
 from gwexchange.routing.peer_tls import node_tls
-from gwexchange.routing.store import OutboxRecipient, QueueItem, StoredReceipt
+from gwexchange.routing.store_tables import OutboxRecipient, QueueItem, StoredReceipt
 
 GXT, HUB, CZT = NODES
 SENDER = NODES[GXT]
