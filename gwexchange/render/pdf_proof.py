@@ -59,7 +59,7 @@ from gwexchange.envelope.signing import (
 )
 from gwexchange.errors import ConfigError, SignatureError, TrustError, VerificationError
 from gwexchange.render.fonts import FontSet
-from gwexchange.render.pdf_layout import render_pdf
+from gwexchange.render.pdf_paint import render_pdf
 
 SOURCE_FILE = "document.signed.xml"  # /F of the embedded XML; /UF carries the 发文字号
 MAX_PDF_BYTES = 256 * 1024 * 1024

@@ -50,8 +50,8 @@ from gwexchange.render.pdf_layout import (
     SealOp,
     TextOp,
     layout_pages,
-    render_pdf,
 )
+from gwexchange.render.pdf_paint import render_pdf
 from gwexchange.render.pdf_proof import (
     SOURCE_FILE,
     VerifiedPdf,
