@@ -699,28 +699,42 @@ class _Connection(_NodeSMTP):
                 self.closed.set_result(None)
 
 
+class _RateLimit:
+    """At most ``burst`` events of a kind in any ``every`` seconds: ``admit`` answers None for one left out, else
+    how many of its kind were left out since the last one admitted."""
+
+    def __init__(self, every: float, burst: int) -> None:
+        self._every = every
+        self._burst = burst
+        self._windows: dict[str, tuple[float, int]] = {}  # kind: (window start, events admitted in it)
+        self._left_out: dict[str, int] = {}
+        self._lock = threading.Lock()  # listeners of several loops may share one (the accept errors')
+
+    def admit(self, kind: str) -> int | None:
+        now = time.monotonic()
+        with self._lock:
+            start, count = self._windows.get(kind, (now, 0))
+            if now - start >= self._every:
+                start, count = now, 0
+            if count >= self._burst:
+                self._left_out[kind] = self._left_out.get(kind, 0) + 1
+                return None
+            self._windows[kind] = (start, count + 1)
+            return self._left_out.pop(kind, 0)
+
+
 class _Quiet:
     """Lines a flood would repeat: at most ``burst`` per event in any ``every`` seconds, then one with the count of
     those left out, so no client can fill the node's log however fast it makes a node refuse it."""
 
     def __init__(self, logger: logging.Logger, every: float, burst: int = 10) -> None:
         self._log = logger
-        self._every = every
-        self._burst = burst
-        self._windows: dict[str, tuple[float, int]] = {}  # event: (window start, lines logged in it)
-        self._left_out: dict[str, int] = {}
+        self._limit = _RateLimit(every, burst)
 
     def log(self, level: int, event: str, fields: str) -> None:
-        now = time.monotonic()
-        start, count = self._windows.get(event, (now, 0))
-        if now - start >= self._every:
-            start, count = now, 0
-        if count >= self._burst:
-            self._left_out[event] = self._left_out.get(event, 0) + 1
-            return
-        self._windows[event] = (start, count + 1)
-        left_out = self._left_out.pop(event, 0)
-        self._log.log(level, "%s %s%s", event, fields, f" left_out={left_out}" if left_out else "")
+        left_out = self._limit.admit(event)
+        if left_out is not None:
+            self._log.log(level, "%s %s%s", event, fields, f" left_out={left_out}" if left_out else "")
 
     def warning(self, event: str, fields: str) -> None:
         self.log(logging.WARNING, event, fields)
@@ -733,28 +747,15 @@ class _LibraryQuiet(logging.Filter):
 
     def __init__(self, every: float = 10.0, burst: int = 10) -> None:
         super().__init__()
-        self._every = every
-        self._burst = burst
-        self._start = time.monotonic()
-        self._count = 0
-        self._left_out = 0
-        self._lock = threading.Lock()
+        self._limit = _RateLimit(every, burst)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:  # its per-command lines: a node keeps the library at WARNING
             return True
-        now = time.monotonic()
-        with self._lock:
-            if now - self._start >= self._every:
-                self._start, self._count = now, 0
-            if self._count >= self._burst:
-                self._left_out += 1
-                return False
-            self._count += 1
-            left_out, self._left_out = self._left_out, 0
+        left_out = self._limit.admit("warning")
         if left_out:
             record.msg, record.args = f"{record.getMessage()} left_out={left_out}", None
-        return True
+        return left_out is not None
 
 
 def _quiet_library() -> None:
