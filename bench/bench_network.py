@@ -49,15 +49,13 @@ import io
 import os
 import pstats
 import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -66,23 +64,16 @@ if str(REPO) not in sys.path:  # run as a script from a source tree without inst
     sys.path.insert(0, str(REPO))
 
 import benchenv  # noqa: E402
-from cryptography import x509  # noqa: E402
 
-from campaign.network import free_port  # noqa: E402
-from gwexchange.crypto.certificates import Role, Usage  # noqa: E402
-from gwexchange.crypto.keys import UnsafeUnencrypted, key_from_pem  # noqa: E402
-from gwexchange.crypto.xmldsig import Signer  # noqa: E402
+from gwexchange.cli.local_network import Daemons, LocalPki, free_ports, local_directory  # noqa: E402
 from gwexchange.envelope.description import load_description_file  # noqa: E402
-from gwexchange.envelope.model import Classification, Department, Document  # noqa: E402
+from gwexchange.envelope.model import Department, Document  # noqa: E402
 from gwexchange.envelope.sealing import Sealed, seal  # noqa: E402
 from gwexchange.envelope.signing import sign_document, verify_document  # noqa: E402
 from gwexchange.envelope.xmlform import document_to_xml  # noqa: E402
 from gwexchange.files import read_chunks  # noqa: E402
-from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy  # noqa: E402
-from gwexchange.network.directory_xml import sign_directory  # noqa: E402
-from gwexchange.pki.authority import Authority  # noqa: E402
 from gwexchange.routing import node_logic  # noqa: E402
-from gwexchange.routing.context import NodeContext, init_home, load_context  # noqa: E402
+from gwexchange.routing.context import NodeContext, load_context  # noqa: E402
 from gwexchange.routing.home import NodeConfig  # noqa: E402
 
 EXAMPLES = REPO / "examples"
@@ -104,91 +95,46 @@ AS4_PEAK_PER_S = 400.0  # an AS4 access point: about 400 messages/s, for a few s
 
 def make_network(folder: Path, settings: dict[str, float]) -> dict[str, Path]:
     """PKI (unencrypted test keys), signed directory and the three node homes, as ``gwx node init`` writes them."""
-    pki = folder / "ca"
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-    unsafe = UnsafeUnencrypted()
-    ca = Authority.create(pki, code=AUTHORITY, name="安全中心（基准测试）", protection=unsafe, now=start)
-    ca.issue(code=AUTHORITY, name="安全中心", role=Role.DEPARTMENT, usage=Usage.SIGNING, protection=unsafe, now=start)
+    pki = LocalPki(folder / "ca", name="安全中心（基准测试）")
     for node, code in NODES.items():
-        ca.issue(code=node, name=f"{node} 交换节点", role=Role.NODE, usage=Usage.NODE, protection=unsafe, now=start)
-        for usage in (Usage.SIGNING, Usage.ENCRYPTION):
-            ca.issue(code=code, name=NAMES[code], role=Role.DEPARTMENT, usage=usage, protection=unsafe, now=start)
-
-    def cert(code: str, usage: Usage) -> x509.Certificate:
-        return x509.load_pem_x509_certificate((pki / "issued" / code / f"{usage.value}.crt").read_bytes())
-
-    ports = {node: free_port() for node in NODES}
-    now = datetime.now(UTC).replace(microsecond=0)
-    directory = Directory(
-        serial=1,
-        issued=now - timedelta(hours=1),
-        expires=now + timedelta(days=30),
-        policy=ZonePolicy(dict.fromkeys(Zone, Classification.TOP_SECRET)),
-        nodes=tuple(NodeEntry(n, "127.0.0.1", ports[n], Zone.INTERNAL, cert(n, Usage.NODE)) for n in NODES),
-        departments=tuple(
-            DepartmentEntry(code, NAMES[code], node, cert(code, Usage.SIGNING), cert(code, Usage.ENCRYPTION))
-            for node, code in NODES.items()
-        ),
-        links=(Link(SENDER, HUB, Zone.INTERNAL), Link(HUB, RECIPIENT, Zone.INTERNAL)),
-    )
-    signer = Signer(
-        key_from_pem((pki / "issued" / AUTHORITY / "signing.key").read_bytes(), None), cert(AUTHORITY, Usage.SIGNING)
-    )
-    signed = folder / "directory.signed.xml"
-    signed.write_bytes(sign_directory(directory, signer, authority_code=AUTHORITY))
-    homes = {}
-    for node, code in NODES.items():
-        homes[node] = folder / node
-        init_home(
-            homes[node],
+        pki.issue_node(node, f"{node} 交换节点")
+        pki.issue_department(code, NAMES[code])
+    ports = free_ports(NODES)
+    departments = {code: (NAMES[code], node) for node, code in NODES.items()}
+    directory = local_directory(pki, ports, departments, ((SENDER, HUB), (HUB, RECIPIENT)))
+    signed = pki.publish(directory, folder / "directory.signed.xml")
+    return {
+        node: pki.init_home(
+            folder / node,
             node_id=node,
             listen=f"127.0.0.1:{ports[node]}",
             directory=signed,
-            root=pki / "root.crt",
-            crls=[pki / "crl.pem"],
-            node_keys=pki / "issued" / node,
-            departments={code: pki / "issued" / code},
-            extra=settings,
+            departments=[code],
+            settings=settings,
         )
-    return homes
+        for node, code in NODES.items()
+    }
 
 
-class Daemons:
-    """The three node processes: ``gwx node run`` (or this script's ``--serve`` under cProfile)."""
+class BenchDaemons(Daemons):
+    """The three node processes: ``gwx node run``, or this script's ``--serve`` under cProfile; logs in ``folder``."""
 
     def __init__(self, homes: dict[str, Path], folder: Path, profile: str | None) -> None:
-        self.homes = homes
+        super().__init__(homes, logs=folder)
         self.folder = folder
         self.profile = profile
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._logs: list[Any] = []
-
-    def log(self, node: str) -> Path:
-        return self.folder / f"{node}.log"
 
     def profile_path(self, node: str) -> Path:
         return self.folder / f"{node}.pstats"
 
-    def start(self) -> None:
-        env = dict(os.environ)
-        env.pop("GWX_KEY_PASSPHRASE", None)  # the keys are unencrypted
-        for name in ("GWX_CRASH_AT", "GWX_IO_FAULT_FILE"):
-            env.pop(name, None)
+    def start_all(self) -> None:
         for node, home in self.homes.items():
-            log = self.log(node).open("ab")
-            self._logs.append(log)
             if self.profile:
                 command = [sys.executable, str(Path(__file__).resolve()), "--serve", str(home)]
-                node_env = {**env, PROFILE_ENV: f"{self.profile_path(node)}:{self.profile}"}
+                self.spawn(node, {PROFILE_ENV: f"{self.profile_path(node)}:{self.profile}"}, command=command)
             else:
-                command, node_env = [str(Path(sys.executable).with_name("gwx")), "node", "run", str(home)], env
-            self.procs[node] = subprocess.Popen(command, stdout=log, stderr=log, env=node_env)
-        deadline = time.monotonic() + 60
-        for node, home in self.homes.items():
-            while not (home / "run.json").is_file():
-                if self.procs[node].poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{node} did not start:\n{self.log(node).read_text(errors='replace')[-3000:]}")
-                time.sleep(0.05)
+                self.spawn(node)
+        self.wait_ready(self.homes)
 
     def cpu_seconds(self) -> dict[str, float]:
         """User + system CPU time of each daemon so far (its threads included), from /proc."""
@@ -201,20 +147,6 @@ class Daemons:
             except (OSError, IndexError, ValueError):
                 out[node] = float("nan")
         return out
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        for log in self._logs:
-            log.close()
-        self._logs.clear()
 
 
 # --- the documents --------------------------------------------------------------------------------------------
@@ -680,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 — one run, to
             "benchmark's figures"
         )
     folder = Path(tempfile.mkdtemp(prefix="gwx-bench-network-"))
-    daemons: Daemons | None = None
+    daemons: BenchDaemons | None = None
     try:
         homes = make_network(folder, settings)
         ctx = load_context(NodeConfig.load(homes[SENDER]))
@@ -689,8 +621,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 — one run, to
             kinds: dict[str, int] = {}
             for d in docs:
                 kinds[d.kind] = kinds.get(d.kind, 0) + 1
-            daemons = Daemons(homes, folder, args.profile)
-            daemons.start()
+            daemons = BenchDaemons(homes, folder, args.profile)
+            daemons.start_all()
             started_cpu = daemons.cpu_seconds()  # imports, keys, directory: not the documents'
             print(f"folder        {folder}; daemons up, pids {', '.join(str(p.pid) for p in daemons.procs.values())}")
             enqueue_seconds = enqueue(ctx, docs, args.rate)
@@ -701,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 — one run, to
         if not complete:
             print(f"TIMEOUT after {args.timeout:g} s: not every 送达 came back")
         cpu = {node: seconds - started_cpu[node] for node, seconds in daemons.cpu_seconds().items()}
-        daemons.stop()
+        daemons.stop_all(timeout=60)
         results = collect(homes, [d.sealed.header.message_id for d in docs], folder)
         events = {node: log_events(folder, node) for node in homes}
         report(
@@ -720,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 — one run, to
         return 0 if complete and results.lost == 0 else 1
     finally:
         if daemons is not None:
-            daemons.stop()
+            daemons.close()
         if args.keep:
             print(f"kept {folder}")
         else:

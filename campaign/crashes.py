@@ -53,7 +53,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from campaign.network import (
-    START_TIMEOUT,
     CampaignError,
     CampaignPki,
     Network,
@@ -64,6 +63,7 @@ from campaign.network import (
     one_hub,
 )
 from campaign.report import CaseResult, ClassResult
+from gwexchange.cli.local_network import START_TIMEOUT, DaemonError
 from gwexchange.errors import GwxError
 from gwexchange.routing.faults import CRASH_ENV, CRASH_POINTS
 from gwexchange.routing.node_logic import Action
@@ -187,7 +187,7 @@ class PointRun:
         problems: list[str] = []
         try:
             net.wait_ready(self.targets)
-        except CampaignError as e:
+        except DaemonError as e:
             problems.append(str(e))
         verdict = finish(net, self.sent, DRAIN_TIMEOUT, each=self.watch)
         problems += verdict.problems()

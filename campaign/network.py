@@ -1,16 +1,15 @@
-"""The campaign's harness: a PKI, a signed directory and node homes, real ``gwx node run`` daemons, a clerk, and
-the checker.
+"""The campaign's harness: the local network of ``gwexchange.cli.local_network`` (the one ``gwx demo``, the tests and
+the benchmark run) shaped into topologies, with a clerk per node, readers of every store, and the checker.
 
-* ``CampaignPki`` — one throw-away root (unencrypted keys) that issues, on demand, the node and department
-  certificates every topology of the run needs, and the security centre's directory-signing certificate.
+* ``CampaignPki`` — a ``LocalPki`` that issues, on demand, the node and department certificates every topology of
+  the run needs.
 * ``Topology`` / ``two_hubs`` / ``one_hub`` — nodes (two hubs linked together, leaves hanging off them
   alternately; or one hub), the departments each serves, the links.
-* ``Network`` — a signed directory with fresh ports on 127.0.0.1 and one home per node (``init_home``, as
-  ``gwx node init`` writes it); daemons started as ``gwx node run HOME`` with an environment of their own (a kill
-  point, an injected disk fault), SIGKILLed, SIGTERMed, restarted; a clerk per node that sends as ``gwx send``
-  does (``clerk.send_document``) and signs for as ``gwx sign-for`` does (``clerk.answer_document``); readers of
-  every store. Every daemon dies with the network: at ``close()`` (a context manager), at interpreter exit, and —
-  on Linux — with the campaign process itself (``PR_SET_PDEATHSIG``), so no process is ever left behind.
+* ``Network`` — a signed directory with fresh ports on 127.0.0.1 and one home per node; its daemons (``Daemons``)
+  started with an environment of their own (a kill point, an injected disk fault), SIGKILLed, SIGTERMed,
+  restarted; a clerk per node that sends as ``gwx send`` does (``clerk.send_document``) and signs for as ``gwx
+  sign-for`` does (``clerk.answer_document``); readers of every store. Every daemon dies with the network: at
+  ``close()`` (a context manager), at interpreter exit, and — on Linux — with the campaign process itself.
 * ``check`` — the queue checker: no acknowledged document lost, none filed twice, every receipt back, every queue
   drained, every Merkle log verifying with each message id once, tree-head times strictly increasing.
 
@@ -20,15 +19,9 @@ Waits are bounded everywhere; a daemon's output goes to ``<network>/logs/<node>.
 from __future__ import annotations
 
 import atexit
-import contextlib
-import ctypes
 import json
 import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import weakref
@@ -37,38 +30,27 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from cryptography import x509
 from sqlalchemy import Engine
 
 from gwexchange.archive.head_store import TreeHeadStore
 from gwexchange.archive.log import ENTRIES_FILE, MerkleLog
 from gwexchange.archive.log_verify import verify_log
-from gwexchange.crypto.certificates import Role, Usage
-from gwexchange.crypto.keys import UnsafeUnencrypted, key_from_pem
-from gwexchange.crypto.xmldsig import Signer
+from gwexchange.cli.local_network import Daemons, LocalPki, free_ports, local_directory
 from gwexchange.envelope.model import Attachment, Classification, Department, DocKind, DocNumber, Document
 from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.envelope.sealing import DEFAULT_LIFETIME
 from gwexchange.files import measure_file
-from gwexchange.network.directory import DepartmentEntry, Directory, Link, NodeEntry, Zone, ZonePolicy
-from gwexchange.network.directory_xml import sign_directory
-from gwexchange.pki.authority import Authority
 from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV
 from gwexchange.routing.clerk import answer_document, send_document
-from gwexchange.routing.context import NodeContext, init_home, load_context, load_trust
-from gwexchange.routing.faults import CRASH_ENV, IO_FAULT_ENV
-from gwexchange.routing.home import RUN_NAME, NodeConfig
+from gwexchange.routing.context import NodeContext, load_context, load_trust
+from gwexchange.routing.home import NodeConfig
 from gwexchange.routing.mime import envelope_message_id
 from gwexchange.routing.node_logic import InboxState, RecipientState
 from gwexchange.routing.store_tables import InboxEntry, OutboxMessage, OutboxRecipient, QueueItem, StoredEnvelope
 
 AUTHORITY = "gd.gov.ca"
-GWX = str(Path(sys.executable).with_name("gwx"))
-START_TIMEOUT = 60.0  # seconds for a daemon to write run.json (two cores, other work running)
-STOP_TIMEOUT = 30.0  # seconds for a SIGTERMed daemon to finish what is in flight
 POLL = 0.05
 
 NEW = InboxState.NEW.value
@@ -160,52 +142,19 @@ def department_name(code: str) -> str:
     return f"演练机关（{code}）"
 
 
-class CampaignPki:
+class CampaignPki(LocalPki):
     """A root that issues what each topology needs, once; keys unencrypted (a drill, not a deployment)."""
 
     def __init__(self, home: Path, *, start: datetime | None = None) -> None:
         # Valid from well before now: a document dated back (an envelope close to expiry) still verifies.
-        self.start = start or datetime.now(UTC).replace(microsecond=0) - timedelta(days=10)
-        self.home = home
-        self.protection = UnsafeUnencrypted()
-        self.authority = Authority.create(
-            home, code=AUTHORITY, name="广东省电子政务安全中心（演练）", protection=self.protection, now=self.start
-        )
-        self._issued: set[str] = set()
-        self._issue(AUTHORITY, "安全中心（演练）", Role.DEPARTMENT, (Usage.SIGNING,))
-
-    def _issue(self, code: str, name: str, role: Role, usages: Iterable[Usage]) -> None:
-        if code in self._issued:
-            return
-        for usage in usages:
-            self.authority.issue(
-                code=code, name=name, role=role, usage=usage, protection=self.protection, now=self.start
-            )
-        self._issued.add(code)
+        start = start or datetime.now(UTC).replace(microsecond=0) - timedelta(days=10)
+        super().__init__(home, name="广东省电子政务安全中心（演练）", start=start, code=AUTHORITY)
 
     def ensure(self, topology: Topology) -> None:
         for spec in topology.nodes:
-            self._issue(spec.node_id, f"{spec.node_id} 交换节点（演练）", Role.NODE, (Usage.NODE,))
+            self.issue_node(spec.node_id, f"{spec.node_id} 交换节点（演练）")
             for code in spec.departments:
-                self._issue(code, department_name(code), Role.DEPARTMENT, (Usage.SIGNING, Usage.ENCRYPTION))
-
-    @property
-    def root_path(self) -> Path:
-        return self.home / "root.crt"
-
-    @property
-    def crl_path(self) -> Path:
-        return self.home / "crl.pem"
-
-    def keys(self, code: str) -> Path:
-        return self.home / "issued" / code
-
-    def cert(self, code: str, usage: Usage) -> x509.Certificate:
-        return x509.load_pem_x509_certificate((self.keys(code) / f"{usage.value}.crt").read_bytes())
-
-    def directory_signer(self) -> Signer:
-        key = key_from_pem((self.keys(AUTHORITY) / "signing.key").read_bytes(), None)
-        return Signer(key, self.cert(AUTHORITY, Usage.SIGNING))
+                self.issue_department(code, department_name(code))
 
 
 # --- documents -------------------------------------------------------------------------------------------------
@@ -294,40 +243,6 @@ def _close_all() -> None:
 atexit.register(_close_all)
 
 
-def _libc_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return prctl
-
-
-_PRCTL = _libc_prctl()
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """``preexec_fn``: the child gets SIGKILL when its parent dies (Linux). Runs between fork and exec."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def daemon_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a daemon: this one without passphrase or fault settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k not in (KEY_PASSPHRASE_ENV, CRASH_ENV, IO_FAULT_ENV)}
-    env.update(extra or {})
-    return env
-
-
 @dataclass(frozen=True)
 class NodeSettings:
     """Production waits are minutes; a drill's are fractions of a second."""
@@ -365,8 +280,9 @@ class InboxRow:
     state: str
 
 
-class Network:
-    """Node homes under ``folder`` for ``topology``, with daemons and clerks. Use as a context manager."""
+class Network(Daemons):
+    """Node homes under ``folder`` for ``topology``, with their daemons (``Daemons``: logs in ``folder/logs``) and
+    clerks. Use as a context manager."""
 
     def __init__(
         self,
@@ -381,78 +297,36 @@ class Network:
         self.pki = pki
         self.settings = settings or NodeSettings()
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "logs").mkdir(exist_ok=True)
         pki.ensure(topology)
-        ports: dict[str, int] = {}
-        while len(set(ports.values())) != len(topology.nodes):
-            ports = {n: free_port() for n in topology.node_ids}
-        self.ports = ports
-        now = datetime.now(UTC).replace(microsecond=0)
-        directory = Directory(
-            serial=1,
-            issued=now - timedelta(hours=1),
-            expires=now + timedelta(days=30),
-            policy=ZonePolicy(dict.fromkeys(Zone, Classification.TOP_SECRET)),
-            nodes=tuple(
-                NodeEntry(n, "127.0.0.1", ports[n], Zone.INTERNAL, pki.cert(n, Usage.NODE)) for n in topology.node_ids
-            ),
-            departments=tuple(
-                DepartmentEntry(
-                    code,
-                    department_name(code),
-                    node,
-                    pki.cert(code, Usage.SIGNING),
-                    pki.cert(code, Usage.ENCRYPTION),
-                )
-                for code, node in topology.departments.items()
-            ),
-            links=tuple(Link(a, b, Zone.INTERNAL) for a, b in topology.links),
-        )
-        self.directory_path = folder / "directory.signed.xml"
-        self.directory_path.write_bytes(sign_directory(directory, pki.directory_signer(), authority_code=AUTHORITY))
-        self.homes: dict[str, Path] = {}
+        self.ports = free_ports(topology.node_ids)
+        departments = {code: (department_name(code), node) for code, node in topology.departments.items()}
+        directory = local_directory(pki, self.ports, departments, topology.links)
+        self.directory_path = pki.publish(directory, folder / "directory.signed.xml")
+        homes: dict[str, Path] = {}
         for spec in topology.nodes:
-            home = folder / "nodes" / spec.node_id
-            init_home(
-                home,
+            homes[spec.node_id] = pki.init_home(
+                folder / "nodes" / spec.node_id,
                 node_id=spec.node_id,
-                listen=f"127.0.0.1:{ports[spec.node_id]}",
+                listen=f"127.0.0.1:{self.ports[spec.node_id]}",
                 directory=self.directory_path,
-                root=pki.root_path,
-                crls=[pki.crl_path],
-                node_keys=pki.keys(spec.node_id),
-                departments={code: pki.keys(code) for code in spec.departments},
-                extra=self.settings.extra(),
+                departments=spec.departments,
+                settings=self.settings.extra(),
             )
-            self.homes[spec.node_id] = home
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.envs: dict[str, dict[str, str]] = {}
-        self.starts: Counter[str] = Counter()
-        self.exits: list[tuple[str, int]] = []  # every daemon that ended: (node, exit code)
+        super().__init__(homes, logs=folder / "logs")
+        self.homes: dict[str, Path] = homes
         self._contexts: dict[str, NodeContext] = {}
         self._readers: dict[str, Engine] = {}
         self._sql: dict[str, sqlite3.Connection] = {}
         self._sql_lock = threading.Lock()
-        self._terminating: set[str] = set()
         self.skews: dict[str, timedelta] = {}  # a node's clock − the real clock, for its clerk (see network_faults)
         _LIVE.add(self)
-
-    # --- context manager ---
 
     def __enter__(self) -> Network:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
-
     def close(self) -> None:
         """Kill every daemon still running and close the clerks' stores. Idempotent."""
-        for node in list(self.procs):
-            proc = self.procs.pop(node)
-            if proc.poll() is None:
-                proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
+        super().close()
         with self._sql_lock:
             for conn in self._sql.values():
                 conn.close()
@@ -462,126 +336,6 @@ class Network:
         self._contexts.clear()
         self._readers.clear()
         _LIVE.discard(self)
-
-    # --- daemons ---
-
-    def log_path(self, node: str) -> Path:
-        return self.folder / "logs" / f"{node}.log"
-
-    def log_tail(self, node: str, chars: int = 3000) -> str:
-        path = self.log_path(node)
-        return path.read_text(errors="replace")[-chars:] if path.is_file() else ""
-
-    def spawn(self, node: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """Start ``gwx node run`` for ``node`` with ``env`` added to its environment; do not wait for it."""
-        if self.running(node):
-            raise CampaignError(f"{node} is already running")
-        self.reap(node)
-        home = self.homes[node]
-        (home / RUN_NAME).unlink(missing_ok=True)  # a SIGKILLed daemon leaves it behind
-        extra = dict(env or {})
-        self.starts[node] += 1
-        with self.log_path(node).open("ab") as log:
-            settings = " ".join(f"{k}={v}" for k, v in sorted(extra.items())) or "-"
-            log.write(f"=== campaign: start #{self.starts[node]} of {node} ({settings})\n".encode())
-            log.flush()
-            main = threading.current_thread() is threading.main_thread()  # PDEATHSIG follows the forking thread
-            proc = subprocess.Popen(
-                [GWX, "node", "run", str(home)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=daemon_env(extra),
-                preexec_fn=die_with_parent if main else None,  # noqa: PLW1509 — one prctl call, nothing else
-            )
-        self.procs[node] = proc
-        self.envs[node] = extra
-        return proc
-
-    def ready(self, node: str) -> bool:
-        proc = self.procs.get(node)
-        if proc is None or proc.poll() is not None:
-            return False
-        try:
-            info = json.loads((self.homes[node] / RUN_NAME).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        return bool(info.get("pid") == proc.pid)
-
-    def wait_ready(self, nodes: Iterable[str], timeout: float = START_TIMEOUT) -> None:
-        waiting = list(nodes)
-        deadline = time.monotonic() + timeout
-        while waiting:
-            for node in list(waiting):
-                if self.ready(node):
-                    waiting.remove(node)
-                elif not self.running(node):
-                    raise CampaignError(f"{node} exited ({self.exit_code(node)}) while starting\n{self.log_tail(node)}")
-            if waiting and time.monotonic() > deadline:
-                raise CampaignError(f"{', '.join(waiting)} did not start in {timeout:.0f} s")
-            time.sleep(POLL)
-
-    def start(self, *nodes: str, envs: Mapping[str, Mapping[str, str]] | None = None) -> None:
-        """Start ``nodes`` (all, if none named) with their environments and wait until each listens."""
-        names = nodes or self.topology.node_ids
-        for node in names:
-            self.spawn(node, (envs or {}).get(node))
-        self.wait_ready(names)
-
-    def running(self, node: str) -> bool:
-        proc = self.procs.get(node)
-        return proc is not None and proc.poll() is None
-
-    def exit_code(self, node: str) -> int | None:
-        proc = self.procs.get(node)
-        return None if proc is None else proc.poll()
-
-    def reap(self, node: str) -> int | None:
-        """Forget a daemon that ended (recording its exit code); its code, or None if none had ended."""
-        proc = self.procs.get(node)
-        if proc is None or proc.poll() is None:
-            return None
-        del self.procs[node]
-        self._terminating.discard(node)
-        code = proc.returncode
-        self.exits.append((node, code))
-        return code
-
-    def kill(self, node: str) -> None:
-        """SIGKILL: nothing is stopped cleanly."""
-        proc = self.procs.get(node)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        self._terminating.discard(node)
-        self.reap(node)
-
-    def stop(self, node: str, timeout: float = STOP_TIMEOUT) -> int:
-        """SIGTERM and wait for the exit code (SIGKILL, and CampaignError, if it does not stop in time)."""
-        proc = self.procs.get(node)
-        if proc is None:
-            raise CampaignError(f"{node} is not running")
-        if proc.poll() is None and node not in self._terminating:
-            proc.send_signal(signal.SIGTERM)  # once: a second SIGTERM after its handler is gone would kill it
-            self._terminating.add(node)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            self.kill(node)
-            raise CampaignError(f"{node} did not stop within {timeout:.0f} s of SIGTERM\n{self.log_tail(node)}") from e
-        self._terminating.discard(node)
-        code = self.reap(node)
-        return proc.returncode if code is None else code
-
-    def stop_all(self) -> dict[str, int]:
-        """SIGTERM every running daemon at once; their exit codes."""
-        running = [n for n in self.topology.node_ids if self.running(n)]
-        for node in running:
-            self.procs[node].send_signal(signal.SIGTERM)
-            self._terminating.add(node)
-        return {node: self.stop(node) for node in running}
 
     # --- the clerks ---
 

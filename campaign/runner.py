@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from campaign import abuse, crashes, disks, hostile, load, network_faults
-from campaign.network import CampaignError, CampaignPki, die_with_parent
+from campaign.network import CampaignError, CampaignPki
 from campaign.report import CaseResult, ClassResult
+from gwexchange.cli.local_network import die_with_parent
 from gwexchange.errors import GwxError
 
 CLASSES = ("crashes", "disks", "network", "abuse", "load", "hostile")

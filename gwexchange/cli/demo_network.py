@@ -3,7 +3,8 @@
 1. A PKI (root, node certificates, each department's signing and encryption certificates, the security centre's
    own signing certificate) and the signed directory of ``examples/network.toml``, its SMTP endpoints moved to
    free ports on 127.0.0.1 — the topology, zones and policy are the file's, compiled by ``compile_directory``.
-2. A node home per node, each run as its own ``gwx node run`` process logging to ``HOME/node.log``.
+2. A node home per node, each run as its own ``gwx node run`` process logging to ``HOME/node.log`` — the local
+   network of ``local_network`` (``LocalPki``, ``Daemons``), the one the tests, the campaign and the benchmark run.
 3. The four sample documents, sent from their issuers' nodes by ``clerk.send_document`` (what ``gwx send``
    does), with the route each takes — and, where the 密级 forbids the shortest one, which zone it avoids.
 4. Every document × recipient followed in the senders' outboxes until 送达; then each recipient's clerk signs
@@ -20,46 +21,37 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import socket
-import subprocess
-import sys
+import signal
 import tempfile
 import time
 import tomllib
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-from gwexchange.crypto.certificates import Role, Usage
-from gwexchange.crypto.keys import UnsafeUnencrypted
+from gwexchange.cli.local_network import START_TIMEOUT, DaemonError, Daemons, LocalPki, free_ports
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.description import load_description_file
 from gwexchange.envelope.model import Classification, Document
 from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.errors import ConfigError, GwxError
-from gwexchange.files import atomic_write
 from gwexchange.network.directory import Directory, Zone
 from gwexchange.network.directory_toml import compile_directory
-from gwexchange.network.directory_xml import sign_directory
 from gwexchange.network.routes import RoutePlan, format_path, plan
-from gwexchange.pki.authority import Authority
-from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV, load_keypair
+from gwexchange.pki.keyfiles import KEY_PASSPHRASE_ENV
 from gwexchange.routing.clerk import answer_document, attachment_files, send_document
-from gwexchange.routing.context import NodeContext, init_home, load_context
-from gwexchange.routing.home import RUN_NAME, NodeConfig
+from gwexchange.routing.context import NodeContext, load_context
+from gwexchange.routing.home import NodeConfig
 from gwexchange.routing.node_logic import InboxState, RecipientState
 
 Say = Callable[[str], None]
 
-AUTHORITY_CODE = "gd.gov.ca"
 AUTHORITY_NAME = "广东省电子政务安全中心"
 SAMPLES = ("notice.toml", "request.toml", "letter.toml", "joint-notice.toml")
 # Short enough that six hops and their receipts take seconds, not the production minutes.
 NODE_SETTINGS = {"tick_seconds": 0.2, "retry_base_seconds": 0.5, "retry_cap_seconds": 2.0}
-LOG_NAME = "node.log"
-START_TIMEOUT = 60.0  # seconds for every daemon to write run.json (six Python processes start on a busy machine)
 STOP_GRACE = 10.0  # seconds after SIGTERM before SIGKILL
 POLL = 0.1
 TAIL_LINES = 8
@@ -88,13 +80,6 @@ class _Sent:
     message_id: str
     sender_node: str
     recipients: tuple[str, ...]
-
-
-@dataclass
-class _Daemon:
-    node_id: str
-    home: Path
-    process: subprocess.Popen[bytes]
 
 
 def run_demo(folder: Path | None, *, timeout: float = 60.0, say: Say = print) -> DemoResult:
@@ -153,13 +138,20 @@ class _Demo:
         self.ca = folder / "ca"
         self.directory_file = folder / "directory.signed.xml"
         self.homes: dict[str, Path] = {}
-        self.daemons: list[_Daemon] = []
+        self.daemons = Daemons(self.homes)  # logs in each home's node.log; homes join as they are written
+        self._pki: LocalPki | None = None
         self.contexts: dict[str, NodeContext] = {}
         self.sent: list[_Sent] = []
         self.states: dict[tuple[str, str], RecipientState] = {}  # (message id, recipient) → last state seen
         self._directory: Directory | None = None
 
     # --- the network ---
+
+    @property
+    def pki(self) -> LocalPki:
+        if self._pki is None:
+            raise ConfigError("the demo's PKI is not built yet")
+        return self._pki
 
     @property
     def directory(self) -> Directory:
@@ -175,27 +167,19 @@ class _Demo:
         nodes = [str(n.get("id")) for n in spec.get("node", [])]  # compile_directory checks the file below
         departments = {str(d.get("code")): (str(d.get("name")), str(d.get("node"))) for d in spec.get("department", [])}
         self.step(f"1. 安全中心：根证书，{len(nodes)} 个节点证书，{len(departments)} 个机关的签名与加密证书")
-        start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)  # valid at once on every clock
-        unsafe = UnsafeUnencrypted()
-        authority = Authority.create(self.ca, code=AUTHORITY_CODE, name=AUTHORITY_NAME, protection=unsafe, now=start)
-        authority.issue(
-            code=AUTHORITY_CODE, name=AUTHORITY_NAME, role=Role.DEPARTMENT, usage=Usage.SIGNING, protection=unsafe,
-            now=start,
-        )  # fmt: skip
+        self._pki = pki = LocalPki(self.ca, name=AUTHORITY_NAME)
         for node_id in nodes:
             served = [name for name, home in departments.values() if home == node_id]
-            name = f"{served[0]}交换节点" if served else f"交换节点 {node_id}"
-            authority.issue(code=node_id, name=name, role=Role.NODE, usage=Usage.NODE, protection=unsafe, now=start)
+            pki.issue_node(node_id, f"{served[0]}交换节点" if served else f"交换节点 {node_id}")
         for code, (name, _) in departments.items():
-            for usage in (Usage.SIGNING, Usage.ENCRYPTION):
-                authority.issue(code=code, name=name, role=Role.DEPARTMENT, usage=usage, protection=unsafe, now=start)
+            pki.issue_department(code, name)
 
         # The file names its certificates relative to itself ("ca/issued"): the demo folder has the same layout.
         compiled = compile_directory(text, lambda name: (self.folder / name).read_bytes(), now=datetime.now(UTC))
-        local = tuple(replace(n, smtp_host="127.0.0.1", smtp_port=_free_port()) for n in compiled.nodes)
+        ports = free_ports(n.node_id for n in compiled.nodes)
+        local = tuple(replace(n, smtp_host="127.0.0.1", smtp_port=ports[n.node_id]) for n in compiled.nodes)
         self._directory = directory = replace(compiled, nodes=local)
-        key, cert = load_keypair(self.ca / "issued" / AUTHORITY_CODE, "signing")
-        atomic_write(self.directory_file, sign_directory(directory, Signer(key, cert), authority_code=AUTHORITY_CODE))
+        pki.publish(directory, self.directory_file)
         limits = "，".join(f"{zone}最高{limit}" for zone, limit in directory.policy.limits.items())
         self.say(
             f"   交换目录第 {directory.serial} 版（{source.name}）：{len(directory.nodes)} 个节点，"
@@ -206,44 +190,27 @@ class _Demo:
         """A node home per node, its daemon started at once (it loads while the next home is written)."""
         self.step("2. 节点：每个节点一个目录，各自运行 gwx node run（SMTP + STARTTLS，双方出示节点证书）")
         directory = self.directory
-        environment = {k: v for k, v in os.environ.items() if k != KEY_PASSPHRASE_ENV}
         for node in directory.nodes:
-            home = self.folder / "nodes" / node.node_id
-            init_home(
-                home,
+            self.homes[node.node_id] = self.pki.init_home(
+                self.folder / "nodes" / node.node_id,
                 node_id=node.node_id,
                 listen=node.smtp_endpoint,
                 directory=self.directory_file,
-                root=self.ca / "root.crt",
-                crls=[self.ca / "crl.pem"],
-                node_keys=self.ca / "issued" / node.node_id,
-                departments={d.code: self.ca / "issued" / d.code for d in directory.departments_at(node.node_id)},
-                extra=NODE_SETTINGS,
+                departments=[d.code for d in directory.departments_at(node.node_id)],
+                settings=NODE_SETTINGS,
             )
-            self.homes[node.node_id] = home
-            with (home / LOG_NAME).open("ab") as log:  # the child keeps its own copy of the descriptor
-                process = subprocess.Popen(
-                    [*_gwx(), "node", "run", str(home)], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                    env=environment,
-                )  # fmt: skip
-                self.daemons.append(_Daemon(node.node_id, home, process))  # at once: close() must know every child
-        deadline = time.monotonic() + START_TIMEOUT
-        for daemon in self.daemons:
-            run_file = daemon.home / RUN_NAME
-            while not run_file.is_file():
-                if daemon.process.poll() is not None:
-                    self.fail(f"节点 {daemon.node_id} 未能启动（退出码 {daemon.process.returncode}）")
-                if time.monotonic() > deadline:
-                    self.fail(f"节点 {daemon.node_id} 在 {START_TIMEOUT:.0f} 秒内未就绪")
-                time.sleep(POLL)
-        for daemon in self.daemons:
-            node = self.directory.node(daemon.node_id)
-            names = "、".join(d.name for d in self.directory.departments_at(daemon.node_id))
-            self.say(
-                f"   {_pad(node.node_id, 8)} {node.zone}  {_pad(node.smtp_endpoint, 16)} pid {daemon.process.pid:<7} "
-                f"{names}"
-            )
-        self.say(f"   {len(self.daemons)} 个节点已就绪（{self.clock()}）")
+            self.daemons.spawn(node.node_id)  # at once: it loads while the next home is written
+        try:
+            self.daemons.wait_ready(self.homes)
+        except DaemonError as e:
+            if e.exit_code is None:
+                self.fail(f"节点 {e.node} 在 {START_TIMEOUT:.0f} 秒内未就绪")
+            self.fail(f"节点 {e.node} 未能启动（退出码 {e.exit_code}）")
+        for node in directory.nodes:
+            names = "、".join(d.name for d in directory.departments_at(node.node_id))
+            pid = self.daemons.procs[node.node_id].pid
+            self.say(f"   {_pad(node.node_id, 8)} {node.zone}  {_pad(node.smtp_endpoint, 16)} pid {pid:<7} {names}")
+        self.say(f"   {len(self.homes)} 个节点已就绪（{self.clock()}）")
 
     # --- the documents ---
 
@@ -314,9 +281,9 @@ class _Demo:
                 self.fail(f"有公文{failed[0][1]}", target)
             if not self.short_of(target):
                 return
-            for daemon in self.daemons:
-                if daemon.process.poll() is not None:
-                    self.fail(f"节点 {daemon.node_id} 意外退出（退出码 {daemon.process.returncode}）", target)
+            for node_id in self.homes:
+                if not self.daemons.running(node_id):
+                    self.fail(f"节点 {node_id} 意外退出（退出码 {self.daemons.exit_code(node_id)}）", target)
             if time.monotonic() > deadline:
                 self.fail(f"{timeout:g} 秒内未完成", target)
             time.sleep(POLL)
@@ -383,16 +350,16 @@ class _Demo:
 
     def signer_of(self, department: str) -> Signer:
         """A co-issuing department's signing key, from the demo's PKI (at its own node, in real life)."""
-        key, cert = load_keypair(self.ca / "issued" / department, "signing")
-        return Signer(key, cert)
+        return self.pki.signer(department)
 
     def fail(self, reason: str, target: RecipientState | None = None) -> None:
         if self.sent:
             self.table("未完成：各收文机关此刻的状态")
         self.say("\n节点日志（最后几行）：")
-        for daemon in self.daemons:
-            self.say(f"--- {daemon.node_id}（{daemon.home / LOG_NAME}）")
-            for line in _tail(daemon.home / LOG_NAME):
+        for node_id in self.homes:
+            log = self.daemons.log_path(node_id)
+            self.say(f"--- {node_id}（{log}）")
+            for line in _tail(log):
                 self.say(f"    {line}")
         if target is None:
             raise GwxError(f"演示未完成：{reason}")
@@ -416,30 +383,17 @@ class _Demo:
 
     def stop_daemons(self) -> None:
         """SIGTERM (a node stops cleanly), then SIGKILL whatever outlives the grace period or a second Ctrl-C."""
-        gone = [d for d in self.daemons if d.process.poll() is not None]
-        running = [d for d in self.daemons if d not in gone]
-        killed: list[str] = []
-        try:
-            for daemon in running:
-                daemon.process.terminate()
-            deadline = time.monotonic() + STOP_GRACE
-            for daemon in running:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    daemon.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        finally:
-            for daemon in running:
-                if daemon.process.poll() is None:
-                    daemon.process.kill()
-                    daemon.process.wait()
-                    killed.append(daemon.node_id)
-        if not self.daemons:
+        gone = {n: self.daemons.exit_code(n) for n in self.daemons.procs if not self.daemons.running(n)}
+        codes = self.daemons.stop_all(STOP_GRACE)
+        if not codes and not gone:
             return
-        clean = sum(1 for d in running if d.process.returncode == 0)
-        notes = [f"{len(running)} 个节点进程已停止（SIGTERM），{clean} 个正常退出"]
+        killed = [n for n, code in codes.items() if code == -signal.SIGKILL]
+        clean = sum(1 for code in codes.values() if code == 0)
+        notes = [f"{len(codes)} 个节点进程已停止（SIGTERM），{clean} 个正常退出"]
         if killed:
             notes.append(f"{'、'.join(killed)} 超时未退出，已强制结束（SIGKILL）")
         if gone:
-            notes.append("此前已退出：" + "、".join(f"{d.node_id}（退出码 {d.process.returncode}）" for d in gone))
+            notes.append("此前已退出：" + "、".join(f"{n}（退出码 {code}）" for n, code in gone.items()))
         self.say("\n" + "；".join(notes))
 
     def step(self, title: str) -> None:
@@ -450,21 +404,6 @@ class _Demo:
 
     def clock(self) -> str:
         return f"[{self.elapsed():5.1f}s]"
-
-
-def _gwx() -> list[str]:
-    """The command that runs ``gwx`` with this interpreter: the script beside it, or the module."""
-    script = Path(sys.executable).with_name("gwx")
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)]
-    return [sys.executable, "-c", "from gwexchange.cli import main; main()"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _zones(directory: Directory, path: tuple[str, ...]) -> set[Zone]:
@@ -493,13 +432,10 @@ def _pad(text: str, width: int) -> str:
 
 
 __all__ = [
-    "AUTHORITY_CODE",
     "AUTHORITY_NAME",
-    "LOG_NAME",
     "NODE_SETTINGS",
     "POLL",
     "SAMPLES",
-    "START_TIMEOUT",
     "STOP_GRACE",
     "TAIL_LINES",
     "DemoResult",

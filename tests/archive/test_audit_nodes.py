@@ -13,13 +13,10 @@ from pathlib import Path
 
 import pytest
 from support.nodes import (
-    GWX,
     LETTER,
     NODES,
-    Daemons,
     Network,
     env,
-    free_port,
     gwx,
     init_homes,
     logs,
@@ -27,11 +24,11 @@ from support.nodes import (
     make_pki,
     outbox_states,
     wait_for,
-    write_directory,
 )
 
 from gwexchange.archive.audit import audit
 from gwexchange.archive.audit_model import AuditOptions, AuditReport
+from gwexchange.cli.local_network import Daemons, free_ports, gwx_command
 from gwexchange.routing.home import NodeConfig
 from gwexchange.routing.home_source import export_archive, open_source
 
@@ -39,14 +36,14 @@ from gwexchange.routing.home_source import export_archive, open_source
 @pytest.fixture
 def network(tmp_path: Path) -> Network:
     pki = make_pki(tmp_path / "ca")
-    ports = {node: free_port() for node in NODES}
-    signed = write_directory(pki, make_directory(pki, ports), tmp_path / "directory.signed.xml")
+    ports = free_ports(NODES)
+    signed = pki.publish(make_directory(pki, ports), tmp_path / "directory.signed.xml")
     return init_homes(pki, tmp_path, signed, ports)
 
 
 @pytest.fixture
 def daemons(network: Network) -> Iterator[Daemons]:
-    d = Daemons(network)
+    d = network.daemons()
     try:
         yield d
     finally:
@@ -63,16 +60,16 @@ def test_homes_written_by_daemons_verify_and_a_live_export_too(network: Network,
     daemons.start(*NODES)
     message_id = gwx("send", LETTER, "--home", gxt, "--department", "gd.gov.gxt").stdout.strip()
     wanted = {(message_id, "gd.gov.czt"): "送达", (message_id, "gd.gov.office"): "送达"}
-    wait_for(lambda: outbox_states(gxt) == wanted, f"送达 in {wanted}", log=daemons.log("gd-gxt"))
+    wait_for(lambda: outbox_states(gxt) == wanted, f"送达 in {wanted}", log=daemons.log_path("gd-gxt"))
     clerks = [  # the two recipients answer at once
-        subprocess.Popen([GWX, "sign-for", message_id, "--home", str(czt)], env=env()),
+        subprocess.Popen([*gwx_command(), "sign-for", message_id, "--home", str(czt)], env=env()),
         subprocess.Popen(
-            [GWX, "return", message_id, "--home", str(hub), "--reason", "请按函的格式重新行文"], env=env()
+            [*gwx_command(), "return", message_id, "--home", str(hub), "--reason", "请按函的格式重新行文"], env=env()
         ),
     ]
     assert [clerk.wait(timeout=60) for clerk in clerks] == [0, 0]
     answered = {(message_id, "gd.gov.czt"): "签收", (message_id, "gd.gov.office"): "退回"}
-    wait_for(lambda: outbox_states(gxt) == answered, f"answers in {answered}", log=daemons.log("gd-gxt"))
+    wait_for(lambda: outbox_states(gxt) == answered, f"answers in {answered}", log=daemons.log_path("gd-gxt"))
 
     live = export_archive(hub, network.folder / "hub-live.gwxa")  # while gd-hub runs
     assert live.node_id == "gd-hub" and live.log_size >= 3 and live.inbox == 1

@@ -23,9 +23,7 @@ import pytest
 from support.nodes import (
     LETTER,
     NODES,
-    Daemons,
     Network,
-    free_port,
     gwx,
     inbox_ids,
     log_entries,
@@ -35,11 +33,11 @@ from support.nodes import (
     node_trust,
     outbox_states,
     wait_for,
-    write_directory,
 )
 
 from gwexchange.archive.head_store import PeerHeads, TreeHeadStore
 from gwexchange.archive.log_verify import verify_log
+from gwexchange.cli.local_network import Daemons, LocalPki, free_ports
 from gwexchange.network.directory_xml import read_unverified_directory
 from gwexchange.routing.context import open_store
 from gwexchange.routing.control import _signal_daemon, running_daemon
@@ -48,23 +46,23 @@ from gwexchange.routing.mime import envelope_message_id
 
 
 @pytest.fixture(scope="module")
-def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> LocalPki:
     """Root, CRL, node and department keys, and the authority's directory signing key, valid now."""
     return make_pki(tmp_path_factory.mktemp("node-pki") / "ca")
 
 
 @pytest.fixture
-def network(pki_dir: Path, tmp_path: Path) -> Network:
+def network(pki: LocalPki, tmp_path: Path) -> Network:
     """A signed directory with fresh ports, and a node home per node (made with ``gwx node init``)."""
-    ports = {node: free_port() for node in NODES}
-    signed = write_directory(pki_dir, make_directory(pki_dir, ports), tmp_path / "directory.signed.xml")
+    ports = free_ports(NODES)
+    signed = pki.publish(make_directory(pki, ports), tmp_path / "directory.signed.xml")
     homes = {}
     for node, code in NODES.items():
         home = tmp_path / node
         gwx(
             "node", "init", home, "--node-id", node, "--listen", f"127.0.0.1:{ports[node]}",
-            "--directory", signed, "--root", pki_dir / "root.crt", "--crl", pki_dir / "crl.pem",
-            "--node-keys", pki_dir / "issued" / node, "--department", f"{code}={pki_dir / 'issued' / code}",
+            "--directory", signed, "--root", pki.root_path, "--crl", pki.crl_path,
+            "--node-keys", pki.keys(node), "--department", f"{code}={pki.keys(code)}",
             "--tick", "0.2", "--retry-base", "0.5", "--retry-cap", "1",
         )  # fmt: skip
         homes[node] = home
@@ -73,7 +71,7 @@ def network(pki_dir: Path, tmp_path: Path) -> Network:
 
 @pytest.fixture
 def daemons(network: Network) -> Iterator[Daemons]:
-    d = Daemons(network)
+    d = network.daemons()
     try:
         yield d
     finally:
@@ -86,7 +84,7 @@ def test_a_letter_goes_through_the_hub_and_is_signed_for(network: Network, daemo
         daemons.start(node)
     message_id = gwx("send", LETTER, "--home", gxt, "--department", "gd.gov.gxt").stdout.strip()
     wanted = {(message_id, "gd.gov.czt"): "送达", (message_id, "gd.gov.office"): "送达"}
-    wait_for(lambda: outbox_states(gxt) == wanted, f"送达 in {wanted}", log=daemons.log("gd-gxt"))
+    wait_for(lambda: outbox_states(gxt) == wanted, f"送达 in {wanted}", log=daemons.log_path("gd-gxt"))
 
     inbox = json.loads(gwx("inbox", "--home", czt, "--json").stdout)
     assert [(r["message_id"], r["sender_department"], r["state"]) for r in inbox] == [(message_id, "gd.gov.gxt", "new")]
@@ -96,7 +94,7 @@ def test_a_letter_goes_through_the_hub_and_is_signed_for(network: Network, daemo
     wait_for(
         lambda: outbox_states(gxt)[(message_id, "gd.gov.czt")] == "签收",
         "签收 at the sender",
-        log=daemons.log("gd-gxt"),
+        log=daemons.log_path("gd-gxt"),
     )
     rows = json.loads(gwx("outbox", "--home", gxt, "--json").stdout)
     assert {(r["recipient"], r["state"]) for r in rows} == {("gd.gov.czt", "签收"), ("gd.gov.office", "送达")}
@@ -189,14 +187,14 @@ def test_the_hub_is_killed_and_restarted_and_the_letter_arrives_once(network: Ne
         errors = json.loads(gwx("node", "status", gxt, "--json").stdout)["last_errors"]
         return any(e["message_id"] == message_id and e["next_hop"] == "gd-hub" for e in errors)
 
-    wait_for(failed_once, "a failed attempt at the hub", log=daemons.log("gd-gxt"))
+    wait_for(failed_once, "a failed attempt at the hub", log=daemons.log_path("gd-gxt"))
     assert outbox_states(gxt)[(message_id, "gd.gov.office")] == "queued"
 
     daemons.start("gd-hub")  # gd-czt is still down: the hub delivers its own copy and queues gd-czt's
     wait_for(
         lambda: outbox_states(gxt)[(message_id, "gd.gov.office")] == "送达",
         "送达 from the hub",
-        log=daemons.log("gd-hub"),
+        log=daemons.log_path("gd-hub"),
     )
     assert outbox_states(gxt)[(message_id, "gd.gov.czt")] == "in transit"
     daemons.kill("gd-hub")  # with gd-czt's copy in its queue
@@ -205,7 +203,7 @@ def test_the_hub_is_killed_and_restarted_and_the_letter_arrives_once(network: Ne
     wait_for(
         lambda: outbox_states(gxt)[(message_id, "gd.gov.czt")] == "送达",
         "送达 from gd-czt after the hub restarted",
-        log=daemons.log("gd-hub"),
+        log=daemons.log_path("gd-hub"),
     )
     assert inbox_ids(czt, "gd.gov.czt") == [message_id]
     assert inbox_ids(hub, "gd.gov.office") == [message_id]
@@ -229,7 +227,7 @@ def test_an_unroutable_letter_is_refused_in_one_line_before_anything_is_queued(n
         assert store.queue() == ()
 
 
-def test_a_joint_document_signed_in_turn_is_sent_with_signed(network: Network, daemons: Daemons, pki_dir: Path) -> None:
+def test_a_joint_document_signed_in_turn_is_sent_with_signed(network: Network, daemons: Daemons, pki: LocalPki) -> None:
     """联合发文: gd.gov.czt (lead) signs with gwx doc sign, gd.gov.gxt's node adds its signature and sends it."""
     gxt, hub = network.homes["gd-gxt"], network.homes["gd-hub"]
     desk = network.folder / "desk"
@@ -251,7 +249,7 @@ def test_a_joint_document_signed_in_turn_is_sent_with_signed(network: Network, d
     with open_store(NodeConfig.load(gxt)) as store:
         assert store.queue() == ()
 
-    keys = pki_dir / "issued" / "gd.gov.czt"
+    keys = pki.keys("gd.gov.czt")
     gwx(
         "doc", "sign", desk / "joint.xml", "-o", desk / "joint.czt.xml", "--key", keys / "signing.key",
         "--cert", keys / "signing.crt", "--unsafe-unencrypted-key",
@@ -261,7 +259,7 @@ def test_a_joint_document_signed_in_turn_is_sent_with_signed(network: Network, d
     message_id = sent.stdout.strip()
     daemons.start("gd-gxt", "gd-hub")
     wanted = {(message_id, "gd.gov.office"): "送达"}
-    wait_for(lambda: outbox_states(gxt) == wanted, f"送达 in {wanted}", log=daemons.log("gd-gxt"))
+    wait_for(lambda: outbox_states(gxt) == wanted, f"送达 in {wanted}", log=daemons.log_path("gd-gxt"))
     out = network.folder / "export"
     gwx("export", message_id, "--home", hub, "-o", out)
     assert (out / "contacts.txt").read_bytes() == (desk / "contacts.txt").read_bytes()
@@ -271,12 +269,12 @@ def test_a_joint_document_signed_in_turn_is_sent_with_signed(network: Network, d
 
 
 def test_a_newer_directory_travels_from_the_hub_to_its_peers_and_survives_restarts(
-    network: Network, daemons: Daemons, pki_dir: Path
+    network: Network, daemons: Daemons, pki: LocalPki
 ) -> None:
     gxt, hub, czt = (network.homes[n] for n in NODES)
     first = (network.folder / "directory.signed.xml").read_bytes()
     newer = replace(read_unverified_directory(first), serial=2)
-    published = write_directory(pki_dir, newer, network.folder / "directory-2.signed.xml")
+    published = pki.publish(newer, network.folder / "directory-2.signed.xml")
     for node in NODES:
         daemons.start(node)
     taken = gwx("node", "update-directory", hub, published).stdout
@@ -288,7 +286,7 @@ def test_a_newer_directory_travels_from_the_hub_to_its_peers_and_survives_restar
 
     message_id = gwx("send", LETTER, "--home", gxt, "--department", "gd.gov.gxt").stdout.strip()
     wanted = {(message_id, "gd.gov.czt"): "送达", (message_id, "gd.gov.office"): "送达"}
-    wait_for(lambda: outbox_states(gxt) == wanted, f"送达 in {wanted}", log=daemons.log("gd-gxt"))
+    wait_for(lambda: outbox_states(gxt) == wanted, f"送达 in {wanted}", log=daemons.log_path("gd-gxt"))
     # the hub passed it on with the envelopes it sent: the relayed letter to gd-czt, the receipts to gd-gxt
     for home in (gxt, czt):
         wait_for(lambda home=home: (home / "directories" / "directory-2.xml").is_file(), f"directory 2 at {home.name}")
@@ -296,7 +294,7 @@ def test_a_newer_directory_travels_from_the_hub_to_its_peers_and_survives_restar
     daemons.stop("gd-gxt")
     daemons.start("gd-gxt")  # node.toml still names directory 1: the node keeps the newer one it holds
     assert json.loads(gwx("node", "status", gxt, "--json").stdout)["directory_serial"] == 2
-    assert "directory-updated serial=2" in daemons.log("gd-czt").read_text()
+    assert "directory-updated serial=2" in daemons.log_path("gd-czt").read_text()
 
 
 def test_a_stale_run_file_names_no_daemon_and_is_never_signalled(network: Network) -> None:

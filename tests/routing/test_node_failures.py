@@ -28,9 +28,7 @@ from sqlmodel import Session
 from support.nodes import (
     LETTER,
     NODES,
-    Daemons,
     Network,
-    free_port,
     gwx,
     inbox_ids,
     init_homes,
@@ -38,9 +36,9 @@ from support.nodes import (
     make_pki,
     outbox_states,
     wait_for,
-    write_directory,
 )
 
+from gwexchange.cli.local_network import Daemons, LocalPki, free_ports
 from gwexchange.envelope.description import load_description_file
 from gwexchange.envelope.model import Classification
 from gwexchange.envelope.sealing import DEFAULT_LIFETIME, Sealed, seal
@@ -62,13 +60,13 @@ SENDER = NODES[GXT]
 
 
 @pytest.fixture(scope="module")
-def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> LocalPki:
     return make_pki(tmp_path_factory.mktemp("failures-pki") / "ca")
 
 
 @dataclass
 class Setup:
-    pki: Path
+    pki: LocalPki
     folder: Path
 
     def network(
@@ -80,16 +78,16 @@ class Setup:
     ) -> Network:
         """Node homes on fresh ports under a directory of their own (``make_directory``'s ``policy`` and link
         ``zones``). ``directory_ports`` = {node: other}: the directory names ``other``'s port as ``node``'s."""
-        listen = {node: free_port() for node in NODES}
+        listen = free_ports(NODES)
         ports = {node: listen[(directory_ports or {}).get(node, node)] for node in NODES}
         directory = make_directory(self.pki, ports, policy=policy, zones=zones)
-        signed = write_directory(self.pki, directory, self.folder / "directory.signed.xml")
+        signed = self.pki.publish(directory, self.folder / "directory.signed.xml")
         return init_homes(self.pki, self.folder, signed, listen)
 
 
 @pytest.fixture
-def setup(pki_dir: Path, tmp_path: Path) -> Setup:
-    return Setup(pki_dir, tmp_path)
+def setup(pki: LocalPki, tmp_path: Path) -> Setup:
+    return Setup(pki, tmp_path)
 
 
 @pytest.fixture
@@ -99,7 +97,7 @@ def network(setup: Setup) -> Network:
 
 @pytest.fixture
 def daemons(network: Network) -> Iterator[Daemons]:
-    d = Daemons(network)
+    d = network.daemons()
     try:
         yield d
     finally:
@@ -207,14 +205,16 @@ def test_a_peer_down_for_a_while_gets_the_letter_once_when_it_is_back(network: N
     wait_for(
         lambda: attempts(hub, message_id, CZT) >= 3 and outbox_states(gxt)[(message_id, "gd.gov.office")] == "送达",
         "three failed attempts at gd-czt, and the hub's own 送达",
-        log=daemons.log(HUB),
+        log=daemons.log_path(HUB),
     )
     assert outbox_states(gxt)[(message_id, "gd.gov.czt")] == "in transit"
     item = queue_item(hub, message_id, CZT)
     assert item is not None and item.state == "queued" and item.last_error and "ConnectionRefused" in item.last_error
 
     daemons.start(CZT)
-    wait_for(lambda: outbox_states(gxt)[(message_id, "gd.gov.czt")] == "送达", "送达 from gd-czt", log=daemons.log(HUB))
+    wait_for(
+        lambda: outbox_states(gxt)[(message_id, "gd.gov.czt")] == "送达", "送达 from gd-czt", log=daemons.log_path(HUB)
+    )
     rows = json.loads(gwx("inbox", "--home", czt, "--json").stdout)
     assert [r["message_id"] for r in rows] == [message_id]  # once
     rows = json.loads(gwx("outbox", "--home", gxt, "--json").stdout)
@@ -238,7 +238,7 @@ def test_a_peer_down_past_expiry_is_answered_with_a_signed_failure_and_never_del
         lambda: outbox_states(gxt).get((message_id, "gd.gov.czt")) == "投递失败",
         "投递失败 for gd.gov.czt",
         timeout=20,
-        log=daemons.log(HUB),
+        log=daemons.log_path(HUB),
     )
     assert outbox_states(gxt)[(message_id, "gd.gov.office")] == "送达"  # the copy the hub delivered stands
     failures = [r for r in receipts(gxt, message_id) if r.kind == "投递失败"]
@@ -253,7 +253,7 @@ def test_a_peer_down_past_expiry_is_answered_with_a_signed_failure_and_never_del
     # gd-czt comes back: a letter sent now goes through, the given-up one does not (it would have gone first)
     daemons.start(CZT)
     later = queue_letter(gxt)
-    wait_for(lambda: outbox_states(gxt)[(later, "gd.gov.czt")] == "送达", "the later letter", log=daemons.log(HUB))
+    wait_for(lambda: outbox_states(gxt)[(later, "gd.gov.czt")] == "送达", "the later letter", log=daemons.log_path(HUB))
     assert inbox_ids(czt, "gd.gov.czt") == [later]
     assert not seen(czt, message_id)
     assert outbox_states(gxt)[(message_id, "gd.gov.czt")] == "投递失败"
@@ -278,10 +278,10 @@ def test_a_receiver_whose_disk_fails_defers_with_451_and_takes_the_letter_once_i
     fault_file = network.folder / "io-fault"
     if at_start:
         fault_file.write_text(fault, encoding="ascii")
-    daemons.start(HUB, GXT, CZT, env={HUB: {"GWX_IO_FAULT_FILE": str(fault_file)}})
+    daemons.start(HUB, GXT, CZT, envs={HUB: {"GWX_IO_FAULT_FILE": str(fault_file)}})
     fault_file.write_text(fault, encoding="ascii")  # every write to the hub's store fails from now on
     message_id = queue_letter(gxt)
-    wait_for(lambda: attempts(gxt, message_id, HUB) >= 2, "two refused attempts at the hub", log=daemons.log(HUB))
+    wait_for(lambda: attempts(gxt, message_id, HUB) >= 2, "two refused attempts at the hub", log=daemons.log_path(HUB))
 
     report = json.loads(gwx("node", "status", gxt, "--json").stdout)
     [error] = [e for e in report["last_errors"] if e["message_id"] == message_id]
@@ -294,7 +294,7 @@ def test_a_receiver_whose_disk_fails_defers_with_451_and_takes_the_letter_once_i
 
     fault_file.unlink()  # the disk recovers: the sender's next retry goes through by itself
     wanted = {(message_id, "gd.gov.czt"): "送达", (message_id, "gd.gov.office"): "送达"}
-    wait_for(lambda: outbox_states(gxt) == wanted, f"送达 in {wanted}", log=daemons.log(HUB))
+    wait_for(lambda: outbox_states(gxt) == wanted, f"送达 in {wanted}", log=daemons.log_path(HUB))
     assert inbox_ids(hub, "gd.gov.office") == [message_id]
     assert inbox_ids(czt, "gd.gov.czt") == [message_id]
     assert sorted((r.kind, r.answerer) for r in receipts(gxt, message_id)) == [
@@ -309,18 +309,18 @@ def test_a_receiver_whose_disk_fails_defers_with_451_and_takes_the_letter_once_i
 def test_a_directory_pointing_a_node_at_another_nodes_port_sends_it_nothing(setup: Setup) -> None:
     network = setup.network(directory_ports={HUB: CZT})  # gd-hub's endpoint is where gd-czt listens
     gxt, czt = network.homes[GXT], network.homes[CZT]
-    daemons = Daemons(network)
+    daemons = network.daemons()
     try:
         daemons.start(GXT, CZT)
         message_id = queue_letter(gxt)
-        wait_for(lambda: attempts(gxt, message_id, HUB) >= 2, "two refused attempts", log=daemons.log(GXT))
+        wait_for(lambda: attempts(gxt, message_id, HUB) >= 2, "two refused attempts", log=daemons.log_path(GXT))
         [error] = errors_for(gxt, message_id, HUB)
         assert error["state"] == "queued"  # transient: a directory update may fix it
         assert "certificate is node gd-czt's, not the next hop's" in str(error["error"]), error
         assert set(outbox_states(gxt).values()) == {"queued"}
         nothing_stored(czt)
         assert not seen(czt, message_id)
-        czt_log = daemons.log(CZT).read_text(errors="replace")
+        czt_log = daemons.log_path(CZT).read_text(errors="replace")
         assert "smtp.tls" in czt_log and "node=gd-gxt" in czt_log  # it was reached, over TLS, by gd-gxt
         assert "smtp.accepted" not in czt_log and "node.received" not in czt_log
     finally:
