@@ -252,6 +252,8 @@ class Daemons:
     def __init__(self, homes: Mapping[str, Path], *, logs: Path | None = None) -> None:
         self.homes = homes
         self.logs = logs
+        if logs is not None:
+            logs.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.envs: dict[str, dict[str, str]] = {}
         self.starts: Counter[str] = Counter()
@@ -299,9 +301,7 @@ class Daemons:
         (home / RUN_NAME).unlink(missing_ok=True)  # a SIGKILLed daemon leaves it behind
         extra = dict(env or {})
         self.starts[node] += 1
-        log_path = self.log_path(node)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+        with self.log_path(node).open("ab") as log:  # the child keeps its own copy of the descriptor
             settings = " ".join(f"{k}={v}" for k, v in sorted(extra.items())) or "-"
             log.write(f"=== start #{self.starts[node]} of {node} ({settings})\n".encode())
             log.flush()
