@@ -1,7 +1,7 @@
 """ZIP files from outside (envelope packages, bundles, audit archives) read as hostile input.
 
 ``zipfile`` parses a file's whole central directory when it opens it, before any member can be checked: a
-directory of millions of entries would cost it minutes and gigabytes. ``over_bounds`` reads first what the end
+directory of millions of entries would cost it minutes and gigabytes. ``_over_bounds`` reads first what the end
 records claim (``end_claims``: the member count and the directory's size), so that a reader refuses a file over
 its bounds before ``zipfile`` reads anything else. Each reader then checks the members themselves.
 """
@@ -37,7 +37,7 @@ _ZIP64_LOCATOR, _ZIP64_LOCATOR_SIGNATURE = struct.Struct("<4sLQL"), b"PK\x06\x07
 _ZIP64_END, _ZIP64_END_SIGNATURE = struct.Struct("<4sQ2H2L4Q"), b"PK\x06\x06"
 
 
-def over_bounds(path: Path, max_members: int, max_directory_bytes: int) -> str | None:
+def _over_bounds(path: Path, max_members: int, max_directory_bytes: int) -> str | None:
     """Why the end records of the ZIP file at ``path`` put it over these bounds, or None (OSError: unreadable)."""
     with path.open("rb") as f:
         members, directory = end_claims(f)
@@ -61,7 +61,7 @@ def open_checked(
     (``zipfile`` would read the last of them: which one counts must never be a guess). ``refuse(why)`` and
     ``unreadable(error)`` make the reader's own errors. The caller checks its members and closes the file."""
     try:
-        too_large = over_bounds(path, max_members, max_directory_bytes)
+        too_large = _over_bounds(path, max_members, max_directory_bytes)
     except OSError as e:
         raise unreadable(e) from e
     if too_large:
@@ -127,5 +127,5 @@ __all__ = [
     "ENTRY_BYTES",
     "FAULTS",
     "end_claims",
-    "over_bounds",
+    "open_checked",
 ]

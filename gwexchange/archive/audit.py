@@ -129,7 +129,7 @@ def numbered_heads(directory: Path) -> Iterator[tuple[int, SignedTreeHead | None
             yield line, parse_head(raw.rstrip(b"\n")) if raw.endswith(b"\n") else None
 
 
-def read_peer_heads(path: Path | None) -> Iterator[tuple[int, bytes, SignedTreeHead | None, str | None]]:
+def _read_peer_heads(path: Path | None) -> Iterator[tuple[int, bytes, SignedTreeHead | None, str | None]]:
     """``(line, raw, head, error)`` for each line of a ``peer-heads`` file."""
     if path is None or not path.is_file():
         return
@@ -185,7 +185,7 @@ def trust_for(source: NodeSource, options: AuditOptions, at: datetime) -> tuple[
     return trust, findings
 
 
-def read_directories(source: NodeSource, trust: TrustPolicy) -> tuple[list[Directory], list[Finding]]:
+def _read_directories(source: NodeSource, trust: TrustPolicy) -> tuple[list[Directory], list[Finding]]:
     """The archive's directories that the authority signed, each verified as of its own issue time."""
     authority = authority_code_of(trust.root)
     verified: list[Directory] = []
@@ -200,7 +200,7 @@ def read_directories(source: NodeSource, trust: TrustPolicy) -> tuple[list[Direc
     return verified, findings
 
 
-def directory_at(directories: Sequence[Directory], at: datetime) -> Directory | None:
+def _directory_at(directories: Sequence[Directory], at: datetime) -> Directory | None:
     """The directory in force at ``at``: the highest serial valid then."""
     valid = [d for d in directories if d.valid_at(at)]
     return valid[-1] if valid else None
@@ -362,7 +362,7 @@ class _Node:
                 self.add(Check.ENVELOPE, twice, index=index, message_id=mid)
                 continue
             seen[mid] = index
-            directory = directory_at(self.directories, header.created)
+            directory = _directory_at(self.directories, header.created)
             route = None
             if directory is None:
                 self.add(
@@ -484,7 +484,7 @@ class _Node:
         """A receipt this node neither made nor delivered: it only passed through."""
         if header.sender_node == self.node_id:
             return False
-        directory = directory_at(self.directories, header.created)
+        directory = _directory_at(self.directories, header.created)
         if directory is None:
             return False
         return all(
@@ -721,7 +721,7 @@ def _peer_heads(node: _Node, stats: AuditStats) -> list[_PeerHead]:
     """Every head node ``node`` holds from its peers, each verified; problems are findings against the holder."""
     held: list[_PeerHead] = []
     last: dict[str, SignedTreeHead] = {}
-    for line, _raw, head, error in read_peer_heads(node.source.peer_heads):
+    for line, _raw, head, error in _read_peer_heads(node.source.peer_heads):
         if head is None:
             node.add(Check.PEER_HEAD, f"对端树头无法读取：{error}", index=line)
             continue
@@ -813,7 +813,7 @@ def _start_node(source: NodeSource, options: AuditOptions, at: datetime, finding
     """A node's audit with its trust policy and verified directories (what fails there is already a finding)."""
     trust, trust_findings = trust_for(source, options, at)
     node = _Node(source, trust, at, options, findings)
-    node.directories, directory_findings = read_directories(source, trust)
+    node.directories, directory_findings = _read_directories(source, trust)
     for f in (*trust_findings, *directory_findings):
         findings.add(f)
     node.result.directories = [(d.serial, d.issued, d.expires) for d in node.directories]
@@ -886,7 +886,6 @@ def audit(sources: Sequence[NodeSource], options: AuditOptions | None = None) ->
 __all__ = [
     "LogHashes",
     "audit",
-    "directory_at",
-    "read_directories",
+    "numbered_heads",
     "trust_for",
 ]

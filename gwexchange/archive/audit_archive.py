@@ -47,6 +47,7 @@ from gwexchange.archive.log import (
     FORMAT_FILE,
     HEADS_FILE,
     LENGTH_BYTES,
+    MAX_HEAD_LINE,
     OFFSET_BYTES,
     CommitPoint,
     commit_record,
@@ -149,7 +150,7 @@ class LogCut:
     lengths: tuple[tuple[str, int], ...]
 
 
-def plan_log_copy(log_dir: Path, snapshot: datetime) -> LogCut:
+def _plan_log_copy(log_dir: Path, snapshot: datetime) -> LogCut:
     """The prefix of each file of the log in ``log_dir`` that its last commit covers (read the commit first).
 
     A damaged or missing commit record is not repaired or hidden: the files are then taken whole, and the audit
@@ -236,10 +237,6 @@ def defuse_heads(path: Path) -> None:
         path.write_bytes(b"".join(lines))
 
 
-MAX_HEAD_LINE = 64 * 1024
-"""A head line is about 1.5 KB (its certificate at most 16 KB, in hex): a longer one is damage, read in pieces."""
-
-
 def head_lines(f: BinaryIO) -> Iterator[bytes]:
     """The lines of a heads file, each with its newline (the last one maybe without); a line longer than
     ``MAX_HEAD_LINE`` comes in pieces of that size, none of which parses — never a gigabyte in memory at once."""
@@ -279,7 +276,7 @@ def read_small(path: Path, limit: int) -> bytes:
 
 def snapshot_log(log_dir: Path, dest: Path, snapshot: datetime) -> LogCut:
     """Copy the committed prefix of the log in ``log_dir`` to the new folder ``dest``."""
-    cut = plan_log_copy(log_dir, snapshot)
+    cut = _plan_log_copy(log_dir, snapshot)
     dest.mkdir(parents=True)
     for name, length in cut.lengths:
         with (dest / name).open("wb") as out:
@@ -472,7 +469,23 @@ def iter_entries(log_dir: Path, limit: int | None = None) -> Iterator[tuple[int,
 
 
 __all__ = [
+    "FORMAT",
+    "LATE_HEAD_MARGIN",
+    "LOG_PREFIX",
+    "MANIFEST",
+    "MAX_CENTRAL_DIRECTORY",
+    "MAX_CRL",
+    "MAX_CRLS",
+    "MAX_DIRECTORIES",
+    "MAX_DOCUMENT",
+    "MAX_HEADS_FILE",
+    "MAX_HELD_IN_MEMORY",
+    "MAX_LOG_FILE",
+    "MAX_MANIFEST",
+    "MAX_MEMBERS",
+    "MAX_ROOT",
     "MIMETYPE",
+    "PEER_HEADS",
     "ArchiveSource",
     "InboxDocument",
     "LogCut",
@@ -480,9 +493,10 @@ __all__ = [
     "complete_lines",
     "copy_prefix",
     "defuse_heads",
+    "head_lines",
     "is_archive",
     "iter_entries",
-    "plan_log_copy",
+    "parse_head",
     "read_small",
     "snapshot_log",
 ]

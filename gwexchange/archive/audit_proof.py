@@ -89,7 +89,7 @@ class InclusionProof:
         }
 
 
-def find_entry(log_dir: Path, message_id: str) -> tuple[int, bytes]:
+def _find_entry(log_dir: Path, message_id: str) -> tuple[int, bytes]:
     """The index and bytes of the envelope with ``message_id`` in a log copy; ``InputError`` if there is none."""
     needle = message_id.encode("ascii")
     for index, data in iter_entries(log_dir):
@@ -110,7 +110,7 @@ def prove(source: NodeSource, message_id: str, trust: TrustPolicy) -> InclusionP
     """The inclusion proof of envelope ``message_id`` in ``source``'s log against the node's latest signed head,
     checked before it is handed out: the envelope, the head's signature, the log's root at the head's size."""
     log_dir = source.log_dir
-    index, entry = find_entry(log_dir, message_id)
+    index, entry = _find_entry(log_dir, message_id)
     inspect(entry, trust)
     heads = [h for _, h in numbered_heads(log_dir) if h is not None and h.node_id == source.node_id]
     if not heads:
@@ -218,4 +218,11 @@ def _hex_hash(value: object, what: str) -> bytes:
     return bytes.fromhex(value)
 
 
-__all__ = ["CheckedProof", "InclusionProof", "check_proof", "find_entry", "prove"]
+__all__ = [
+    "MAX_PROOF_BYTES",
+    "PROOF_FORMAT",
+    "CheckedProof",
+    "InclusionProof",
+    "check_proof",
+    "prove",
+]

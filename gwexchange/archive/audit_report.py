@@ -20,22 +20,22 @@ from gwexchange.archive.audit_model import AuditReport, Check, Finding, NodeAudi
 from gwexchange.envelope.times import format_utc
 from gwexchange.render.fonts import Face, FontSet
 
-MM = 72 / 25.4
-PAGE_W, PAGE_H = 210 * MM, 297 * MM
-MARGIN_X, MARGIN_TOP, MARGIN_BOTTOM = 18 * MM, 20 * MM, 18 * MM
-TEXT_W = PAGE_W - 2 * MARGIN_X
+_MM = 72 / 25.4
+PAGE_W, PAGE_H = 210 * _MM, 297 * _MM
+MARGIN_X, MARGIN_TOP, MARGIN_BOTTOM = 18 * _MM, 20 * _MM, 18 * _MM
+_TEXT_W = PAGE_W - 2 * MARGIN_X
 MAX_TABLE_ROWS = 2000
 
-Color = tuple[float, float, float]
-BLACK: Color = (0.0, 0.0, 0.0)
-GREY: Color = (0.45, 0.45, 0.45)
-RED: Color = (0.78, 0.0, 0.05)
-GREEN: Color = (0.0, 0.45, 0.15)
-RULE: Color = (0.6, 0.6, 0.6)
+_Color = tuple[float, float, float]
+_BLACK: _Color = (0.0, 0.0, 0.0)
+_GREY: _Color = (0.45, 0.45, 0.45)
+_RED: _Color = (0.78, 0.0, 0.05)
+_GREEN: _Color = (0.0, 0.45, 0.15)
+_RULE: _Color = (0.6, 0.6, 0.6)
 
 
 @dataclass(frozen=True, slots=True)
-class Column:
+class _Column:
     title: str
     width: float  # in millimetres
 
@@ -87,7 +87,7 @@ class _Writer:
             lines.append(line)
         return lines
 
-    def draw(self, x: float, y: float, text: str, face: Face, size: float, color: Color = BLACK) -> None:
+    def draw(self, x: float, y: float, text: str, face: Face, size: float, color: _Color = _BLACK) -> None:
         c = self.c
         c.saveState()
         t = c.beginText(x, y)
@@ -117,7 +117,7 @@ class _Writer:
         text = f"— {self.page} —"
         size = 10.0
         self.draw(
-            (PAGE_W - self.width(text, Face.FANGSONG, size)) / 2, MARGIN_BOTTOM / 2, text, Face.FANGSONG, size, GREY
+            (PAGE_W - self.width(text, Face.FANGSONG, size)) / 2, MARGIN_BOTTOM / 2, text, Face.FANGSONG, size, _GREY
         )
 
     def finish(self) -> bytes:
@@ -139,20 +139,20 @@ class _Writer:
         self.draw(MARGIN_X, self.y - size, text, Face.HEITI, size)
         self.y -= size * 1.6
 
-    def paragraph(self, text: str, size: float = 10.5, *, color: Color = BLACK, indent: float = 0.0) -> None:
+    def paragraph(self, text: str, size: float = 10.5, *, color: _Color = _BLACK, indent: float = 0.0) -> None:
         leading = size * 1.5
-        for line in self.wrap(text, Face.FANGSONG, size, TEXT_W - indent):
+        for line in self.wrap(text, Face.FANGSONG, size, _TEXT_W - indent):
             self.need(leading)
             self.draw(MARGIN_X + indent, self.y - size, line, Face.FANGSONG, size, color)
             self.y -= leading
         self.y -= size * 0.3
 
-    def table(self, columns: Sequence[Column], rows: Sequence[Sequence[str]], size: float = 8.5) -> None:
+    def table(self, columns: Sequence[_Column], rows: Sequence[Sequence[str]], size: float = 8.5) -> None:
         """Rows with wrapped cells, the header again at the top of every page; rule lines between rows."""
-        widths = [col.width * MM for col in columns]
-        scale = TEXT_W / sum(widths)
+        widths = [col.width * _MM for col in columns]
+        scale = _TEXT_W / sum(widths)
         widths = [w * scale for w in widths]
-        pad = 1.2 * MM
+        pad = 1.2 * _MM
         leading = size * 1.35
 
         def row_height(cells: Sequence[list[str]]) -> float:
@@ -163,7 +163,7 @@ class _Writer:
             if shade:
                 self.c.saveState()
                 self.c.setFillColorRGB(0.92, 0.92, 0.92)
-                self.c.rect(MARGIN_X, self.y - height, TEXT_W, height, stroke=0, fill=1)
+                self.c.rect(MARGIN_X, self.y - height, _TEXT_W, height, stroke=0, fill=1)
                 self.c.restoreState()
             x = MARGIN_X
             for lines, width in zip(cells, widths, strict=True):
@@ -174,9 +174,9 @@ class _Writer:
                 x += width
             self.y -= height
             self.c.saveState()
-            self.c.setStrokeColorRGB(*RULE)
+            self.c.setStrokeColorRGB(*_RULE)
             self.c.setLineWidth(0.3)
-            self.c.line(MARGIN_X, self.y, MARGIN_X + TEXT_W, self.y)
+            self.c.line(MARGIN_X, self.y, MARGIN_X + _TEXT_W, self.y)
             self.c.restoreState()
 
         def wrap_cells(texts: Sequence[str], face: Face) -> list[list[str]]:
@@ -200,7 +200,7 @@ def render_report(report: AuditReport, fonts: FontSet) -> bytes:
     verdict = "结论：全部检查通过" if report.ok else f"结论：未通过，共 {_count(report)} 项问题"
     audited = "、".join(n.node_id for n in report.nodes)
     w.paragraph(f"审计时间：{format_utc(report.at.replace(microsecond=0))}　　所审节点：{audited}")
-    w.paragraph(verdict, 13.0, color=GREEN if report.ok else RED)
+    w.paragraph(verdict, 13.0, color=_GREEN if report.ok else _RED)
 
     w.heading("一、概要")
     w.paragraph(
@@ -210,40 +210,40 @@ def render_report(report: AuditReport, fonts: FontSet) -> bytes:
     )
     w.table(
         [
-            Column("节点", 18),
-            Column("来源", 40),
-            Column("日志条目", 14),
-            Column("最新树头", 34),
-            Column("日志根哈希", 30),
-            Column("公文/回执/收文", 20),
-            Column("结论", 18),
+            _Column("节点", 18),
+            _Column("来源", 40),
+            _Column("日志条目", 14),
+            _Column("最新树头", 34),
+            _Column("日志根哈希", 30),
+            _Column("公文/回执/收文", 20),
+            _Column("结论", 18),
         ],
         [_node_row(report, n) for n in report.nodes],
     )
     for note in report.notes:
-        w.paragraph(f"注：{note}", 9.5, color=GREY)
+        w.paragraph(f"注：{note}", 9.5, color=_GREY)
 
     w.heading("二、发现的问题")
     if not report.findings:
         w.paragraph("未发现问题。")
     else:
         w.table(
-            [Column("节点", 16), Column("检查项", 20), Column("位置", 46), Column("问题", 100)],
+            [_Column("节点", 16), _Column("检查项", 20), _Column("位置", 46), _Column("问题", 100)],
             [_finding_row(f) for f in report.findings],
         )
         if report.findings_not_listed:
-            w.paragraph(f"另有 {report.findings_not_listed} 项问题未列出。", color=RED)
+            w.paragraph(f"另有 {report.findings_not_listed} 项问题未列出。", color=_RED)
 
     for number, node in enumerate(report.nodes):
         w.heading(f"{_ordinal(3 + 2 * number)}、节点 {node.node_id} 的公文")
         _capped_table(
             w,
             [
-                Column("条目", 11),
-                Column("消息编号", 40),
-                Column("发文机关", 28),
-                Column("收文机关及状态", 60),
-                Column("本节点", 14),
+                _Column("条目", 11),
+                _Column("消息编号", 40),
+                _Column("发文机关", 28),
+                _Column("收文机关及状态", 60),
+                _Column("本节点", 14),
             ],
             [
                 [
@@ -260,13 +260,13 @@ def render_report(report: AuditReport, fonts: FontSet) -> bytes:
         _capped_table(
             w,
             [
-                Column("条目", 10),
-                Column("回执消息编号", 34),
-                Column("所答复的公文", 34),
-                Column("类型", 13),
-                Column("回执方", 22),
-                Column("时间", 24),
-                Column("原因", 24),
+                _Column("条目", 10),
+                _Column("回执消息编号", 34),
+                _Column("所答复的公文", 34),
+                _Column("类型", 13),
+                _Column("回执方", 22),
+                _Column("时间", 24),
+                _Column("原因", 24),
             ],
             [
                 [str(r.index), r.message_id, r.answers, r.kind, r.answerer, format_utc(r.time), r.reason or ""]
@@ -307,14 +307,14 @@ def _finding_row(f: Finding) -> list[str]:
     return [f.node, f.check.label, "\n".join(where) or "—", f.message]
 
 
-def _capped_table(w: _Writer, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> None:
+def _capped_table(w: _Writer, columns: Sequence[_Column], rows: Sequence[Sequence[str]]) -> None:
     if not rows:
         w.paragraph("无。")
         return
     w.table(columns, rows[:MAX_TABLE_ROWS])
     if len(rows) > MAX_TABLE_ROWS:
         w.paragraph(
-            f"仅列出前 {MAX_TABLE_ROWS} 行，共 {len(rows)} 行；完整清单见 gwx audit verify --json。", color=GREY
+            f"仅列出前 {MAX_TABLE_ROWS} 行，共 {len(rows)} 行；完整清单见 gwx audit verify --json。", color=_GREY
         )
 
 

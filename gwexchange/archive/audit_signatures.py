@@ -60,11 +60,11 @@ def checked_here(entries: Iterable[tuple[int, bytes]], trust: TrustPolicy) -> It
 
 
 _BATCH = 128
-TrustArgs = tuple[bytes, tuple[bytes, ...], bool, datetime]
-_worker_trust: dict[TrustArgs, TrustPolicy] = {}
+_TrustArgs = tuple[bytes, tuple[bytes, ...], bool, datetime]
+_worker_trust: dict[_TrustArgs, TrustPolicy] = {}
 
 
-def _trust_args(trust: TrustPolicy) -> TrustArgs:
+def _trust_args(trust: TrustPolicy) -> _TrustArgs:
     """A trust policy as a worker process rebuilds it: root and CRLs (PEM), revocation, the auditor's clock."""
     pem = serialization.Encoding.PEM
     return (
@@ -75,7 +75,7 @@ def _trust_args(trust: TrustPolicy) -> TrustArgs:
     )
 
 
-def _check_batch(args: TrustArgs, batch: list[bytes]) -> list[Checked]:
+def _check_batch(args: _TrustArgs, batch: list[bytes]) -> list[Checked]:
     """In a worker process: the trust policy made once per node audited, then ``_check_entry`` for each entry."""
     trust = _worker_trust.get(args)
     if trust is None:

@@ -234,7 +234,7 @@ class MemoryTree:
 # --- proofs (RFC 9162 §2.1.3.1 and §2.1.4.1) -----------------------------------------------------------------
 
 
-def inclusion_path_ranges(index: int, size: int) -> list[tuple[int, int]]:
+def _inclusion_path_ranges(index: int, size: int) -> list[tuple[int, int]]:
     """The leaf ranges of PATH(index, D[size]), in proof order (from the leaf's sibling up to the root's child)."""
     if size < 0 or not 0 <= index < size:
         raise InputError(f"leaf {index} is not in a tree of size {size}")
@@ -252,7 +252,7 @@ def inclusion_path_ranges(index: int, size: int) -> list[tuple[int, int]]:
     return ranges
 
 
-def consistency_path_ranges(m: int, n: int) -> list[tuple[int, int]]:
+def _consistency_path_ranges(m: int, n: int) -> list[tuple[int, int]]:
     """The leaf ranges of PROOF(m, D[n]), in proof order. Empty when m is 0 or m equals n."""
     if not 0 <= m <= n:
         raise InputError(f"no consistency proof from size {m} to size {n}")
@@ -280,12 +280,12 @@ def consistency_path_ranges(m: int, n: int) -> list[tuple[int, int]]:
 
 def inclusion_proof(index: int, size: int, nodes: NodeReader) -> list[bytes]:
     """The RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""
-    return [subtree_hash(a, b, nodes) for a, b in inclusion_path_ranges(index, size)]
+    return [subtree_hash(a, b, nodes) for a, b in _inclusion_path_ranges(index, size)]
 
 
 def consistency_proof(m: int, n: int, nodes: NodeReader) -> list[bytes]:
     """The RFC 9162 consistency proof that the tree of ``m`` leaves is a prefix of the tree of ``n``."""
-    return [subtree_hash(a, b, nodes) for a, b in consistency_path_ranges(m, n)]
+    return [subtree_hash(a, b, nodes) for a, b in _consistency_path_ranges(m, n)]
 
 
 # --- verification (RFC 9162 §2.1.3.2 and §2.1.4.2) -------------------------------------------------------------
@@ -389,14 +389,13 @@ def verify_consistency(m: int, n: int, root_m: bytes, root_n: bytes, proof: Sequ
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "MAX_LEVELS",
     "CompactRange",
     "MemoryTree",
     "NewNode",
     "NodeReader",
     "TreeState",
-    "consistency_path_ranges",
     "consistency_proof",
-    "inclusion_path_ranges",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",

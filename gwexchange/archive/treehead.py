@@ -377,6 +377,11 @@ def _canonical_base64(text: str | None, what: str) -> bytes:
 
 
 __all__ = [
+    "MAX_CERTIFICATE_BYTES",
+    "MAX_SIGNATURE_BYTES",
+    "MAX_TREE_SIZE",
+    "MAX_XML_BYTES",
+    "SIGNED_FORMAT",
     "TREEHEAD_NS",
     "SignedTreeHead",
     "VerifiedTreeHead",

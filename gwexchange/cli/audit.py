@@ -259,4 +259,18 @@ def check_proof_command(
         typer.echo("注意：未提供证书吊销列表（--crl），未检查证书吊销")
 
 
-__all__ = ["audit_app"]
+__all__ = [
+    "PROGRESS_FROM",
+    "AuditCrlOption",
+    "AuditRootOption",
+    "PathsArg",
+    "SourceArg",
+    "UnsafeNoRevocationOption",
+    "WorkersOption",
+    "audit_app",
+    "check_proof_command",
+    "export_command",
+    "prove_command",
+    "report_command",
+    "verify_command",
+]

@@ -67,11 +67,6 @@ def read(path: Path) -> bytes:
         raise ConfigError(f"{path} does not exist") from e
 
 
-def cn_date(d: date) -> str:
-    """成文日期 as GB/T 9704 writes it: Arabic numerals, no zero padding."""
-    return f"{d.year}年{d.month}月{d.day}日"
-
-
 def to_json(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -116,7 +111,6 @@ __all__ = [
     "KeysOption",
     "NodeKeysOption",
     "RootOption",
-    "cn_date",
     "emit_json",
     "key_protection",
     "now",

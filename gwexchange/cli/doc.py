@@ -12,7 +12,6 @@ from gwexchange import xmlsafe
 from gwexchange.cli.common import (
     CrlOption,
     JsonOption,
-    cn_date,
     emit_json,
     now,
     read,
@@ -23,7 +22,7 @@ from gwexchange.cli.common import (
 from gwexchange.crypto.keys import key_from_pem
 from gwexchange.crypto.xmldsig import Signer
 from gwexchange.envelope.description import load_description_file
-from gwexchange.envelope.model import Document
+from gwexchange.envelope.model import Document, cn_date
 from gwexchange.envelope.signing import SIGNING_TAG, sign_document
 from gwexchange.envelope.xmlform import document_from_element, document_to_xml
 from gwexchange.errors import ConfigError

@@ -67,7 +67,7 @@ class Signer:
         object.__setattr__(self, "certificate_base64", base64.b64encode(der).decode("ascii"))
 
 
-def canonicalize(element: etree._Element) -> bytes:
+def _canonicalize(element: etree._Element) -> bytes:
     """Exclusive XML Canonicalization 1.0, without comments."""
     return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
 
@@ -92,7 +92,7 @@ def sign_enveloped(root: etree._Element, signer: Signer) -> etree._Element:
     etree.SubElement(x509_data, _DS + "X509Certificate").text = signer.certificate_base64
 
     digest_value.text = base64.b64encode(suite.digest_bytes(_document_without(root, signature))).decode("ascii")
-    _, value = suite.sign(signer.key, canonicalize(signed_info))
+    _, value = suite.sign(signer.key, _canonicalize(signed_info))
     signature_value.text = base64.b64encode(value).decode("ascii")
     return signature
 
@@ -146,7 +146,7 @@ def verify_enveloped(
         raise SignatureError("the document's digest does not match: the signed content was changed")
     validated = trust.validate(cert_der, usage=usage, at=at)
     public = validated.certificate.public_key()
-    suite.verify(public, method, value, canonicalize(signed_info))  # type: ignore[arg-type]
+    suite.verify(public, method, value, _canonicalize(signed_info))  # type: ignore[arg-type]
     return validated
 
 
@@ -170,7 +170,7 @@ def _document_without(root: etree._Element, signature: etree._Element) -> bytes:
             parent.text = (saved or "") + tail
     parent.remove(signature)
     try:
-        return canonicalize(root)
+        return _canonicalize(root)
     finally:
         parent.insert(index, signature)
         signature.tail = tail
@@ -228,7 +228,6 @@ __all__ = [
     "Canonicalization",
     "Digest",
     "Signer",
-    "canonicalize",
     "sign_enveloped",
     "verify_enveloped",
 ]

@@ -237,6 +237,11 @@ class Attachment:
             raise DocumentError("附件摘要", "SHA-256 摘要应为64位小写十六进制")
 
 
+def cn_date(d: dt.date) -> str:
+    """A date as GB/T 9704 writes it (成文日期, 印发日期): Arabic numerals, no zero padding."""
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
     """A 公文 with every GB/T 9704-2012 element, in the standard's order."""
@@ -358,5 +363,6 @@ __all__ = [
     "check_file_name",
     "check_lines",
     "check_text",
+    "cn_date",
     "heading_level",
 ]

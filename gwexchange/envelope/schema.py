@@ -49,7 +49,7 @@ CHINESE_NAMES = {
 }
 
 
-def schema_path(name: str = "gongwen.xsd") -> Path:
+def _schema_path(name: str = "gongwen.xsd") -> Path:
     """A schema of the package (``gwexchange/schemas/``), found through ``importlib.resources``."""
     resource = importlib.resources.files("gwexchange").joinpath("schemas", name)
     if not resource.is_file():
@@ -60,14 +60,14 @@ def schema_path(name: str = "gongwen.xsd") -> Path:
 @functools.cache
 def _libxml2_schema(name: str = "gongwen.xsd") -> etree.XMLSchema:
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    return etree.XMLSchema(etree.parse(str(schema_path(name)), parser))
+    return etree.XMLSchema(etree.parse(str(_schema_path(name)), parser))
 
 
 @functools.cache
 def _xmlschema_schema() -> Any:
     import xmlschema  # noqa: PLC0415  # only to explain a failure; its import costs a third of a second
 
-    return xmlschema.XMLSchema(str(schema_path()))
+    return xmlschema.XMLSchema(str(_schema_path()))
 
 
 def check_envelope(root: etree._Element) -> None:
@@ -132,5 +132,4 @@ __all__ = [
     "check_directory",
     "check_envelope",
     "check_receipt",
-    "schema_path",
 ]

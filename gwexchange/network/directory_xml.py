@@ -58,7 +58,7 @@ from gwexchange.network.directory import (
 )
 
 
-def q(local: str) -> str:
+def _q(local: str) -> str:
     """The qualified name of a directory element."""
     return _Q + local
 
@@ -68,25 +68,25 @@ _Q = "{" + DIRECTORY_NS + "}"
 
 def directory_to_element(directory: Directory) -> etree._Element:
     """The unsigned ``dir:Directory`` element."""
-    root = etree.Element(q("Directory"), nsmap={"dir": DIRECTORY_NS})
-    etree.SubElement(root, q("Serial")).text = str(directory.serial)
-    etree.SubElement(root, q("Issued")).text = format_utc(directory.issued)
-    etree.SubElement(root, q("Expires")).text = format_utc(directory.expires)
-    policy = etree.SubElement(root, q("Policy"))
+    root = etree.Element(_q("Directory"), nsmap={"dir": DIRECTORY_NS})
+    etree.SubElement(root, _q("Serial")).text = str(directory.serial)
+    etree.SubElement(root, _q("Issued")).text = format_utc(directory.issued)
+    etree.SubElement(root, _q("Expires")).text = format_utc(directory.expires)
+    policy = etree.SubElement(root, _q("Policy"))
     for zone, limit in directory.policy.limits.items():
-        etree.SubElement(policy, q("Zone"), name=zone.value, max=limit.value)
-    nodes = etree.SubElement(root, q("Nodes"))
+        etree.SubElement(policy, _q("Zone"), name=zone.value, max=limit.value)
+    nodes = etree.SubElement(root, _q("Nodes"))
     for node in directory.nodes:
-        el = etree.SubElement(nodes, q("Node"), id=node.node_id, smtp=node.smtp_endpoint, zone=node.zone.value)
-        etree.SubElement(el, q("Certificate")).text = _cert_base64(node.certificate)
-    departments = etree.SubElement(root, q("Departments"))
+        el = etree.SubElement(nodes, _q("Node"), id=node.node_id, smtp=node.smtp_endpoint, zone=node.zone.value)
+        etree.SubElement(el, _q("Certificate")).text = _cert_base64(node.certificate)
+    departments = etree.SubElement(root, _q("Departments"))
     for dept in directory.departments:
-        el = etree.SubElement(departments, q("Department"), code=dept.code, name=dept.name, node=dept.home_node)
-        etree.SubElement(el, q("SigningCertificate")).text = _cert_base64(dept.signing_certificate)
-        etree.SubElement(el, q("EncryptionCertificate")).text = _cert_base64(dept.encryption_certificate)
-    links = etree.SubElement(root, q("Links"))
+        el = etree.SubElement(departments, _q("Department"), code=dept.code, name=dept.name, node=dept.home_node)
+        etree.SubElement(el, _q("SigningCertificate")).text = _cert_base64(dept.signing_certificate)
+        etree.SubElement(el, _q("EncryptionCertificate")).text = _cert_base64(dept.encryption_certificate)
+    links = etree.SubElement(root, _q("Links"))
     for link in directory.links:
-        etree.SubElement(links, q("Link"), a=link.a, b=link.b, zone=link.zone.value)
+        etree.SubElement(links, _q("Link"), a=link.a, b=link.b, zone=link.zone.value)
     return root
 
 
@@ -209,7 +209,7 @@ def verify_directory(
 
 def _parse(xml: bytes) -> etree._Element:
     root = xmlsafe.parse(xml, max_bytes=MAX_DIRECTORY_BYTES)
-    if root.tag != q("Directory"):
+    if root.tag != _q("Directory"):
         raise ConfigError(f"not a gwexchange directory (the root element must be dir:Directory in {DIRECTORY_NS})")
     schema.check_directory(root)
     return root
@@ -223,7 +223,7 @@ def _read(root: etree._Element) -> Directory:
     """The ``Directory`` of a schema-valid element (any signature is ignored here)."""
 
     def text(local: str) -> str:
-        el = root.find(q(local))
+        el = root.find(_q(local))
         return "" if el is None or el.text is None else el.text
 
     def time(local: str) -> datetime:
@@ -233,7 +233,7 @@ def _read(root: etree._Element) -> Directory:
         return t
 
     def cert(parent: etree._Element, local: str, place: str) -> x509.Certificate:
-        el = parent.find(q(local))
+        el = parent.find(_q(local))
         try:
             der = base64.b64decode("".join(((el.text or "") if el is not None else "").split()), validate=True)
             with warnings.catch_warnings():
@@ -243,10 +243,10 @@ def _read(root: etree._Element) -> Directory:
             raise ConfigError(f"{place}: the certificate is not DER X.509 in base64") from e
 
     limits = {
-        Zone(z.get("name", "")): Classification(z.get("max", "")) for z in root.iterfind(f"{q('Policy')}/{q('Zone')}")
+        Zone(z.get("name", "")): Classification(z.get("max", "")) for z in root.iterfind(f"{_q('Policy')}/{_q('Zone')}")
     }
     nodes = []
-    for el in root.iterfind(f"{q('Nodes')}/{q('Node')}"):
+    for el in root.iterfind(f"{_q('Nodes')}/{_q('Node')}"):
         node_id = el.get("id", "")
         host, port = parse_endpoint(el.get("smtp", ""), f"node {node_id}")
         nodes.append(
@@ -259,7 +259,7 @@ def _read(root: etree._Element) -> Directory:
             )
         )
     departments = []
-    for el in root.iterfind(f"{q('Departments')}/{q('Department')}"):
+    for el in root.iterfind(f"{_q('Departments')}/{_q('Department')}"):
         code = el.get("code", "")
         departments.append(
             DepartmentEntry(
@@ -272,7 +272,7 @@ def _read(root: etree._Element) -> Directory:
         )
     links = tuple(
         Link(el.get("a", ""), el.get("b", ""), Zone(el.get("zone", "")))
-        for el in root.iterfind(f"{q('Links')}/{q('Link')}")
+        for el in root.iterfind(f"{_q('Links')}/{_q('Link')}")
     )
     return Directory(
         serial=int(text("Serial")),
@@ -293,7 +293,6 @@ __all__ = [
     "VerifiedDirectory",
     "directory_to_element",
     "directory_to_xml",
-    "q",
     "read_unverified_directory",
     "sign_directory",
     "sign_directory_xml",

@@ -144,7 +144,7 @@ class FontSet:
         return [(face, fonts[0].file.family, fonts[0].file.package) for face, fonts in self.faces.items()]
 
 
-def locate(file: FontFile, dirs: Iterable[Path] = FONT_DIRS) -> Path:
+def _locate(file: FontFile, dirs: Iterable[Path] = FONT_DIRS) -> Path:
     """The installed path of ``file``, or a ConfigError saying which Debian package to install."""
     for folder in dirs:
         path = folder / file.file
@@ -167,7 +167,7 @@ def _load_fonts(dirs: tuple[Path, ...]) -> FontSet:
     for stand_in in STAND_INS.values():
         for file in stand_in.chain:
             if file not in loaded:
-                path = locate(file, dirs)
+                path = _locate(file, dirs)
                 name = "gwx-" + file.family.replace(" ", "")
                 try:
                     ttf = TTFont(name, str(path), subfontIndex=file.subfont)
@@ -232,5 +232,4 @@ __all__ = [
     "Outline",
     "StandIn",
     "load_fonts",
-    "locate",
 ]

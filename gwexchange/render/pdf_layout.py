@@ -16,9 +16,8 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 
-from gwexchange.envelope.model import Attachment, Classification, Document, heading_level
+from gwexchange.envelope.model import Attachment, Classification, Document, cn_date, heading_level
 from gwexchange.envelope.signing import DocumentSignature
 from gwexchange.errors import DocumentError
 from gwexchange.render.fonts import Face, FontSet
@@ -218,11 +217,6 @@ def _glyphs(text: str, face: Face) -> list[Glyph]:
     return [(c, face) for c in text]
 
 
-def cn_date(d: date) -> str:
-    """A date as GB/T 9704 writes it: Arabic numerals, no zero padding."""
-    return f"{d.year}年{d.month}月{d.day}日"
-
-
 # --- the flow of the text block ------------------------------------------------------------------------------
 
 
@@ -248,14 +242,14 @@ class _Block:
 _Item = _Line | _Blank | _NewPage | _Block
 
 
-def baseline(band: int, size: float) -> float:
+def _baseline(band: int, size: float) -> float:
     """The baseline that centres text of ``size`` in grid line ``band`` (0 = the first line of the text block)."""
     # An ideograph's em box spans 0.12 em below the baseline to 0.88 em above it.
     return PAGE_H - TOP - (band + 0.5) * LINE - 0.38 * size
 
 
 def _line_ops(ts: _Typesetter, line: _Line, band: int) -> list[Op]:
-    y = baseline(band, line.size)
+    y = _baseline(band, line.size)
     width = ts.width(line.glyphs, line.size, line.char_space)
     if line.align == "centre":
         x = LEFT + (BLOCK_W - width) / 2
@@ -389,7 +383,7 @@ def _header(ts: _Typesetter, doc: Document) -> tuple[list[Op], int]:
     if doc.urgency:
         marks.append((doc.urgency.value, Face.HEITI, "紧急程度"))
     for band, (text, face, element) in enumerate(marks):
-        ops.append(TextOp(LEFT, baseline(band, SIZE_3), text, face, SIZE_3, element, char_space=_base_space(SIZE_3)))
+        ops.append(TextOp(LEFT, _baseline(band, SIZE_3), text, face, SIZE_3, element, char_space=_base_space(SIZE_3)))
 
     mark_ops, mark_bottom = _issuer_mark(ts, doc)
     ops.extend(mark_ops)
@@ -406,7 +400,7 @@ def _header(ts: _Typesetter, doc: Document) -> tuple[list[Op], int]:
             _line_ops(ts, _Line(tuple(number), SIZE_3, 0, _base_space(SIZE_3), "centre", element="发文字号"), band)
         )
     # The red line: 4 mm under the 发文字号, as wide as the text block.
-    red_y = baseline(band, SIZE_3) - 0.12 * SIZE_3 - 4 * MM
+    red_y = _baseline(band, SIZE_3) - 0.12 * SIZE_3 - 4 * MM
     ops.append(RuleOp(LEFT, LEFT + BLOCK_W, red_y, 0.8 * MM, RED))
     return ops, band + 3
 
@@ -635,7 +629,7 @@ def _signature_block(ts: _Typesetter, doc: Document, signatures: Sequence[Docume
             band = name_band + row * row_lines
             cx = LEFT + last_cx - (in_row - 1 - position) * step
             name = _glyphs(doc.signature_names[index], Face.FANGSONG)
-            y = baseline(band, SIZE_3)
+            y = _baseline(band, SIZE_3)
             name_w = ts.width(name, SIZE_3)
             ops.append(
                 TextOp(
@@ -656,7 +650,7 @@ def _signature_block(ts: _Typesetter, doc: Document, signatures: Sequence[Docume
         ops.append(
             TextOp(
                 LEFT + date_x,
-                baseline(date_band, SIZE_3),
+                _baseline(date_band, SIZE_3),
                 cn_date(doc.date),
                 Face.FANGSONG,
                 SIZE_3,
@@ -742,7 +736,7 @@ def _record(ts: _Typesetter, doc: Document) -> tuple[int, Callable[[int], list[O
             band = first_band + len(rows)
             if rows:
                 ops.append(RuleOp(LEFT, LEFT + BLOCK_W, PAGE_H - TOP - band * LINE, 0.25 * MM))
-            y = baseline(band, SIZE_4)
+            y = _baseline(band, SIZE_4)
             when = cn_date(doc.print_date) + "印发"
             ops.append(TextOp(LEFT + indent, y, doc.printer, Face.FANGSONG, SIZE_4, "印发机关"))
             when_w = ts.width(_glyphs(when, Face.FANGSONG), SIZE_4)
@@ -758,7 +752,7 @@ def _page_number(ts: _Typesetter, number: int) -> list[Op]:
     text = f"— {number} —"
     width = ts.width(_glyphs(text, Face.FANGSONG), SIZE_4)
     x = LEFT + BLOCK_W - SIZE_4 - width if number % 2 else LEFT + SIZE_4
-    # The dashes (at about a third of the em above the baseline) 7 mm under the text block.
+    # The dashes (at about a third of the em above the _baseline) 7 mm under the text block.
     y = PAGE_H - TOP - BLOCK_H - 7 * MM - 0.33 * SIZE_4
     return [TextOp(x, y, text, Face.FANGSONG, SIZE_4, "页码")]
 
@@ -800,7 +794,5 @@ __all__ = [
     "RuleOp",
     "SealOp",
     "TextOp",
-    "baseline",
-    "cn_date",
     "layout_pages",
 ]

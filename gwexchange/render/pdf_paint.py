@@ -40,7 +40,7 @@ class PdfInfo:
     keywords: str = ""
 
 
-def info_of(document: Document) -> PdfInfo:
+def _info_of(document: Document) -> PdfInfo:
     return PdfInfo(
         title=document.title,
         author="、".join(document.signature_names),
@@ -49,7 +49,7 @@ def info_of(document: Document) -> PdfInfo:
     )
 
 
-def paint(pages: Sequence[Page], fonts: FontSet, info: PdfInfo) -> bytes:
+def _paint(pages: Sequence[Page], fonts: FontSet, info: PdfInfo) -> bytes:
     """Draw laid-out pages with reportlab; the fonts are embedded (subset)."""
     out = io.BytesIO()
     # invariant: the same document gives the same bytes (no creation time, no random ID, from reportlab).
@@ -91,7 +91,7 @@ def render_pdf(
     attachments: Mapping[str, bytes] | None = None,
 ) -> bytes:
     """``document`` as a GB/T 9704 PDF, with a seal mark for each department in ``signatures``."""
-    return paint(layout_pages(document, signatures, fonts, attachments=attachments), fonts, info_of(document))
+    return _paint(layout_pages(document, signatures, fonts, attachments=attachments), fonts, _info_of(document))
 
 
 def _paint_text(c: canvas.Canvas, fonts: FontSet, op: TextOp) -> None:
@@ -171,4 +171,4 @@ def _paint_seal(c: canvas.Canvas, fonts: FontSet, op: SealOp) -> None:
     c.restoreState()
 
 
-__all__ = ["PdfInfo", "info_of", "paint", "render_pdf"]
+__all__ = ["PdfInfo", "render_pdf"]

@@ -248,7 +248,7 @@ def _pdf_date(at: datetime) -> str:
 # --- verifying it --------------------------------------------------------------------------------------------
 
 
-def is_pdf(data: bytes) -> bool:
+def _is_pdf(data: bytes) -> bool:
     return data.startswith(b"%PDF")
 
 
@@ -262,7 +262,7 @@ def page_count(pdf: bytes) -> int:
 
 def verify_pdf(data: bytes, trust: TrustPolicy, *, now: datetime) -> VerifiedPdf:
     """Verify a gwexchange PDF: its PDF signatures and the signed document (and attachments) embedded in it."""
-    if not is_pdf(data):
+    if not _is_pdf(data):
         raise VerificationError("not a PDF file (it does not start with %PDF)")
     if len(data) > MAX_PDF_BYTES:
         raise VerificationError(f"the PDF is larger than {MAX_PDF_BYTES // 1024 // 1024} MiB")
@@ -405,7 +405,6 @@ __all__ = [
     "PdfSignature",
     "VerifiedPdf",
     "embed_proof",
-    "is_pdf",
     "make_pdf",
     "page_count",
     "sign_pdf",

@@ -467,7 +467,7 @@ def _close_sessions(sessions: list[PeerSession]) -> None:
         session.close()
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+def _configure_logging(level: int = logging.INFO) -> None:
     """key=value lines on stderr, one per event: ours, and a library's warnings (aiosmtpd logs every command of
     every client at INFO — a flood anyone could write into the node's log)."""
     logging.getLogger("mail.log").setLevel(max(level, logging.WARNING))
@@ -481,7 +481,7 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 def run_node(home: Path) -> None:
     """``gwx node run``: serve in the foreground until SIGTERM or SIGINT."""
-    configure_logging()
+    _configure_logging()
     context = load_context(NodeConfig.load(home), daemon=True)
     asyncio.run(Node(context).run(install_signals=True))
 
@@ -489,6 +489,5 @@ def run_node(home: Path) -> None:
 __all__ = [
     "IDLE_SESSION_SECONDS",
     "Node",
-    "configure_logging",
     "run_node",
 ]
