@@ -34,11 +34,11 @@ from gwexchange.envelope.package import Package
 from gwexchange.envelope.receipts import ReceiptKind
 from gwexchange.envelope.sealing import inspect, open_envelope
 from gwexchange.envelope.signing import verify_document
-from gwexchange.errors import GwxError, SignatureError, XmlInputError
+from gwexchange.errors import ConfigError, GwxError, SignatureError, XmlInputError
 from gwexchange.routing import node_logic
 from gwexchange.routing.bundle import import_bundle
 from gwexchange.routing.mime import decode_message
-from gwexchange.routing.store import Store
+from gwexchange.routing.store import Store, StoreBusy, StoreFull
 from gwexchange.xmlsafe import DEFAULT_MAX_BYTES
 
 HERE = Path(__file__).resolve().parent
@@ -212,7 +212,36 @@ def test_the_runner_fails_a_node_that_says_try_again(world: Any, monkeypatch: py
     node = world.pooled(case.node, case.setup).node
     monkeypatch.setattr(node, "on_envelope", lambda peer, xml, parts: Transient("busy"))
     result = runner.run_case(case, world)
-    assert not result.passed and "answered transient, not permanent" in result.detail
+    assert not result.passed and "not permanent (554)" in result.detail and "busy" in result.detail
+
+
+@pytest.mark.parametrize("name", ["env-doctype.xml", "env-replayed.xml", "mime-not-routed-here-with-part.eml"])
+def test_the_runner_fails_a_node_that_refuses_everything(
+    world: Any, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """A node that answers 554 to anything, for one reason: each case is judged on the error the real node gave
+    (class and message), and a replay must be a 250 that stores nothing."""
+    from gwexchange.errors import EnvelopeError
+    from gwexchange.routing.smtp import Permanent
+
+    case = CASES[name]
+    node = world.pooled(case.node, case.setup).node
+    refuse = EnvelopeError("refused")
+    monkeypatch.setattr(node, "on_envelope", lambda peer, xml, parts: Permanent("refused", refuse))
+    result = runner.run_case(case, world)
+    assert not result.passed, result.detail
+    with pytest.raises(runner.Mismatch, match="a valid envelope was not accepted"):
+        runner.take(node, world.envelope_xml)
+
+
+def test_the_runner_fails_a_refusal_without_its_error(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gwexchange.routing.smtp import Permanent
+
+    case = CASES["env-doctype.xml"]
+    node = world.pooled(case.node, case.setup).node
+    monkeypatch.setattr(node, "on_envelope", lambda peer, xml, parts: Permanent("DOCTYPE"))
+    result = runner.run_case(case, world)
+    assert not result.passed and "without the error that refused it" in result.detail
 
 
 def test_the_runner_fails_a_refusal_that_leaves_part_files(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -255,28 +284,92 @@ def test_draft_vector_is_the_unsigned_attack() -> None:
     assert (VECTORS / "notice.draft.xml").read_bytes() == (ATTACKS / "unsigned.xml").read_bytes()
 
 
-def _take(world: Any, store: Store, node: str, envelope_xml: bytes, parts: dict[str, bytes]) -> None:
-    assert runner._receive_steps(envelope_xml, parts, store, world.views[node], world.now) is None
+def _node(world: Any, store: Store, node_id: str) -> Any:
+    """The real ``routing.node.Node`` of ``node_id`` over ``store`` (its receive path is the daemon's)."""
+    return runner._node(world, store, node_id, store.parts_dir.parent / "node")
 
 
 def test_the_valid_envelope_is_filed_at_gd_hub(world: Any, store: Store) -> None:
-    _take(world, store, "gd-hub", world.envelope_xml, {})
+    runner.take(_node(world, store, "gd-hub"), world.envelope_xml)
     (entry,) = store.inbox()
     assert entry.department == "gd.gov.office" and entry.document_sha256 == world.sent["document_sha256"]
     assert [q.next_hop for q in store.queue()] == ["gd-czt"]  # the 送达 on its way back
 
 
 def test_the_valid_receipt_moves_gd_czts_outbox(world: Any, store: Store) -> None:
-    runner._setup("sent", "gd-czt", world, store)
-    _take(world, store, "gd-czt", world.receipt_xml, {})
+    node = _node(world, store, "gd-czt")
+    runner._setup("sent", node, world, store)
+    runner.take(node, world.receipt_xml)
     ((_, state, _),) = store.outbox()[0].recipients
     assert state is node_logic.RecipientState.DELIVERED
     assert [r.kind for r in store.receipts(world.sent["message_id"])] == [ReceiptKind.DELIVERED.value]
 
 
+# --- what the receive path answers when this node, not the peer, is at fault -----------------------------------------
+# 250 only after a durable commit: a fault of this node's store or configuration is a 4xx the peer retries, and
+# leaves the store as it was; the peer's own bytes are a 5xx. Each mapping of ``Node._receive`` is pinned here.
+
+
+def _faulty(store: Store, method: str, error: Exception, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(store, method, fail)
+
+
+@pytest.mark.parametrize(
+    ("method", "error"),
+    [
+        ("apply", StoreBusy("the store is busy: database is locked")),
+        ("apply", StoreFull("the store is full: database or disk is full")),
+        ("stage_parts", StoreFull("the disk is full: [Errno 28] No space left on device")),
+        ("stage_parts", StoreBusy("the disk failed: [Errno 5] Input/output error")),
+        ("apply", ConfigError("gd.gov.office has no encryption key in this node's home")),
+    ],
+    ids=["busy", "full", "parts-full", "parts-eio", "config"],
+)
+def test_a_fault_of_this_node_is_transient_and_stores_nothing(
+    world: Any, store: Store, monkeypatch: pytest.MonkeyPatch, method: str, error: Exception
+) -> None:
+    from gwexchange.routing.smtp import Transient
+
+    node = _node(world, store, "gd-hub")
+    before = runner._fingerprint(store)
+    _faulty(store, method, error, monkeypatch)
+    answer = node.on_envelope("gd-czt", world.envelope_xml, {})
+    assert isinstance(answer, Transient) and answer.error is error and answer.reason == str(error)
+    assert runner._fingerprint(store) == before
+    monkeypatch.undo()  # the fault passes: the same envelope is taken when the peer sends it again
+    runner.take(node, world.envelope_xml)
+    assert [e.department for e in store.inbox()] == ["gd.gov.office"]
+
+
+def test_the_peers_own_bytes_are_permanent_and_store_nothing(world: Any, store: Store) -> None:
+    from gwexchange.routing.smtp import Permanent
+
+    node = _node(world, store, "gd-hub")
+    before = runner._fingerprint(store)
+    changed = world.envelope_xml.replace(b"<env:Kind>document</env:Kind>", b"<env:Kind>receipt</env:Kind>", 1)
+    assert changed != world.envelope_xml
+    answer = node.on_envelope("gd-czt", changed, {})
+    assert isinstance(answer, Permanent) and isinstance(answer.error, SignatureError)
+    assert runner._fingerprint(store) == before
+
+
+def test_a_replay_is_answered_250_and_stores_nothing_more(world: Any, store: Store) -> None:
+    from gwexchange.routing.smtp import Accepted
+
+    node = _node(world, store, "gd-hub")
+    runner.take(node, world.envelope_xml)
+    after_first = runner._fingerprint(store)
+    answer = node.on_envelope("gd-czt", world.envelope_xml, {})
+    assert isinstance(answer, Accepted) and answer.message_id == world.sent["message_id"]
+    assert runner._fingerprint(store) == after_first
+
+
 def test_the_valid_message_is_taken_with_its_part(world: Any, store: Store) -> None:
     received = decode_message((EXCHANGE / "message.eml").read_bytes())
-    _take(world, store, "gd-hub", received.envelope_xml, received.parts)
+    runner.take(_node(world, store, "gd-hub"), received.envelope_xml, received.parts)
     mid = inspect(received.envelope_xml, world.trust).header.message_id
     assert [p.cid for p in store.parts(mid)] == ["part-1"]
     assert b"".join(store.read_part(mid, "part-1")) == received.parts["part-1"]

@@ -181,15 +181,15 @@ class Node:
             crash_point("committed")
         except TransientError as e:  # the one place where trouble that passes becomes a 4xx
             log.warning("node.deferred peer=%s message_id=%s reason=%s", peer, message_id, one_line(e))
-            return Transient(str(e))
+            return Transient(str(e), e)
         except (VerificationError, XmlInputError, DocumentError) as e:  # the peer's bytes: sending again won't help
             log.warning("node.refused peer=%s message_id=%s reason=%s", peer, message_id, one_line(e))
             self._discard_parts(message_id)
-            return Permanent(str(e))
+            return Permanent(str(e), e)
         except InputError as e:  # this node's configuration (a department's keys): ours to fix, the peer retries
             log.error("node.deferred peer=%s message_id=%s reason=config detail=%s", peer, message_id, one_line(e))
             self._discard_parts(message_id)
-            return Transient(str(e))
+            return Transient(str(e), e)
         log.info(
             "node.received peer=%s message_id=%s kind=%s sender=%s",
             peer,

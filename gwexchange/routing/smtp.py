@@ -48,7 +48,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -60,6 +60,7 @@ from gwexchange.envelope.times import utcnow
 from gwexchange.errors import (
     ConfigError,
     EnvelopeError,
+    GwxError,
     StateError,
     TransientError,
     TrustError,
@@ -110,16 +111,18 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Transient:
-    """Try again later: disk full, database busy, …"""
+    """Try again later: disk full, database busy, …; ``error`` is the refusal the reason comes from."""
 
     reason: str
+    error: GwxError | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Permanent:
-    """Never: bad signature, unknown node, …"""
+    """Never: bad signature, unknown node, …; ``error`` is the refusal the reason comes from (which check said no)."""
 
     reason: str
+    error: GwxError | None = field(default=None, compare=False)
 
 
 Outcome = Accepted | Transient | Permanent

@@ -81,13 +81,12 @@ from gwexchange.crypto.trust import TrustPolicy  # noqa: E402
 from gwexchange.crypto.xmldsig import Signer  # noqa: E402
 from gwexchange.envelope.package import Package  # noqa: E402
 from gwexchange.envelope.receipts import SentRecord  # noqa: E402
-from gwexchange.envelope.sealing import inspect, open_envelope  # noqa: E402
+from gwexchange.envelope.sealing import open_envelope  # noqa: E402
 from gwexchange.envelope.signing import verify_document  # noqa: E402
 from gwexchange.errors import GwxError  # noqa: E402
 from gwexchange.network.directory import Directory  # noqa: E402
 from gwexchange.network.directory_xml import read_unverified_directory, verify_directory  # noqa: E402
 from gwexchange.routing import bundle as bundle_module  # noqa: E402
-from gwexchange.routing import node_logic  # noqa: E402
 from gwexchange.routing.mime import decode_message  # noqa: E402
 from gwexchange.routing.node_logic import DepartmentKeys, NodeView, RecordSent  # noqa: E402
 from gwexchange.routing.store import Store  # noqa: E402
@@ -260,8 +259,8 @@ class World:
             home = Path(tempfile.mkdtemp(dir=self._scratch, prefix=f"{node_id}-{setup or 'empty'}-"))
             store = Store(home / "store", f"sqlite:///{home / 'node.db'}")
             try:
-                _setup(setup, node_id, self, store)
                 node = _node(self, store, node_id, home / "node")
+                _setup(setup, node, self, store)
             except BaseException:
                 store.close()
                 raise
@@ -391,24 +390,6 @@ class _Outcome:
     notes: list[str] = field(default_factory=list)
 
 
-def _receive_steps(data: bytes, parts: dict[str, bytes], store: Store, view: NodeView, now: datetime) -> str | None:
-    """``Node._receive`` step by step: raises the typed error; returns ``DUPLICATE`` for a dropped replay."""
-    inspected = inspect(data, view.trust)
-    mid = inspected.header.message_id
-    if store.seen(mid):
-        return DUPLICATE
-    try:
-        store.stage_parts(mid, inspected.parts, {cid: [octets] for cid, octets in parts.items()})
-        actions = node_logic.receive(inspected, view, store, now)
-        if any(isinstance(a, node_logic.Drop) for a in actions):
-            return DUPLICATE
-        store.apply(actions)
-    except GwxError:
-        store.discard_parts(mid)  # as the node does: a refusal takes the part files it staged with it
-        raise
-    return None
-
-
 def _node(world: World, store: Store, node_id: str, home: Path) -> Any:
     """A ``routing.node.Node`` over ``store``, its clock fixed (the real receive path of the daemon)."""
     from gwexchange.routing.context import NodeContext
@@ -433,20 +414,29 @@ def _node(world: World, store: Store, node_id: str, home: Path) -> Any:
     return Node(context, clock=lambda: world.now)
 
 
-def _setup(setup: str | None, node_id: str, world: World, store: Store) -> None:
+def take(node: Any, envelope_xml: bytes, parts: dict[str, bytes] | None = None) -> None:
+    """Give ``node`` a valid envelope as its listener would (from gd-czt); anything but 250 is a ``Mismatch``."""
+    from gwexchange.routing.smtp import Accepted
+
+    with _quiet():
+        answer = node.on_envelope("gd-czt", envelope_xml, parts or {})
+    if not isinstance(answer, Accepted):
+        raise Mismatch(f"a valid envelope was not accepted: {answer}")
+
+
+def _setup(setup: str | None, node: Any, world: World, store: Store) -> None:
+    """Bring a fresh store to the state a case starts from, through the real node where the node takes input."""
     if setup is None:
         return
-    view = world.views[node_id]
     if setup == "receive":
-        if _receive_steps(world.envelope_xml, {}, store, view, world.now) is not None:
-            raise Mismatch("setup: the valid envelope was not taken in")
+        take(node, world.envelope_xml)
     elif setup in ("sent", "receipt"):
         s = world.sent
         record = SentRecord(s["message_id"], s["envelope_sha256"], s["document_sha256"], tuple(s["recipients"]))
         paths = {code: tuple(path) for code, path in s["paths"].items()}
         store.apply([RecordSent(s["sender_department"], record, paths, world.now)])
-        if setup == "receipt" and _receive_steps(world.receipt_xml, {}, store, view, world.now) is not None:
-            raise Mismatch("setup: the valid receipt was not taken in")
+        if setup == "receipt":
+            take(node, world.receipt_xml)
     else:
         raise Mismatch(f"unknown setup {setup!r}")
 
@@ -489,26 +479,21 @@ def _quiet(name: str = "gwexchange") -> Iterator[None]:
 
 
 def _node_case(case: Case, world: World, data: bytes, parts: dict[str, bytes] | None) -> _Outcome:
-    from gwexchange.routing.smtp import Accepted, Permanent, Transient
+    """What the real receive path (``Node.on_envelope``, as the listener calls it) answers: a refusal must be
+    permanent (554: the peer's own bytes, sending again cannot help) and carry the typed error that refused it; a
+    250 that leaves the store as it was (``_via_store`` checks) is a dropped replay."""
+    from gwexchange.routing.smtp import Accepted, Permanent
 
     def run(store: Store, node: Any) -> _Outcome:
-        outcome = _Outcome()
-        view = world.views[case.node]
-        try:
-            if _receive_steps(data, parts or {}, store, view, world.now) == DUPLICATE:
-                outcome.error = None
-                outcome.notes.append(DUPLICATE)
-        except GwxError as e:
-            outcome.error = e
         with _quiet():
             answer = node.on_envelope("gd-czt", data, parts or {})
-        kind = {Accepted: "accepted", Transient: "transient", Permanent: "permanent"}.get(type(answer), "?")
-        outcome.notes.append(f"node answered {kind}")
-        if outcome.error is not None and kind != "permanent":  # the peer's own bytes: sending again cannot help
-            raise Mismatch(f"Node.on_envelope answered {kind}, not permanent (554): {answer}")
-        if case.error == DUPLICATE and kind != "accepted":
-            raise Mismatch(f"Node.on_envelope answered {kind} to a replay, not accepted (250)")
-        return outcome
+        if isinstance(answer, Accepted):
+            return _Outcome(None, ["node answered accepted (250)", DUPLICATE])
+        if not isinstance(answer, Permanent):
+            raise Mismatch(f"Node.on_envelope answered {answer}, not permanent (554)")
+        if answer.error is None:
+            raise Mismatch(f"Node.on_envelope refused without the error that refused it: {answer.reason}")
+        return _Outcome(answer.error, ["node answered permanent (554)"])
 
     return _via_store(case, world, run)
 
