@@ -4,7 +4,9 @@ never a hang.
 The valid inputs are the vectors of ``tests/vectors`` (see ``tests/attacks/README.md``); the mutations are byte
 flips, truncation, insertion of random bytes or of tokens parsers care about (``<!DOCTYPE``, ``&``, ``]]>``, a
 stray ``\\xff``, MIME boundaries, JSON brackets …), deletion, a duplicated slice, and, for XML, a duplicated
-element. A mutation that leaves the input valid is fine: the only claim is about what escapes.
+element. What escapes is checked everywhere; where a parser verifies a signature, a mutation that still verifies
+must verify to the very content its seed does (the same document and signers, header, receipt, directory or tree
+head) — a changed byte may only be one the signature does not cover (whitespace inside a tag, say).
 
 Bounded for CI (every test together well under a minute on a quiet machine); ``GWX_FUZZ_EXAMPLES=N`` runs N
 examples per test instead, for a longer campaign. Each example runs under a time limit (``HANG_SECONDS``): a
@@ -32,14 +34,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gwexchange import xmlsafe
-from gwexchange.archive.treehead import parse_head_line, tree_head_from_xml, verify_tree_head
+from gwexchange.archive.treehead import VerifiedTreeHead, parse_head_line, tree_head_from_xml, verify_tree_head
 from gwexchange.crypto.keys import key_from_pem
 from gwexchange.crypto.trust import TrustPolicy
 from gwexchange.envelope.description import load_description, load_description_file
 from gwexchange.envelope.package import Package
 from gwexchange.envelope.receipts import SentRecord, verify_receipt
 from gwexchange.envelope.sealing import inspect, open_envelope, receipt_content
-from gwexchange.envelope.signing import verify_document
+from gwexchange.envelope.signing import VerifiedDocument, verify_document
 from gwexchange.envelope.xmlform import document_from_element
 from gwexchange.errors import GwxError
 from gwexchange.network.directory_toml import compile_directory
@@ -118,6 +120,15 @@ def inputs(seeds: tuple[bytes, ...]) -> st.SearchStrategy[bytes]:
     return st.one_of(mutated(seeds), mutated(seeds), mutated(seeds), st.binary(max_size=2048))
 
 
+@st.composite
+def seeded(draw: st.DrawFn, seeds: tuple[bytes, ...]) -> tuple[bytes | None, bytes]:
+    """(the seed, a mutation of it), mostly; (None, arbitrary bytes) one time in four."""
+    if draw(st.integers(0, 3)) == 3:
+        return None, draw(st.binary(max_size=2048))
+    seed = draw(st.sampled_from(seeds))
+    return seed, draw(mutated((seed,)))
+
+
 class Hang(Exception):
     """A parser did not return within HANG_SECONDS."""
 
@@ -144,6 +155,19 @@ def only_gwx_errors(call: Callable[[], object]) -> GwxError | None:
         except GwxError as e:
             return e
     return None
+
+
+def verifies_as_seed(content: Callable[[bytes], object], seed: bytes | None, data: bytes) -> None:
+    """``content(data)`` — the verified content of a signed input — may raise a ``GwxError`` (nothing else); if it
+    returns, ``data`` came from ``seed`` (arbitrary bytes never verify) and its content is the seed's."""
+    with time_limit():
+        try:
+            found = content(data)
+        except GwxError:
+            return
+    assert seed is not None, f"arbitrary bytes verified: {data[:200]!r}"
+    expected = content(seed)
+    assert found == expected, f"a mutation verifies to other content than its seed's:\n{found!r}\n!=\n{expected!r}"
 
 
 # --- the world ---------------------------------------------------------------------------------------------------
@@ -213,40 +237,66 @@ def test_xmlsafe_parse(data: bytes) -> None:
     only_gwx_errors(lambda: xmlsafe.parse(data))
 
 
+def _signers(verified: VerifiedDocument) -> tuple[tuple[str, datetime, int], ...]:
+    return tuple((s.department, s.signed_at, s.certificate_serial) for s in verified.signatures)
+
+
 @fuzz_settings(150)
-@given(data=inputs(DOCUMENTS))
-def test_document_verify_and_read(data: bytes, world: World) -> None:
-    only_gwx_errors(lambda: verify_document(data, world.trust, now=NOW))
+@given(case=seeded(DOCUMENTS))
+def test_document_verify_and_read(case: tuple[bytes | None, bytes], world: World) -> None:
+    seed, data = case
+
+    def content(xml: bytes) -> object:
+        verified = verify_document(xml, world.trust, now=NOW)
+        return verified.document, _signers(verified)
+
+    verifies_as_seed(content, seed, data)
     only_gwx_errors(lambda: document_from_element(xmlsafe.parse(data)))
 
 
 @fuzz_settings(150)
-@given(data=inputs(ENVELOPES))
-def test_envelope_inspect_open_and_receipt_content(data: bytes, world: World) -> None:
-    def inspect_and_read() -> None:
-        inspected = inspect(data, world.trust)
-        inspected.header.expired(NOW)
+@given(case=seeded(ENVELOPES))
+def test_envelope_inspect_open_and_receipt_content(case: tuple[bytes | None, bytes], world: World) -> None:
+    seed, data = case
+
+    def inspected(xml: bytes) -> object:
+        found = inspect(xml, world.trust)
+        found.header.expired(NOW)
         with contextlib.suppress(GwxError):
-            receipt_content(inspected)
+            receipt_content(found)
+        return found.header, found.parts, found.node.identity
 
-    only_gwx_errors(inspect_and_read)
-    only_gwx_errors(lambda: open_envelope(data, "gd.gov.office", world.office_key, world.trust, now=NOW))
+    def opened(xml: bytes) -> object:
+        found = open_envelope(xml, "gd.gov.office", world.office_key, world.trust, now=NOW)
+        return found.envelope.header, found.document.document, _signers(found.document), found.department
 
-
-@fuzz_settings(150)
-@given(data=st.data())
-def test_receipt_parse_and_verify(data: st.DataObject, world: World) -> None:
-    receipt = data.draw(inputs((world.receipt_xml,)))
-    only_gwx_errors(
-        lambda: verify_receipt(receipt, world.record, world.trust, route_nodes=frozenset({"gd-czt", "gd-hub"}))
-    )
+    verifies_as_seed(inspected, seed, data)
+    verifies_as_seed(opened, seed, data)
 
 
 @fuzz_settings(150)
-@given(data=inputs((vector("exchange/directory.signed.xml"),)))
-def test_directory_read_and_verify(data: bytes, world: World) -> None:
+@given(case=st.data())
+def test_receipt_parse_and_verify(case: st.DataObject, world: World) -> None:
+    seed, receipt = case.draw(seeded((world.receipt_xml,)))
+
+    def content(xml: bytes) -> object:
+        verified = verify_receipt(xml, world.record, world.trust, route_nodes=frozenset({"gd-czt", "gd-hub"}))
+        return verified.receipt, verified.signer_name
+
+    verifies_as_seed(content, seed, receipt)
+
+
+@fuzz_settings(150)
+@given(case=seeded((vector("exchange/directory.signed.xml"),)))
+def test_directory_read_and_verify(case: tuple[bytes | None, bytes], world: World) -> None:
+    seed, data = case
     only_gwx_errors(lambda: read_unverified_directory(data))
-    only_gwx_errors(lambda: verify_directory(data, world.trust, authority_code=AUTHORITY, now=NOW, held=world.held))
+
+    def content(xml: bytes) -> object:
+        verified = verify_directory(xml, world.trust, authority_code=AUTHORITY, now=NOW, held=world.held)
+        return verified.directory, verified.signer_identity, verified.is_update
+
+    verifies_as_seed(content, seed, data)
 
 
 NETWORK_TOML = """\
@@ -307,16 +357,23 @@ def test_directory_compile_from_toml(text: bytes, certificate: bytes | None) -> 
     )
 
 
-@fuzz_settings(200)
-@given(data=inputs((vector("exchange/treehead.xml"),)))
-def test_tree_head_xml(data: bytes, world: World) -> None:
-    only_gwx_errors(lambda: verify_tree_head(tree_head_from_xml(data), world.trust))
+def _head(verified: VerifiedTreeHead) -> object:
+    head = verified.head
+    return head.node_id, head.size, head.root_hash, head.timestamp, verified.signer.identity
 
 
 @fuzz_settings(200)
-@given(data=inputs((vector("exchange/treehead.line").rstrip(b"\n"),)))
-def test_tree_head_line(data: bytes, world: World) -> None:
-    only_gwx_errors(lambda: verify_tree_head(parse_head_line(data), world.trust))
+@given(case=seeded((vector("exchange/treehead.xml"),)))
+def test_tree_head_xml(case: tuple[bytes | None, bytes], world: World) -> None:
+    seed, data = case
+    verifies_as_seed(lambda xml: _head(verify_tree_head(tree_head_from_xml(xml), world.trust)), seed, data)
+
+
+@fuzz_settings(200)
+@given(case=seeded((vector("exchange/treehead.line").rstrip(b"\n"),)))
+def test_tree_head_line(case: tuple[bytes | None, bytes], world: World) -> None:
+    seed, data = case
+    verifies_as_seed(lambda line: _head(verify_tree_head(parse_head_line(line), world.trust)), seed, data)
 
 
 DESCRIPTION = (EXAMPLES / "notice.toml").read_bytes()
@@ -402,3 +459,14 @@ def test_the_hang_guard_and_the_error_check_can_fail() -> None:
     with pytest.raises(ZeroDivisionError):
         only_gwx_errors(lambda: 1 / 0)
     assert isinstance(only_gwx_errors(lambda: xmlsafe.parse(b"<!DOCTYPE x><x/>")), GwxError)
+
+
+def test_the_seed_comparison_can_fail(world: World) -> None:
+    """A verifier whose result follows bytes the signature does not cover fails the comparison, and so does one
+    that verifies arbitrary bytes; the real verifier, given its seed back, passes."""
+    notice = DOCUMENTS[0]
+    with pytest.raises(AssertionError, match="other content than its seed"):
+        verifies_as_seed(len, notice, notice + b" ")
+    with pytest.raises(AssertionError, match="arbitrary bytes verified"):
+        verifies_as_seed(len, None, b"junk")
+    verifies_as_seed(lambda xml: verify_document(xml, world.trust, now=NOW).document, notice, notice + b"\n")
