@@ -69,7 +69,7 @@ def test_the_ci_campaign_passes(tmp_path: Path) -> None:
     assert proc.returncode == 0, table
     assert sum(c.kills for c in results[0].cases) >= 9 * 20, table  # every kill point × 20 at least
     assert sum(c.lost + c.duplicated for r in results for c in r.cases) == 0, table
-    assert results[4].cases[0].documents >= 290, table  # a few sends may be refused, none may be lost
+    assert results[4].cases[0].documents == 300, table  # every send taken (a busy store is retried), none lost
     assert _leftovers(workdir) == []
 
 
