@@ -3,12 +3,18 @@ that must not sign (node, encryption, expired, revoked)."""
 
 from __future__ import annotations
 
+import base64
+import copy
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from lxml import etree
 
 from gwexchange import xmlsafe
@@ -16,7 +22,7 @@ from gwexchange.crypto.certificates import RevocationReason, Role, Usage
 from gwexchange.crypto.keys import KeyAlgorithm
 from gwexchange.crypto.suite import PrivateKey
 from gwexchange.crypto.trust import TrustPolicy
-from gwexchange.crypto.xmldsig import SIGNATURE_TAG, Signer, sign_enveloped
+from gwexchange.crypto.xmldsig import DSIG_NS, SIGNATURE_TAG, Signer, sign_enveloped
 from gwexchange.envelope.model import Department
 from gwexchange.envelope.signing import (
     CLOCK_SKEW,
@@ -122,6 +128,58 @@ def test_tampered_signing_time_fails(example_xml, pki, trust, now) -> None:
     assert tampered != signed
     with pytest.raises(SignatureError):
         verify_document(tampered, trust, now=now)
+
+
+def resigned(xml: bytes, signer: Signer, change: Callable[[etree._Element], object]) -> bytes:
+    """``xml`` with ``change`` made to its last signature's SignedInfo, and that SignedInfo signed again with
+    ``signer``'s EC key: a correctly made signature of another shape (independent of the library's signer)."""
+    root = xmlsafe.parse(xml)
+    signature = root.findall(SIGNATURE_TAG)[-1]
+    signed_info = signature.find(f"{{{DSIG_NS}}}SignedInfo")
+    assert signed_info is not None
+    change(signed_info)
+    assert isinstance(signer.key, ec.EllipticCurvePrivateKey)
+    r, s = decode_dss_signature(
+        signer.key.sign(etree.tostring(signed_info, method="c14n", exclusive=True), ec.ECDSA(hashes.SHA256()))
+    )
+    value = signature.find(f"{{{DSIG_NS}}}SignatureValue")
+    assert value is not None
+    value.text = base64.b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")).decode("ascii")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _transforms(order: tuple[int, ...]) -> Callable[[etree._Element], None]:
+    def change(signed_info: etree._Element) -> None:
+        transforms = signed_info.find(f"{{{DSIG_NS}}}Reference/{{{DSIG_NS}}}Transforms")
+        assert transforms is not None
+        found = list(transforms)
+        for t in found:
+            transforms.remove(t)
+        for k in order:
+            transforms.append(copy.deepcopy(found[k]))
+
+    return change
+
+
+def test_a_signedinfo_signed_again_by_this_helper_verifies(example_xml, pki, trust, now) -> None:
+    """The helper below makes signatures that verify: what the next test refuses, it refuses for the order."""
+    signer = pki.signer("gd.gov.office")
+    signed = sign_document(example_xml["notice"], signer, at=now)
+    same = resigned(signed, signer, _transforms((0, 1)))
+    assert same != signed  # a fresh ECDSA signature value
+    assert verify_document(same, trust, now=now).document.title
+
+
+@pytest.mark.parametrize(
+    "order", [(1, 0), (0, 0), (1, 1)], ids=["c14n-then-enveloped", "enveloped-twice", "c14n-twice"]
+)
+def test_transforms_in_another_order_are_refused_though_correctly_signed(
+    example_xml, pki, trust, now, order: tuple[int, int]
+) -> None:
+    signer = pki.signer("gd.gov.office")
+    signed = resigned(sign_document(example_xml["notice"], signer, at=now), signer, _transforms(order))
+    with pytest.raises(SignatureError, match="transforms must be exactly enveloped-signature then exclusive C14N"):
+        verify_document(signed, trust, now=now)
 
 
 def test_signing_element_naming_another_department(example_xml, pki, trust, now) -> None:
@@ -371,6 +429,19 @@ def test_expired_crl_refused(make_pki, example_xml, now) -> None:
     with pytest.raises(TrustError, match="CRL"):
         verify_document(signed, stale, now=now)
     assert verify_document(signed, _crl_covering(pki, now), now=now).signatures
+
+
+def test_a_backdated_signature_does_not_get_past_a_stale_crl(make_pki, example_xml, now) -> None:
+    """CRL freshness is judged on the verifier's clock, not on the signing time the signature claims: a document
+    dated back to when the old CRL was current is still refused until a current CRL is at hand."""
+    pki = make_pki(start=now - timedelta(days=100), rsa_department=False, node=False)
+    stale = pki.trust()  # the CRL published at creation, good for 30 days: current 99 days ago, stale now
+    back_then = now - timedelta(days=99)
+    signed = sign_document(example_xml["notice"], pki.signer("gd.gov.office"), at=back_then)
+    with pytest.raises(TrustError, match="the CRL expired on"):
+        verify_document(signed, stale, now=now)
+    current = _crl_covering(pki, now)
+    assert verify_document(signed, current, now=now).signatures[0].signed_at == back_then
 
 
 @pytest.fixture
