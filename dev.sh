@@ -3,6 +3,7 @@
 #   ./dev.sh demo            set up (.venv, from uv.lock), then run `gwx demo`: six nodes, four documents to 签收
 #   ./dev.sh test            set up (Debian's reference tools and fonts included), then lint, type-check, run every test
 #   ./dev.sh test --latest   the same in .venv-latest with the newest versions pyproject.toml allows (not CI)
+#   ./dev.sh mutate [GLOB]   mutation testing of the security-critical modules with the fast tests (on demand, slow)
 #   ./dev.sh lock [--upgrade] bring uv.lock in line with pyproject.toml (--upgrade: every pin to its newest allowed
 #                            version), and uv itself with tools/uv-requirements.in
 #
@@ -88,6 +89,15 @@ case "${1:-}" in
       run_checks "$VENV" "${@:2}"
     fi
     ;;
+  mutate)
+    # Mutation testing, on demand (not CI): mutmut mutates the modules [tool.mutmut] names in pyproject.toml and runs,
+    # for each mutant, the fast tests that reach it; then it lists what survived. Arguments: mutant name globs.
+    setup_system_tools
+    setup_uv
+    "$UV" sync --quiet --locked --group mutation
+    "$VENV/bin/mutmut" run --max-children "$(nproc)" "${@:2}"
+    "$VENV/bin/mutmut" results
+    ;;
   lock)
     setup_uv
     "$UV" pip compile --quiet --universal --generate-hashes tools/uv-requirements.in -o tools/uv-requirements.txt
@@ -97,7 +107,7 @@ case "${1:-}" in
     ;;
   *)
     echo "usage: ./dev.sh demo [--dir DIR] [--timeout SECONDS] | ./dev.sh test [--latest] [pytest arguments]" \
-         "| ./dev.sh lock [--upgrade]" >&2
+         "| ./dev.sh mutate [mutant name globs] | ./dev.sh lock [--upgrade]" >&2
     exit 2
     ;;
 esac

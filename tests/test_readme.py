@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ NOT_RUN_HERE: dict[str, str] = {
     "./dev.sh lock": "brings uv.lock in line with pyproject.toml, from the network (uv lock): by hand, then committed",
     "./dev.sh lock --upgrade": "moves every pin of uv.lock to its newest allowed version, from the network: by hand",
     "./dev.sh test --latest": "installs the newest versions from the network; by hand, not CI (changes with the day)",
+    "./dev.sh mutate": "mutation testing, on demand: an hour and more on two cores, too slow for CI",
+    './dev.sh mutate "gwexchange.crypto.xmldsig*"': "one module's mutation testing, on demand: minutes, not CI",
     "pip install gwexchange": "names what `./dev.sh test --latest` stands in for: an install from the package index",
     "uv build": (
         "tests/test_install.py builds the same wheel and sdist with the lock's hatchling, the backend uv build calls"
@@ -399,7 +402,12 @@ def test_commands_not_run_here_name_real_things() -> None:
         argv = shlex.split(line)
         if argv[0] == "./dev.sh":
             assert re.search(rf"^  {argv[1]}\)$", dev_sh, re.MULTILINE), f"dev.sh has no job {argv[1]!r}"
-            assert all(arg in dev_sh for arg in argv[2:]), f"dev.sh does not know {argv[2:]}"
+            if argv[1] == "mutate":  # mutant name globs: each names a module [tool.mutmut] mutates
+                mutated = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]
+                for glob in argv[2:]:
+                    assert glob.rstrip("*").replace(".", "/") + ".py" in mutated["only_mutate"], glob
+            else:
+                assert all(arg in dev_sh for arg in argv[2:]), f"dev.sh does not know {argv[2:]}"
         elif argv[:3] == [".venv/bin/python", "-m", "campaign"]:
             try:
                 _parser().parse_args(argv[3:])
