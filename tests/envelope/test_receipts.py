@@ -540,7 +540,7 @@ def test_a_receipt_without_its_signature_or_with_two(world: World) -> None:
         world.verify(serialise(root))
     root = parse(good)
     sign_enveloped(root, world.signer(CZT))
-    with pytest.raises((EnvelopeError, SignatureError)):
+    with pytest.raises(EnvelopeError, match=r"not a valid receipt: .*Signature': This element is not expected"):
         world.verify(serialise(root))
 
 
