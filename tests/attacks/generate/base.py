@@ -336,6 +336,7 @@ NOT_SIGNED = "the document is not signed"
 SIG_OUTSIDE = "a signature appears outside the signature blocks"
 SIGNATURE_CHILDREN = "ds:Signature must contain exactly SignedInfo, SignatureValue, KeyInfo; found"
 DOCTYPE_REFUSED = "XML with a DOCTYPE or entity declaration is refused"
+INVALID_BYTES = "malformed XML: Invalid bytes in character encoding"  # libxml2's words for bad UTF-8
 COMMENTS_REFUSED = "XML with comments or processing instructions is refused"
 URI_REFUSED = 'the reference must be URI="" (the whole document)'
 NO_PARAMETERS = "algorithm element must be empty (no parameters are accepted)"

@@ -91,7 +91,7 @@ def parser_attacks(c: Context) -> None:
         "utf16-hidden-doctype",
         utf16.replace("encoding='UTF-8'", "encoding='UTF-16'").encode("utf-16"),
         "XmlInputError",
-        "malformed XML",
+        "malformed XML: Start tag expected, '<' not found",
         "The internal-entity attack encoded as UTF-16, so that a byte scan for '<!DOCTYPE' finds nothing; the "
         "parser reads UTF-8 only and refuses it.",
     )
@@ -148,6 +148,6 @@ def parser_attacks(c: Context) -> None:
         "truncated",
         signed[: signed.rindex(b">", 0, len(signed) // 2) + 1],
         "XmlInputError",
-        "malformed XML",
+        "malformed XML: Premature end of data in tag P",
         "The signed notice cut in half (after a tag).",
     )

@@ -196,7 +196,7 @@ GENERATED = (
         "huge-text-node",
         "oversize-depth",
         "XmlInputError",
-        "malformed XML",
+        "malformed XML: Resource limit exceeded: Text node too long",
         "An 11 MB text node in the Title: over libxml2's limit for one text node (huge_tree is off).",
         "huge-text-node",
     ),

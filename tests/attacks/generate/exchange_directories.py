@@ -13,7 +13,7 @@ from lxml import etree
 from gwexchange.network.directory_xml import directory_to_element, directory_to_xml, sign_directory
 
 from . import base
-from .base import DIGEST_CHANGED, DOCTYPE_REFUSED
+from .base import DIGEST_CHANGED, DOCTYPE_REFUSED, INVALID_BYTES
 from .exchange_common import Context, sign_raw
 
 
@@ -178,6 +178,6 @@ def directory_attacks(c: Context) -> None:
         "invalid-utf8",
         signed.replace("内网".encode(), "内网".encode()[:-1], 1),
         "XmlInputError",
-        "malformed XML",
+        INVALID_BYTES,
         "A zone name cut inside its last UTF-8 sequence.",
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from lxml import etree
 
 from . import base
-from .base import DOCTYPE_REFUSED, DS, URI_REFUSED, VECTORS
+from .base import DOCTYPE_REFUSED, DS, INVALID_BYTES, URI_REFUSED, VECTORS
 from .exchange_common import Context
 
 
@@ -97,14 +97,14 @@ def document_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
     title_bytes = title.encode("utf-8")
     cut = signed.index(title_bytes) + 6
 
-    def utf8(name: str, bad: bytes, description: str) -> None:
+    def utf8(name: str, bad: bytes, description: str, message: str = INVALID_BYTES) -> None:
         add(
             name,
             "invalid-utf8",
             "document",
             signed[:cut] + bad + signed[cut:],
             "XmlInputError",
-            "malformed XML",
+            message,
             description,
         )
 
@@ -113,8 +113,18 @@ def document_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
     utf8("doc-utf8-surrogate.xml", b"\xed\xa0\x80", "A UTF-16 surrogate (U+D800) encoded in UTF-8 (CESU) in the Title.")
     utf8("doc-utf8-truncated-sequence.xml", b"\xe5\xb9", "A three-byte sequence cut after two bytes in the Title.")
     utf8("doc-utf8-beyond-unicode.xml", b"\xf4\x90\x80\x80", "A four-byte sequence beyond U+10FFFF in the Title.")
-    utf8("doc-utf8-nul.xml", b"\x00", "A NUL byte in the Title.")
-    utf8("doc-utf8-noncharacter.xml", "\ufffe".encode(), "The noncharacter U+FFFE in the Title.")
+    utf8(
+        "doc-utf8-nul.xml",
+        b"\x00",
+        "A NUL byte in the Title.",
+        "malformed XML: Invalid character: Char 0x0 out of allowed range",
+    )
+    utf8(
+        "doc-utf8-noncharacter.xml",
+        "\ufffe".encode(),
+        "The noncharacter U+FFFE in the Title.",
+        "malformed XML: PCDATA invalid Char value 65534",
+    )
     latin = signed.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"', 1)
     latin = latin[:cut] + "é".encode("latin-1") + latin[cut:]
     add(
@@ -123,7 +133,7 @@ def document_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
         "document",
         latin,
         "XmlInputError",
-        "malformed XML",
+        INVALID_BYTES,
         "Declared ISO-8859-1 with a Latin-1 é in the Title: the parser reads UTF-8 whatever is declared.",
     )
     gb = signed.replace(b'encoding="UTF-8"', b'encoding="GB18030"', 1)
@@ -134,7 +144,7 @@ def document_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
         "document",
         gb,
         "XmlInputError",
-        "malformed XML",
+        INVALID_BYTES,
         "The signed notice transcoded to GB18030 with its declaration changed: the same characters in another "
         "encoding are refused, not reinterpreted.",
     )
@@ -223,7 +233,7 @@ def document_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
         "document",
         head + b"<!doctype gw:Document>\n" + body,
         "XmlInputError",
-        "malformed XML",
+        "malformed XML: StartTag: invalid element name",
         "A lower-case <!doctype>: not XML, but an HTML-minded scanner's blind spot.",
     )
     add(

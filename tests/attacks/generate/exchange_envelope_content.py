@@ -19,7 +19,7 @@ from gwexchange.envelope.signing import verify_document
 from gwexchange.envelope.xmlform import document_to_xml
 
 from . import base
-from .base import CZT, DIGEST_CHANGED, DOCTYPE_REFUSED, DS, OFFICE
+from .base import CZT, DIGEST_CHANGED, DOCTYPE_REFUSED, DS, INVALID_BYTES, OFFICE
 from .exchange_common import (
     AES128_GCM,
     AES256_CBC,
@@ -210,7 +210,7 @@ def envelope_content_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus 
         "invalid-utf8",
         valid.replace("内部".encode(), "内部".encode()[:-1] + b"\xff", 1),
         "XmlInputError",
-        "malformed XML",
+        INVALID_BYTES,
         "An invalid UTF-8 sequence in the header's 密级.",
     )
     bad_inner = inner.replace(b"<gw:Title>", b"<gw:Title>\xc0\xaf", 1)
@@ -220,7 +220,7 @@ def envelope_content_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus 
         "invalid-utf8",
         envelope(header(), content, pki.node_czt),
         "XmlInputError",
-        "malformed XML",
+        INVALID_BYTES,
         "A validly sealed envelope whose encrypted document has an overlong UTF-8 sequence in its Title.",
     )
     node(
@@ -228,7 +228,7 @@ def envelope_content_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus 
         "invalid-utf8",
         valid.decode("utf-8").replace('encoding="UTF-8"', 'encoding="UTF-16"', 1).encode("utf-16"),
         "XmlInputError",
-        "malformed XML",
+        "malformed XML: Start tag expected, '<' not found",
         "The valid envelope transcoded to UTF-16 with a BOM.",
     )
     node(
@@ -236,7 +236,7 @@ def envelope_content_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus 
         "xml-form",
         valid[: len(valid) * 2 // 3],
         "XmlInputError",
-        "malformed XML",
+        "malformed XML: Premature end of data in tag CipherValue",
         "The valid envelope cut at two thirds.",
     )
     node(

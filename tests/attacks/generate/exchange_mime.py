@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from gwexchange.routing.mime import encode_message
 
-from .base import DOCTYPE_REFUSED, GXT
+from .base import DOCTYPE_REFUSED, GXT, INVALID_BYTES
 from .exchange_common import Context, document
 from .exchange_pki import EXCHANGE
 
@@ -117,7 +117,7 @@ def mime_attacks(c: Context) -> None:
         "mime-garbled",
         encoded(b"\x00\x01garbage, not XML" * 10),
         "XmlInputError",
-        "malformed XML",
+        "malformed XML: Document is empty",
         "Well-formed MIME whose envelope part is not XML.",
     )
     mime(
@@ -125,7 +125,7 @@ def mime_attacks(c: Context) -> None:
         "invalid-utf8",
         encoded(sealed.envelope_xml.replace(b"<env:Kind>", b"<env:Kind>\xff", 1)),
         "XmlInputError",
-        "malformed XML",
+        INVALID_BYTES,
         "Well-formed MIME whose envelope has an invalid UTF-8 byte.",
     )
     mime(

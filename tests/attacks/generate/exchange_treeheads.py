@@ -13,7 +13,7 @@ from gwexchange.archive.merkle import TreeState
 from gwexchange.archive.treehead import head_to_line, sign_tree_head, tree_head_to_xml
 
 from . import base
-from .base import DOCTYPE_REFUSED
+from .base import DOCTYPE_REFUSED, INVALID_BYTES
 from .exchange_common import HEAD_AT, Context
 from .exchange_pki import EXCHANGE
 
@@ -218,7 +218,7 @@ def treehead_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpus section
         "invalid-utf8",
         xml.replace(b'node="gd-hub"', b'node="gd-h\xffub"', 1),
         "XmlInputError",
-        "malformed XML",
+        INVALID_BYTES,
         "An invalid UTF-8 byte in the node id.",
     )
     th(
