@@ -532,6 +532,10 @@ def _bundle_case(case: Case, world: World, data: bytes) -> _Outcome:
         reasons = "; ".join(reason for _, reason in report.refused)
         if len(errors_seen) != len(report.refused):
             raise Mismatch(f"refused in the import ({reasons}) but not when taken alone")
+        # Every envelope of the bundle is judged, not the first only: each must be refused for the case's reason.
+        other = [e for e in errors_seen if type(e).__name__ != case.error or case.message not in str(e)]
+        if other:
+            raise Mismatch(f"{len(other)} of {len(errors_seen)} envelopes refused for another reason: {other[0]!r}")
         return _Outcome(errors_seen[0], [f"refused per envelope: {reasons}"])
 
     return _via_store(case, world, run)
