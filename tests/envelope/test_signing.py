@@ -95,6 +95,7 @@ def test_signed_form(example_xml, pki, now) -> None:
     assert signing.tag == SIGNING_TAG
     assert dict(signing.attrib) == {"department": "gd.gov.office", "time": "2026-11-20T08:00:00Z"}
     assert signature.tag == SIGNATURE_TAG
+    assert f'<ds:Signature xmlns:ds="{DSIG_NS}">'.encode() in signed  # the form docs/wire-formats.md shows
     assert signed.startswith(b"<?xml")
 
 
