@@ -183,6 +183,37 @@ def test_transforms_in_another_order_are_refused_though_correctly_signed(
         verify_document(signed, trust, now=now)
 
 
+@pytest.mark.parametrize("element", ["SignatureValue", "X509Certificate", "DigestValue"])
+@pytest.mark.parametrize(
+    ("damage", "refusal"),
+    [("stray", "is not valid base64"), ("child", "must hold only base64 text")],
+)
+def test_a_base64_value_must_be_strict_base64_text(
+    example_xml, pki, trust, now, element: str, damage: str, refusal: str
+) -> None:
+    """Strict base64: a lenient decoder would drop a stray '!' (or read only the text before a child element) and
+    verify the very same bytes, so a signature could carry anything beside them. The DigestValue is inside
+    SignedInfo: that one is signed again after the change, so only the base64 check can refuse it."""
+    signer = pki.signer("gd.gov.office")
+    signed = sign_document(example_xml["notice"], signer, at=now)
+
+    def spoil(within: etree._Element) -> None:
+        found = next(within.iter(f"{{{DSIG_NS}}}{element}"))
+        if damage == "stray":
+            found.text = (found.text or "")[:8] + "!" + (found.text or "")[8:]
+        else:
+            etree.SubElement(found, "{urn:example}extra")
+
+    if element == "DigestValue":
+        changed = resigned(signed, signer, spoil)
+    else:
+        root = xmlsafe.parse(signed)
+        spoil(root)
+        changed = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    with pytest.raises(SignatureError, match=f"^ds:{element} {refusal}$"):
+        verify_document(changed, trust, now=now)
+
+
 def test_signing_element_naming_another_department(example_xml, pki, trust, now) -> None:
     """The Signing element must name the certificate's department, even if the signature itself is sound."""
     signed = sign_raw(example_xml["notice"], pki.signer("gd.gov.czt"), "gd.gov.office", "2026-11-20T08:00:00Z")
@@ -362,7 +393,7 @@ def test_encryption_certificate_signature_does_not_verify(document_builder, pki,
 
 
 def test_key_must_match_certificate(pki) -> None:
-    with pytest.raises(ConfigError, match="does not belong"):
+    with pytest.raises(ConfigError, match=r"^the private key does not belong to the certificate$"):
         Signer(pki.key("gd.gov.office"), pki.cert("gd.gov.czt"))
 
 
