@@ -214,6 +214,21 @@ def test_a_base64_value_must_be_strict_base64_text(
         verify_document(changed, trust, now=now)
 
 
+@pytest.mark.parametrize(
+    ("element", "what"),
+    [("CanonicalizationMethod", "canonicalization"), ("SignatureMethod", "signature"), ("Transform", "transform")],
+)
+def test_an_algorithm_left_unnamed_is_refused_by_name(example_xml, pki, trust, now, element: str, what: str) -> None:
+    signer = pki.signer("gd.gov.office")
+
+    def unnamed(signed_info: etree._Element) -> None:
+        del next(signed_info.iter(f"{{{DSIG_NS}}}{element}")).attrib["Algorithm"]
+
+    changed = resigned(sign_document(example_xml["notice"], signer, at=now), signer, unnamed)
+    with pytest.raises(SignatureError, match=rf"^{what} algorithm \(none\) is not accepted$"):
+        verify_document(changed, trust, now=now)
+
+
 def test_signing_element_naming_another_department(example_xml, pki, trust, now) -> None:
     """The Signing element must name the certificate's department, even if the signature itself is sound."""
     signed = sign_raw(example_xml["notice"], pki.signer("gd.gov.czt"), "gd.gov.office", "2026-11-20T08:00:00Z")
