@@ -22,7 +22,7 @@ from gwexchange.crypto.certificates import RevocationReason, Role, Usage
 from gwexchange.crypto.keys import KeyAlgorithm
 from gwexchange.crypto.suite import PrivateKey
 from gwexchange.crypto.trust import TrustPolicy
-from gwexchange.crypto.xmldsig import DSIG_NS, SIGNATURE_TAG, Signer, sign_enveloped
+from gwexchange.crypto.xmldsig import DSIG_NS, SIGNATURE_TAG, Signer, sign_enveloped, verify_enveloped
 from gwexchange.envelope.model import Department
 from gwexchange.envelope.signing import (
     CLOCK_SKEW,
@@ -227,6 +227,14 @@ def test_an_algorithm_left_unnamed_is_refused_by_name(example_xml, pki, trust, n
     changed = resigned(sign_document(example_xml["notice"], signer, at=now), signer, unnamed)
     with pytest.raises(SignatureError, match=rf"^{what} algorithm \(none\) is not accepted$"):
         verify_document(changed, trust, now=now)
+
+
+def test_verify_enveloped_takes_only_a_signature_that_is_a_child_of_the_document(example_xml, pki, trust, now) -> None:
+    root = xmlsafe.parse(sign_document(example_xml["notice"], pki.signer("gd.gov.office"), at=now))
+    signature = root.findall(SIGNATURE_TAG)[-1]
+    root[0].append(signature)  # moved inside the first element: no longer enveloping the whole document
+    with pytest.raises(SignatureError, match=r"^a signature must be a direct child of the document element$"):
+        verify_enveloped(root, signature, trust=trust, at=now)
 
 
 def test_signing_element_naming_another_department(example_xml, pki, trust, now) -> None:
