@@ -580,3 +580,40 @@ def test_stale_crl_refused_even_for_backdated_signatures(make_pki, now) -> None:
         stale.validate(der(cert), usage=Usage.SIGNING, at=long_ago)
     pki.authority.publish_crl(now=now - timedelta(hours=1))
     TrustPolicy(pki.root, (pki.crl(),), now=now).validate(der(cert), usage=Usage.SIGNING, at=long_ago)
+
+
+def test_the_root_certificate_is_refused_as_a_signer(pki, now) -> None:
+    refusal = r"^certificate is self-signed; only certificates issued by the root are trusted$"
+    with pytest.raises(TrustError, match=refusal):
+        pki.trust().validate(der(pki.root), usage=Usage.SIGNING, at=now)
+
+
+def test_a_crl_is_current_up_to_its_next_update_and_not_a_moment_after(pki, now) -> None:
+    crl = pki.crl()
+    assert crl.next_update_utc is not None
+    cert = pki.cert("gd.gov.czt")
+    TrustPolicy(pki.root, (crl,), now=crl.next_update_utc).validate(der(cert), usage=Usage.SIGNING, at=now)
+    later = TrustPolicy(pki.root, (crl,), now=crl.next_update_utc + timedelta(microseconds=1))
+    with pytest.raises(TrustError, match=r"^the CRL expired on "):
+        later.validate(der(cert), usage=Usage.SIGNING, at=now)
+
+
+def test_a_revocation_without_a_reason_voids_every_signature(make_pki, now) -> None:
+    """An entry with no reason extension (another CA's tools may write one) counts as unspecified: like a key
+    compromise, it voids signatures made before it as well."""
+    pki = make_pki(
+        start=now - timedelta(days=10), departments={"gd.gov.czt": "财政厅"}, rsa_department=False, node=False
+    )
+    cert = pki.cert("gd.gov.czt")
+    entry = x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(now - timedelta(days=1))
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(pki.root.subject)
+        .last_update(now - timedelta(days=1))
+        .next_update(now + timedelta(days=10))
+        .add_revoked_certificate(entry.build())
+        .sign(pki.authority._key, hashes.SHA256())
+    )
+    trust = TrustPolicy(pki.root, (crl,), now=now)
+    with pytest.raises(TrustError, match=rf"\(serial {cert.serial_number:x}\) was revoked on .* \(unspecified\)$"):
+        trust.validate(der(cert), usage=Usage.SIGNING, at=now - timedelta(days=5))  # signed before the revocation
