@@ -16,7 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from gwexchange.crypto import certificates as certs
 from gwexchange.crypto.certificates import RevocationReason, Role, Usage, identity_of
 from gwexchange.crypto.keys import KeyAlgorithm, UnsafeUnencrypted, generate_key, key_from_pem, key_to_pem
-from gwexchange.crypto.trust import TrustPolicy
+from gwexchange.crypto.trust import MAX_CERT_BYTES, TrustPolicy
 from gwexchange.errors import ConfigError, TrustError
 from gwexchange.pki.authority import Authority
 
@@ -617,3 +617,11 @@ def test_a_revocation_without_a_reason_voids_every_signature(make_pki, now) -> N
     trust = TrustPolicy(pki.root, (crl,), now=now)
     with pytest.raises(TrustError, match=rf"\(serial {cert.serial_number:x}\) was revoked on .* \(unspecified\)$"):
         trust.validate(der(cert), usage=Usage.SIGNING, at=now - timedelta(days=5))  # signed before the revocation
+
+
+def test_a_certificate_is_read_up_to_its_size_bound_and_not_a_byte_more(pki, now) -> None:
+    at_bound = b"\x30" + b"\x00" * (MAX_CERT_BYTES - 1)  # not DER, but small enough to be read as such
+    with pytest.raises(TrustError, match=r"^certificate is not valid DER X\.509$"):
+        pki.trust().validate(at_bound, usage=Usage.SIGNING, at=now)
+    with pytest.raises(TrustError, match=r"^certificate is too large$"):
+        pki.trust().validate(at_bound + b"\x00", usage=Usage.SIGNING, at=now)
