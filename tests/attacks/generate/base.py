@@ -297,8 +297,14 @@ def sign_shape(
     time: str | None = None,
 ) -> etree._Element:
     """Append a Signing element and a signature of ``shape`` to ``root``, computed with ``signer``'s key."""
-    shape = shape or Shape()
     etree.SubElement(root, GW + "Signing", department=department, time=time or SIGNED_AT.strftime(TIME))
+    return signature_of(root, signer, shape)
+
+
+def signature_of(root: etree._Element, signer: Holder, shape: Shape | None = None) -> etree._Element:
+    """Append an enveloped ds:Signature of ``shape`` over ``root``, computed from the W3C specifications with
+    ``signer``'s key (no Signing element: envelopes and directories have none), for shapes the profile refuses."""
+    shape = shape or Shape()
     signature = etree.SubElement(root, DS + "Signature", nsmap={"ds": DS_NS})
     signed_info = etree.SubElement(signature, DS + "SignedInfo")
     etree.SubElement(signed_info, DS + "CanonicalizationMethod", Algorithm=shape.c14n)

@@ -213,35 +213,6 @@ def resigned(xml: bytes, change: Callable[[etree._Element], object], node: base.
     return base.serialize(root)
 
 
-def sign_raw(root: etree._Element, signer: base.Holder, shape: base.Shape) -> etree._Element:
-    """An enveloped ds:Signature of ``shape`` over ``root``, computed from the W3C specifications (no Signing
-    element, unlike ``base.sign_shape``), for the shapes our profile refuses."""
-    signature = etree.SubElement(root, DS + "Signature", nsmap={"ds": base.DS_NS})
-    signed_info = etree.SubElement(signature, DS + "SignedInfo")
-    etree.SubElement(signed_info, DS + "CanonicalizationMethod", Algorithm=shape.c14n)
-    etree.SubElement(signed_info, DS + "SignatureMethod", Algorithm=shape.method)
-    reference = etree.SubElement(signed_info, DS + "Reference")
-    if shape.uri is not None:
-        reference.set("URI", shape.uri)
-    transforms = etree.SubElement(reference, DS + "Transforms")
-    for algorithm, build in shape.transforms:
-        transform = etree.SubElement(transforms, DS + "Transform", Algorithm=algorithm)
-        if build is not None:
-            build(transform)
-    etree.SubElement(reference, DS + "DigestMethod", Algorithm=shape.digest)
-    digest_value = etree.SubElement(reference, DS + "DigestValue")
-    value = etree.SubElement(signature, DS + "SignatureValue")
-    x509_data = etree.SubElement(etree.SubElement(signature, DS + "KeyInfo"), DS + "X509Data")
-    etree.SubElement(x509_data, DS + "X509Certificate").text = base.b64(signer.der)
-    if shape.before_signing is not None:
-        shape.before_signing(signature)
-    content = (shape.digest_input or base.enveloped_exc_c14n)(root, signature)
-    digest_value.text = base.b64(base.digest_of(shape.digest, content))
-    canonical = base.c14n(signed_info, exclusive=shape.c14n == base.EXC_C14N)
-    value.text = base.b64(base.signature_value(shape.method, signer.key, canonical))
-    return signature
-
-
 def flip_base64(text: str | None, index: int = 40) -> str:
     octets = bytearray(base64.b64decode("".join((text or "").split())))
     octets[index % len(octets)] ^= 0x01

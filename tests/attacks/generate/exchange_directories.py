@@ -14,7 +14,7 @@ from gwexchange.network.directory_xml import directory_to_element, directory_to_
 
 from . import base
 from .base import DIGEST_CHANGED, DOCTYPE_REFUSED, INVALID_BYTES
-from .exchange_common import Context, sign_raw
+from .exchange_common import Context
 
 
 def directory_attacks(c: Context) -> None:
@@ -87,7 +87,7 @@ def directory_attacks(c: Context) -> None:
         "Directory 6 signed by gd.gov.czt, a trusted department but not the authority.",
     )
     root = directory_to_element(newer)
-    sign_raw(root, pki.node_hub, base.Shape(method=base.ECDSA_SHA256))
+    base.signature_of(root, pki.node_hub, base.Shape(method=base.ECDSA_SHA256))
     directory(
         "dir-signed-by-node.xml",
         "certificates",
@@ -105,7 +105,7 @@ def directory_attacks(c: Context) -> None:
         "Directory 6 signed by a gd.gov.ca certificate of the attacker's root.",
     )
     root = directory_to_element(newer)
-    sign_raw(root, pki.office_self_signed, base.Shape())
+    base.signature_of(root, pki.office_self_signed, base.Shape())
     directory(
         "dir-signed-self-signed.xml",
         "certificates",
@@ -137,7 +137,7 @@ def directory_attacks(c: Context) -> None:
         "Directory 6 with its signature twice (the schema allows one).",
     )
     root = directory_to_element(newer)
-    sign_raw(root, pki.authority, base.Shape(digest=base.SHA1))
+    base.signature_of(root, pki.authority, base.Shape(digest=base.SHA1))
     directory(
         "dir-digest-sha1.xml",
         "algorithm-downgrade",

@@ -29,7 +29,6 @@ from .exchange_common import (
     payload,
     rand,
     resigned,
-    sign_raw,
     unsigned_copy,
 )
 from .exchange_pki import FGW
@@ -340,7 +339,7 @@ def envelope_signature_attacks(c: Context) -> None:  # noqa: PLR0915 - one corpu
         root = unsigned_copy(valid)
         if change is not None:
             change(root)
-        sign_raw(root, pki.node_czt, shape)
+        base.signature_of(root, pki.node_czt, shape)
         return root
 
     for name, cls, shape, message, description in (
