@@ -76,7 +76,7 @@ def gwx_command() -> list[str]:
     return [sys.executable, "-c", "from gwexchange.cli import main; main()"]
 
 
-def free_port() -> int:
+def _free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now (the daemon binds it a moment later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -89,7 +89,7 @@ def free_ports(names: Iterable[str]) -> dict[str, int]:
     wanted = list(dict.fromkeys(names))
     ports: dict[str, int] = {}
     while len(set(ports.values())) != len(wanted):
-        ports = {name: free_port() for name in wanted}
+        ports = {name: _free_port() for name in wanted}
     return ports
 
 
@@ -435,7 +435,6 @@ __all__ = [
     "LocalPki",
     "daemon_env",
     "die_with_parent",
-    "free_port",
     "free_ports",
     "gwx_command",
     "local_directory",
